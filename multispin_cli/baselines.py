@@ -1,0 +1,58 @@
+"""Baselines reported beside every plan (MODEL.md 4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from multispin_cli.channel import Channel
+from multispin_cli.goodput import evaluate
+from multispin_cli.homogeneous import plan_homogeneous
+from multispin_cli.plan import Plan
+from multispin_cli.system import System
+
+FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of MODEL.md 4 (and common engine default)
+
+
+def autoregressive(system: System) -> Plan:
+    """No speculation: the target decodes one token per user per round, the uplink idles."""
+    zeros = np.zeros(system.users, dtype=int)
+    return Plan("autoregressive", evaluate(system, zeros, np.zeros(system.users)), draft_length=0)
+
+
+def _equal_split(system: System, length: int, name: str) -> Plan:
+    lengths = np.full(system.users, length, dtype=int)
+    bandwidth = np.full(system.users, system.bandwidth_hz / system.users if length > 0 else 0.0)
+    return Plan(name, evaluate(system, lengths, bandwidth), draft_length=length)
+
+
+def fixed_equal(system: System, length: int = FIXED_DRAFT_LENGTH) -> Plan:
+    """Every user drafts ``length`` tokens (capped at L_max) over an equal share ``W / K``."""
+    return _equal_split(system, min(length, system.max_draft_length), "fixed_equal")
+
+
+def mean_user(system: System) -> Plan:
+    """Plan for one averaged user, then apply its length and an equal split to the real users.
+
+    The averaged user has the mean per-position acceptance, the mean device times and the mean SNR
+    in dB that the users would see on an equal share ``W / K``: what a planner that knows only the
+    cell's averages would do.
+    """
+    k = system.users
+    snr = system.channel.snr_at(system.bandwidth_hz / k)
+    mean_snr = 10.0 ** np.mean(np.log10(snr))
+    average = replace(
+        system,
+        names=tuple(f"mean-{i}" for i in range(k)),
+        accept_prob=np.broadcast_to(system.accept_prob.mean(axis=0), system.accept_prob.shape).copy(),
+        draft_s_per_token=np.full(k, system.draft_s_per_token.mean()),
+        draft_overhead_s=np.full(k, system.draft_overhead_s.mean()),
+        channel=Channel.fixed_snr(np.full(k, mean_snr)),
+    )
+    return _equal_split(system, plan_homogeneous(average).draft_length, "mean_user")
+
+
+def all_baselines(system: System) -> dict[str, Plan]:
+    """The three baselines of MODEL.md 4, by name, in report order."""
+    return {plan.name: plan for plan in (autoregressive(system), fixed_equal(system), mean_user(system))}

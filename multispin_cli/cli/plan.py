@@ -1,0 +1,69 @@
+"""`multispin plan PROFILE.toml`: the optimal draft lengths, bandwidth split and goodput."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from multispin_cli.cli.app import Format, app, reported_errors, warn
+
+
+class Mode(str, enum.Enum):
+    """Which planning problem to solve."""
+
+    homogeneous = "homogeneous"
+    heterogeneous = "heterogeneous"
+    both = "both"
+
+
+@app.command()
+def plan(
+    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
+    mode: Annotated[
+        Mode,
+        typer.Option("--mode", "-m", help="homogeneous: one draft length for all; heterogeneous: one per user; both."),
+    ] = Mode.both,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
+    ] = None,
+    rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
+) -> None:
+    """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
+    with reported_errors():
+        from multispin_cli.insights import explain
+        from multispin_cli.output import emit
+        from multispin_cli.planning import plan_report
+        from multispin_cli.profile import load_profile
+        from multispin_cli.render.document import plan_document, to_json, to_toml
+
+        loaded = load_profile(profile)
+        report = plan_report(loaded.system, mode=mode.value)
+        for p in report.plans:
+            n = p.evaluation.verify_tokens
+            if not loaded.system.verify.covers(n):
+                warn(
+                    f"the {p.name} plan verifies {n:g} tokens per round, outside the measured verify_table "
+                    f"({loaded.system.verify.tokens[0]:g}-{loaded.system.verify.tokens[-1]:g}); its time is extrapolated"
+                )
+        if fmt is Format.table:
+            from multispin_cli.render.tables import plan_view
+            from multispin_cli.render.text import FILE_WIDTH, render_text, stdout_console
+
+            console = stdout_console() if output is None else None
+            width = console.width if console is not None else FILE_WIDTH
+            view = plan_view(
+                loaded, report, insights=explain(loaded.system, report.plans), max_rows=rows, width=width
+            )
+            if console is not None:
+                console.print(view)
+            else:
+                emit(render_text(view), output)
+        else:
+            doc = plan_document(loaded, report)
+            emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
+        if output is not None:
+            typer.echo(f"multispin: wrote {fmt.value} plan to {output}", err=True)

@@ -1,0 +1,287 @@
+"""Heterogeneous draft control (MODEL.md 3): a draft length per user, bandwidth split optimally.
+
+The problem: maximise ``sum_k G_k(L_k) / (D + T_v(N) + t_dn)`` over integer ``L_k`` and the deadline
+``D``, where every drafting user must reach the server by D on its share of the band
+(``sum_k W_k(L_k, D) <= W``).
+
+Decomposition (MODEL.md's sketch, made exact where it matters):
+
+* **Deadline intervals.** Every plan's deadline lies in ``[D_lo, D_hi]``: ``D_lo`` is the fastest
+  user's one-token round on the whole band (below it only the autoregressive plan exists), and
+  ``D_hi`` is the deadline of everyone drafting ``L_max`` (the deadline only grows with any L_k).
+  On an interval ``[a, b]`` any plan that meets a deadline in it fits the bandwidth demands at
+  ``b`` (demand falls with D) and takes at least ``a``: a relaxation of the whole interval.
+* **Knapsack per interval.** With the demands at b the choice of lengths is a multiple-choice
+  knapsack over bandwidth (:mod:`multispin_cli.knapsack`). Its items are well behaved: the demand
+  ``W_k(L, D) = r_k^{-1}((h + s L) / (D - c_k - tau_k L))`` is convex in L for L >= 1 and G is
+  concave, so the LP relaxation is solved exactly by a greedy over value per hertz, with a
+  Lagrange multiplier (the value per hertz of the last increment) on the bandwidth.
+* **Dinkelbach on the ratio.** The verification time enters as ``gamma * v1 * L_k`` per user
+  (``v1`` the slope of T_v; for a measured table, each supporting line of its lower convex
+  envelope); gamma is updated to the achieved ratio until it settles. With padded batching the
+  server time depends only on the longest draft, so each cap ``M = max L_k`` is a knapsack of its
+  own with a constant server time.
+* **Certificate and refinement.** Each interval's LP ratio is a proven upper bound on every plan
+  whose deadline falls in it; intervals whose bound beats the best plan found are split and solved
+  again (branch and bound on D). The maximum over the intervals is reported as the upper bound.
+* **Candidates and polish.** Every knapsack's integer rounding is a candidate plan, scored exactly
+  (equal-finish split, true deadline, true T_v). The best one is then improved by exact local
+  search: every single-user change of length (and, for small cells, paired +/-1 changes), or a
+  first-order screen of them for large cells.
+
+The homogeneous plan and the baselines' lengths are candidates too, so the result is never below
+any of them. The returned bandwidth is the exact equal-finish split for the chosen lengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli import knapsack
+from multispin_cli.goodput import (
+    compute_seconds,
+    evaluate,
+    phase_seconds,
+    round_seconds,
+    tokens_per_round,
+    upload_bits,
+    verify_tokens,
+)
+from multispin_cli.plan import Plan
+from multispin_cli.split import bandwidth_for_deadline, equal_finish_split, split_goodput
+from multispin_cli.system import System
+
+INITIAL_INTERVALS = 16
+MAX_REFINEMENTS = 14
+BOUND_TOLERANCE = 1e-3  # stop refining an interval whose bound is within 0.1 % of the best plan
+DINKELBACH_STEPS = 10
+CHUNK_ELEMENTS = 1_500_000  # cap on B * K * (L_max + 1) per batched knapsack (memory)
+EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation batch
+SMALL_NEIGHBOURHOOD = 60_000  # K * (L_max + 1) * K up to which local search tries every single move
+
+
+def level_bandwidth(system: System, deadlines) -> np.ndarray:
+    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
+    deadlines = np.atleast_1d(np.asarray(deadlines, dtype=float))
+    levels = np.arange(system.max_draft_length + 1)
+    grid = np.broadcast_to(levels[:, None], (levels.size, system.users))
+    need, _ = bandwidth_for_deadline(system, grid[None], deadlines[:, None, None])
+    return np.ascontiguousarray(need.transpose(0, 2, 1))
+
+
+def _deadline_range(system: System) -> tuple[float, float]:
+    """``[D_lo, D_hi]``: every drafting plan's deadline lies inside."""
+    one = np.ones(system.users, dtype=int)
+    alone = compute_seconds(system, one) + upload_bits(system, one) / system.channel.rate_bps(system.bandwidth_hz)
+    d_hi, _ = equal_finish_split(system, np.full(system.users, system.max_draft_length))
+    d_lo = float(np.min(alone))
+    return d_lo, max(float(d_hi), d_lo)
+
+
+def _chunks(n: int, per_item: int, limit: int):
+    size = max(1, limit // max(per_item, 1))
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumbent: float):
+    """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]``.
+
+    Returns the bounds (n,) and the integer candidate plans met on the way (m, K).
+    """
+    k, l1 = system.users, system.max_draft_length + 1
+    g = system.tokens_per_round
+    levels = np.arange(l1)
+    budget = system.bandwidth_hz
+    bounds = np.empty(left.size)
+    candidates = []
+    if system.batching == "padded":
+        caps = np.arange(l1)
+        server = system.verify(k * (caps + 1.0)) + system.downlink_s  # (M,)
+        for part in _chunks(left.size, k * l1 * l1, CHUNK_ELEMENTS):
+            weights = level_bandwidth(system, right[part])  # (b, K, L+1)
+            b = weights.shape[0]
+            capped = np.where(levels[None, None, None, :] <= caps[None, :, None, None], weights[:, None], np.inf)
+            sol = knapsack.solve(
+                np.broadcast_to(g, (b, l1, k, l1)).reshape(b * l1, k, l1), capped.reshape(b * l1, k, l1), budget
+            )
+            ratio = sol.lp_value.reshape(b, l1) / (left[part, None] + server[None, :])
+            bounds[part] = ratio.max(axis=1)
+            candidates.append(sol.levels)
+        return bounds, np.concatenate(candidates)
+
+    lines = system.verify.minorants(float(k), float(k * l1))
+    for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
+        weights = level_bandwidth(system, right[part])
+        b = weights.shape[0]
+        best = np.full(b, np.inf)
+        for intercept, slope in lines:
+            fixed = left[part] + intercept + slope * k + system.downlink_s  # denominator at L = 0
+            gamma = np.full(b, incumbent)
+            safe = np.full(b, np.inf)
+            rows = np.arange(b)  # intervals still above the incumbent, still iterating
+            for _ in range(DINKELBACH_STEPS):
+                values = g[None] - (gamma[rows] * slope)[:, None, None] * levels
+                sol = knapsack.solve(values, weights[rows], budget)
+                candidates.append(sol.levels)
+                # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
+                phi = sol.lp_value - gamma[rows] * fixed[rows]
+                safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / fixed[rows])
+                achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
+                settled = np.abs(achieved - gamma[rows]) <= 1e-12 * np.abs(achieved)
+                gamma[rows] = achieved
+                # An interval whose bound is already below the incumbent needs no tighter bound.
+                keep = ~settled & (safe[rows] > incumbent * (1 + BOUND_TOLERANCE))
+                rows = rows[keep]
+                if rows.size == 0:
+                    break
+            best = np.minimum(best, safe)
+        bounds[part] = best
+    return bounds, np.concatenate(candidates)
+
+
+def _score(system: System, candidates: np.ndarray) -> np.ndarray:
+    """Exact goodput of each candidate's lengths under its equal-finish split."""
+    out = np.empty(candidates.shape[0])
+    for part in _chunks(candidates.shape[0], system.users, EXACT_CHUNK_ELEMENTS):
+        out[part] = split_goodput(system, candidates[part])[0]
+    return out
+
+
+class _Incumbent:
+    """The best lengths found so far and their exact goodput."""
+
+    def __init__(self, lengths: np.ndarray, value: float):
+        self.lengths, self.value = lengths, value
+
+    def offer(self, system: System, candidates: np.ndarray) -> None:
+        """Score the candidates that could beat the incumbent; keep the best."""
+        candidates = np.unique(candidates.astype(np.int64), axis=0)
+        # Optimistic score: each user alone on the whole band can only be faster than on a share.
+        alone = phase_seconds(system, candidates, system.bandwidth_hz).max(axis=-1)
+        tokens = tokens_per_round(system, candidates).sum(axis=-1)
+        optimistic = tokens / round_seconds(system, candidates, alone)
+        candidates = candidates[optimistic > self.value]
+        if candidates.shape[0] == 0:
+            return
+        scores = _score(system, candidates)
+        best = int(np.argmax(scores))
+        if scores[best] > self.value:
+            self.lengths, self.value = candidates[best], float(scores[best])
+
+
+def _neighbours_small(lengths: np.ndarray, max_len: int, pairs: bool) -> np.ndarray:
+    """Every plan one user's length away, and (optionally) every paired +/-1 change."""
+    k = lengths.size
+    levels = np.arange(max_len + 1)
+    single = np.repeat(lengths[None], k * levels.size, axis=0)
+    single[np.arange(k * levels.size), np.repeat(np.arange(k), levels.size)] = np.tile(levels, k)
+    if not pairs or k < 2:
+        return single
+    i, j = np.triu_indices(k, 1)
+    out = [single]
+    for di in (-1, 1):
+        for dj in (-1, 1):
+            moved = np.repeat(lengths[None], i.size, axis=0)
+            moved[np.arange(i.size), i] += di
+            moved[np.arange(i.size), j] += dj
+            ok = (moved.min(axis=1) >= 0) & (moved.max(axis=1) <= max_len)
+            out.append(moved[ok])
+    return np.concatenate(out)
+
+
+def _neighbours_screened(system: System, lengths: np.ndarray, value: float, keep: int) -> np.ndarray:
+    """The single-user changes a first-order model of the deadline ranks best (large cells)."""
+    k, max_len = system.users, system.max_draft_length
+    goodput, deadline, _ = split_goodput(system, lengths)
+    need_now, d_need = bandwidth_for_deadline(system, lengths, deadline)
+    slope = -d_need.sum()  # hertz freed per second of extra deadline
+    need = level_bandwidth(system, deadline)[0]  # (K, L+1)
+    extra = need - need_now[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_deadline = np.maximum(extra / slope, -deadline)
+    levels = np.arange(max_len + 1)
+    d_n = levels[None, :] - lengths[:, None]
+    if system.batching == "padded":
+        top = np.sort(lengths)[-2:] if k > 1 else np.array([0, lengths[0]])
+        others_max = np.where(lengths == top[-1], top[0], top[-1])
+        new_n = k * (np.maximum(others_max[:, None], levels[None, :]) + 1.0)
+        n_now = verify_tokens(system, lengths)
+    else:
+        n_now = verify_tokens(system, lengths)
+        new_n = n_now + d_n
+    g = system.tokens_per_round
+    tokens = g[np.arange(k), lengths].sum()
+    round_now = tokens / goodput
+    new_round = round_now + d_deadline + system.verify(new_n) - system.verify(n_now)
+    estimate = (tokens - g[np.arange(k), lengths][:, None] + g) / new_round
+    estimate = np.where(np.isfinite(estimate) & (d_n != 0), estimate, -np.inf)
+    flat = np.argsort(-estimate, axis=None, kind="stable")[:keep]
+    flat = flat[np.isfinite(estimate.ravel()[flat])]
+    users, new_levels = np.unravel_index(flat, estimate.shape)
+    moved = np.repeat(lengths[None], users.size, axis=0)
+    moved[np.arange(users.size), users] = new_levels
+    return moved
+
+
+def _polish(system: System, best: _Incumbent) -> None:
+    """Exact local search from the incumbent until no neighbour improves it.
+
+    Small cells search the whole neighbourhood until a local optimum; large ones a screened part
+    of it for a few rounds (there one user's change moves the goodput by O(1/K) at most).
+    """
+    k, max_len = system.users, system.max_draft_length
+    small = k * (max_len + 1) * k <= SMALL_NEIGHBOURHOOD
+    for _ in range(50 if small else 4):
+        before = best.value
+        if small:
+            moves = _neighbours_small(best.lengths, max_len, pairs=k <= 16)
+        else:
+            moves = _neighbours_screened(system, best.lengths, best.value, keep=32)
+        if moves.size:
+            best.offer(system, moves)
+        if best.value <= before * (1 + (1e-13 if small else 1e-6)):
+            break
+
+
+def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: list[Plan] = ()) -> Plan:
+    """The best per-user draft lengths with their equal-finish split, and a proven upper bound.
+
+    ``start`` and ``baselines`` are plans whose lengths seed the search (the result is never worse).
+    """
+    k, max_len = system.users, system.max_draft_length
+    seeds = [np.zeros(k, dtype=np.int64)] + [p.evaluation.draft_lengths for p in (start, *baselines) if p]
+    best = _Incumbent(seeds[0], -np.inf)
+    best.offer(system, np.stack(seeds))
+    autoregressive = float(split_goodput(system, np.zeros(k, dtype=int))[0])
+    bound = autoregressive
+
+    if max_len > 0:
+        d_lo, d_hi = _deadline_range(system)
+        points = np.geomspace(d_lo, d_hi, INITIAL_INTERVALS + 1) if d_hi > d_lo else np.array([d_lo, d_hi])
+        left, right = points[:-1], points[1:]
+        bounds, candidates = _interval_bounds(system, left, right, best.value)
+        best.offer(system, candidates)
+        for _ in range(MAX_REFINEMENTS):
+            active = (bounds > best.value * (1 + BOUND_TOLERANCE)) & (right > left * (1 + BOUND_TOLERANCE / 4))
+            if not active.any():
+                break
+            mid = np.sqrt(left[active] * right[active])
+            new_left = np.concatenate([left[active], mid])
+            new_right = np.concatenate([mid, right[active]])
+            new_bounds, candidates = _interval_bounds(system, new_left, new_right, best.value)
+            best.offer(system, candidates)
+            left = np.concatenate([left[~active], new_left])
+            right = np.concatenate([right[~active], new_right])
+            bounds = np.concatenate([bounds[~active], new_bounds])
+        _polish(system, best)
+        bound = max(bound, float(bounds.max()))
+
+    lengths = best.lengths.astype(int)
+    _, deadline, bandwidth = split_goodput(system, lengths)
+    evaluation = evaluate(system, lengths, bandwidth)
+    return Plan(
+        name="heterogeneous",
+        evaluation=evaluation,
+        upper_bound_tokens_per_s=max(bound, evaluation.goodput_tokens_per_s),
+    )

@@ -1,0 +1,35 @@
+"""Homogeneous draft control (MODEL.md 3): one draft length for every user, bandwidth split optimally.
+
+For each common length L the equal-finish-time split is exact (:mod:`multispin_cli.split`); all
+L in 0..L_max are solved at once, vectorised over lengths and users, and the best is kept (the
+shortest among equals, which is the cheaper one to run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli.goodput import evaluate
+from multispin_cli.plan import Plan
+from multispin_cli.split import split_goodput
+from multispin_cli.system import System
+
+
+def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:
+    """Goodput (tokens/s) for each common length 0..L_max, and the matching bandwidth splits (Hz)."""
+    lengths = np.repeat(np.arange(system.max_draft_length + 1)[:, None], system.users, axis=1)
+    goodput, _, bandwidth = split_goodput(system, lengths)
+    return goodput, bandwidth
+
+
+def plan_homogeneous(system: System) -> Plan:
+    """The best common draft length and its equal-finish-time bandwidth split."""
+    goodput, bandwidth = goodput_by_length(system)
+    best = int(np.argmax(goodput))
+    lengths = np.full(system.users, best, dtype=int)
+    return Plan(
+        name="homogeneous",
+        evaluation=evaluate(system, lengths, bandwidth[best]),
+        draft_length=best,
+        goodput_by_length=goodput,
+    )

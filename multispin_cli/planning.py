@@ -1,0 +1,49 @@
+"""Run the planners and baselines a report asks for: the library's one entry point for `plan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from multispin_cli.baselines import all_baselines
+from multispin_cli.heterogeneous import plan_heterogeneous
+from multispin_cli.homogeneous import plan_homogeneous
+from multispin_cli.plan import Plan
+from multispin_cli.system import System
+
+Mode = Literal["homogeneous", "heterogeneous", "both"]
+MODES: tuple[str, ...] = ("homogeneous", "heterogeneous", "both")
+
+
+@dataclass(frozen=True, eq=False)
+class PlanReport:
+    """The plans a mode asks for, and the baselines every plan is compared with.
+
+    In ``heterogeneous`` mode the homogeneous optimum is reported as a baseline (MODEL.md 4); in
+    ``both`` mode it is a plan of its own.
+    """
+
+    mode: str
+    homogeneous: Plan | None
+    heterogeneous: Plan | None
+    baselines: dict[str, Plan]
+
+    @property
+    def plans(self) -> list[Plan]:
+        """The planned (not baseline) plans, homogeneous first."""
+        return [p for p in (self.homogeneous, self.heterogeneous) if p is not None]
+
+
+def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
+    """Plan the cell in the given mode and evaluate the baselines beside it."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    baselines = all_baselines(system)
+    homogeneous = plan_homogeneous(system)
+    heterogeneous = None
+    if mode in ("heterogeneous", "both"):
+        heterogeneous = plan_heterogeneous(system, start=homogeneous, baselines=list(baselines.values()))
+    if mode == "heterogeneous":
+        baselines = {**baselines, "homogeneous": homogeneous}
+        homogeneous = None
+    return PlanReport(mode, homogeneous, heterogeneous, baselines)

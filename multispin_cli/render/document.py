@@ -1,0 +1,125 @@
+"""The plan document: what `multispin plan --format toml|json` prints, as plain dicts.
+
+This module is the output schema: one function builds the document from a report, one turns it
+into TOML or JSON text. Units are in every key's name; numbers are rounded to 10 significant
+digits so that the same input always gives byte-identical text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import tomli_w
+
+from multispin_cli import __version__
+from multispin_cli.plan import Plan
+from multispin_cli.planning import PlanReport
+from multispin_cli.profile import Profile
+from multispin_cli.units import MHZ, MS
+
+FORMAT_VERSION = 1
+
+
+def num(value: float) -> float:
+    """A float rounded to 10 significant digits (stable text, far below any model error)."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.10g}")
+
+
+def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> dict:
+    ev = plan.evaluation
+    section: dict = {}
+    if plan.draft_length is not None:
+        section["draft_length"] = int(plan.draft_length)
+    section["goodput_tokens_per_s"] = num(ev.goodput_tokens_per_s)
+    section["round_ms"] = num(ev.round_s / MS)
+    section["draft_upload_ms"] = num(ev.draft_upload_s / MS)
+    section["verify_ms"] = num(ev.verify_s / MS)
+    section["verify_tokens"] = int(ev.verify_tokens)
+    section["mean_draft_length"] = num(ev.draft_lengths.mean())
+    if plan.upper_bound_tokens_per_s is not None:
+        section["upper_bound_tokens_per_s"] = num(plan.upper_bound_tokens_per_s)
+        section["gap_to_upper_bound_percent"] = num(
+            100.0 * (plan.upper_bound_tokens_per_s / ev.goodput_tokens_per_s - 1.0)
+        )
+    section["gain_percent"] = {
+        name: num(100.0 * plan.gain_over(other)) for name, other in baselines.items() if other.goodput_tokens_per_s > 0
+    }
+    section["users"] = _users(profile, plan)
+    return section
+
+
+def _users(profile: Profile, plan: Plan) -> list[dict]:
+    ev = plan.evaluation
+    rate = ev.user_tokens_per_s
+    rows = []
+    for k, name in enumerate(profile.system.names):
+        row = {
+            "name": name,
+            "draft_length": int(ev.draft_lengths[k]),
+            "bandwidth_mhz": num(ev.bandwidth_hz[k] / MHZ),
+            "tokens_per_round": num(ev.tokens_per_round[k]),
+            "tokens_per_s": num(rate[k]),
+            "draft_upload_ms": num(ev.phase_s[k] / MS),
+        }
+        if profile.users[k].draft_model:
+            row["draft_model"] = profile.users[k].draft_model
+        rows.append(row)
+    return rows
+
+
+def _baseline_section(plan: Plan) -> dict:
+    ev = plan.evaluation
+    section: dict = {"goodput_tokens_per_s": num(ev.goodput_tokens_per_s)}
+    if plan.draft_length is not None:
+        section["draft_length"] = int(plan.draft_length)
+    if ev.feasible:
+        section["round_ms"] = num(ev.round_s / MS)
+    else:
+        section["feasible"] = False
+        stuck = int((~np.isfinite(ev.phase_s)).sum())
+        section["note"] = f"{stuck} user(s) cannot upload this draft on an equal share of the band"
+    return section
+
+
+def plan_document(profile: Profile, report: PlanReport) -> dict:
+    """The plan as a document: ``[plan]``, ``[homogeneous]``, ``[heterogeneous]``, ``[baselines.*]``."""
+    system = profile.system
+    head = {
+        "profile": profile.path,
+        "name": profile.name,
+        "mode": report.mode,
+        "users": system.users,
+        "bandwidth_mhz": num(system.bandwidth_hz / MHZ),
+        "max_draft_length": system.max_draft_length,
+        "batching": system.batching,
+        "target": profile.target,
+    }
+    if profile.target_model:
+        head["target_model"] = profile.target_model
+    head["multispin_version"] = __version__
+    head["format_version"] = FORMAT_VERSION
+    doc: dict = {"plan": head}
+    if report.homogeneous is not None:
+        doc["homogeneous"] = _plan_section(profile, report.homogeneous, report.baselines)
+    if report.heterogeneous is not None:
+        others = dict(report.baselines)
+        if report.homogeneous is not None:
+            others = {"homogeneous": report.homogeneous, **others}
+        doc["heterogeneous"] = _plan_section(profile, report.heterogeneous, others)
+    doc["baselines"] = {name: _baseline_section(plan) for name, plan in report.baselines.items()}
+    return doc
+
+
+def to_toml(doc: dict) -> str:
+    """TOML text of a document."""
+    return tomli_w.dumps(doc)
+
+
+def to_json(doc: dict) -> str:
+    """JSON text of a document (two-space indent, trailing newline)."""
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"

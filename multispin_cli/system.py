@@ -1,0 +1,63 @@
+"""The planning input: one cell's users, uplink and server, as plain arrays in SI units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+from multispin_cli.acceptance import expected_tokens
+from multispin_cli.channel import Channel
+from multispin_cli.verifier import VerifyTime
+
+Batching = Literal["ragged", "padded"]
+
+
+@dataclass(frozen=True, eq=False)
+class System:
+    """Everything the model and planners need, vectorised over the K users.
+
+    ``accept_prob[k, i]`` is the conditional acceptance of draft position i+1 (see
+    :mod:`multispin_cli.acceptance`); draft times, bits and bandwidth are in s, bit and Hz.
+    """
+
+    names: tuple[str, ...]
+    accept_prob: np.ndarray  # (K, L_max)
+    draft_s_per_token: np.ndarray  # (K,) tau_k
+    draft_overhead_s: np.ndarray  # (K,) c_k
+    channel: Channel
+    bits_per_token: float  # s
+    header_bits: float  # h
+    bandwidth_hz: float  # W
+    max_draft_length: int  # L_max
+    verify: VerifyTime
+    downlink_s: float = 0.0
+    batching: Batching = "ragged"
+
+    @property
+    def users(self) -> int:
+        """K, the number of users."""
+        return len(self.names)
+
+    @cached_property
+    def tokens_per_round(self) -> np.ndarray:
+        """Expected committed tokens G[k, L] for L = 0..L_max (MODEL.md 2.1)."""
+        return expected_tokens(self.accept_prob)
+
+    def take(self, index) -> "System":
+        """The same cell restricted to (or reordered into) the users at ``index``."""
+        index = np.asarray(index)
+        return replace(
+            self,
+            names=tuple(self.names[i] for i in index),
+            accept_prob=self.accept_prob[index],
+            draft_s_per_token=self.draft_s_per_token[index],
+            draft_overhead_s=self.draft_overhead_s[index],
+            channel=self.channel.take(index),
+        )
+
+    def with_bandwidth(self, bandwidth_hz: float) -> "System":
+        """The same cell with another total uplink bandwidth."""
+        return replace(self, bandwidth_hz=float(bandwidth_hz))
