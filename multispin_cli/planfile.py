@@ -1,0 +1,174 @@
+"""Reading plan files back: the TOML/JSON that `multispin plan --format toml|json` wrote.
+
+Other commands (simulate, export) take a plan file; this is where it is read and checked. A file
+from another format version, or one missing keys, is a :class:`PlanFileError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from multispin_cli.errors import PlanFileError
+from multispin_cli.render.document import FORMAT_VERSION
+from multispin_cli.units import MHZ
+
+PLAN_SECTIONS = ("homogeneous", "heterogeneous")
+
+
+@dataclass(frozen=True)
+class PlannedUser:
+    """One user's line of a plan."""
+
+    name: str
+    draft_length: int
+    bandwidth_mhz: float
+    tokens_per_s: float
+    draft_model: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanSection:
+    """One plan (homogeneous or heterogeneous) as written in the file."""
+
+    name: str
+    goodput_tokens_per_s: float
+    round_ms: float
+    users: tuple[PlannedUser, ...]
+
+    @property
+    def draft_lengths(self) -> np.ndarray:
+        return np.array([u.draft_length for u in self.users], dtype=int)
+
+    @property
+    def bandwidth_hz(self) -> np.ndarray:
+        return np.array([u.bandwidth_mhz for u in self.users]) * MHZ
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan file: its header and the plans it holds, by name."""
+
+    path: str
+    profile: str
+    mode: str
+    target: str
+    target_model: str | None
+    bandwidth_mhz: float
+    plans: dict[str, PlanSection]
+    document: dict
+
+    def section(self, name: str | None = None) -> PlanSection:
+        """The named plan, or the best one the file holds (heterogeneous before homogeneous)."""
+        if name is None:
+            for candidate in ("heterogeneous", "homogeneous"):
+                if candidate in self.plans:
+                    return self.plans[candidate]
+        if name not in self.plans:
+            raise PlanFileError(f"has no [{name}] plan (it holds: {', '.join(self.plans)})", path=self.path)
+        return self.plans[name]
+
+
+def _parse(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanFileError("no such file", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"cannot read: {exc}", path=path) from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanFileError(f"invalid JSON: {exc}", path=path) from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PlanFileError(f"invalid TOML: {exc}", path=path) from None
+    if not isinstance(data, dict):
+        raise PlanFileError("is not a plan document", path=path)
+    return data
+
+
+def _get(table: dict, key: str, kind, path: Path, where: str):
+    if key not in table:
+        raise PlanFileError("missing (is this a plan written by `multispin plan`?)", path=path, key=f"{where}.{key}")
+    value = table[key]
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if not ok:
+        raise PlanFileError(f"has the wrong type ({type(value).__name__})", path=path, key=f"{where}.{key}")
+    return value
+
+
+def load_plan_file(path: str | Path) -> PlanFile:
+    """Read and check a plan file written by `multispin plan --format toml|json`."""
+    path = Path(path)
+    data = _parse(path)
+    head = data.get("plan")
+    if not isinstance(head, dict):
+        raise PlanFileError("missing the [plan] table (is this a plan written by `multispin plan`?)", path=path)
+    version = head.get("format_version")
+    if version != FORMAT_VERSION:
+        raise PlanFileError(
+            f"plan format version {version!r} is not {FORMAT_VERSION}, the one this multispin reads; "
+            "plan the profile again with this version",
+            path=path,
+            key="plan.format_version",
+        )
+    plans = {}
+    for name in PLAN_SECTIONS:
+        if name not in data:
+            continue
+        section = data[name]
+        users = []
+        rows = _get(section, "users", list, path, name)
+        for i, row in enumerate(rows):
+            where = f"{name}.users[{i + 1}]"
+            if not isinstance(row, dict):
+                raise PlanFileError("must be a table", path=path, key=where)
+            users.append(
+                PlannedUser(
+                    name=_get(row, "name", str, path, where),
+                    draft_length=_get(row, "draft_length", int, path, where),
+                    bandwidth_mhz=float(_get(row, "bandwidth_mhz", (int, float), path, where)),
+                    tokens_per_s=float(_get(row, "tokens_per_s", (int, float), path, where)),
+                    draft_model=row.get("draft_model"),
+                )
+            )
+            if users[-1].draft_length < 0 or users[-1].bandwidth_mhz < 0:
+                raise PlanFileError("negative draft length or bandwidth", path=path, key=where)
+        plans[name] = PlanSection(
+            name=name,
+            goodput_tokens_per_s=float(_get(section, "goodput_tokens_per_s", (int, float), path, name)),
+            round_ms=float(_get(section, "round_ms", (int, float), path, name)),
+            users=tuple(users),
+        )
+    if not plans:
+        raise PlanFileError("holds no plan ([homogeneous] or [heterogeneous])", path=path)
+    return PlanFile(
+        path=str(path),
+        profile=str(head.get("profile", "")),
+        mode=str(head.get("mode", "")),
+        target=str(head.get("target", "target")),
+        target_model=head.get("target_model"),
+        bandwidth_mhz=float(_get(head, "bandwidth_mhz", (int, float), path, "plan")),
+        plans=plans,
+        document=data,
+    )
+
+
+def match_users(plan: PlanSection, names: tuple[str, ...], *, path: str) -> np.ndarray:
+    """Indices mapping the profile's users onto the plan's; an error names the first mismatch."""
+    index = {u.name: i for i, u in enumerate(plan.users)}
+    missing = [n for n in names if n not in index]
+    extra = sorted(set(index) - set(names))
+    if missing or extra:
+        what = f"user '{missing[0]}' of the profile is not in the plan" if missing else (
+            f"user '{extra[0]}' of the plan is not in the profile")
+        raise PlanFileError(f"does not match the profile: {what}", path=path, key=plan.name)
+    return np.array([index[n] for n in names], dtype=int)
