@@ -25,7 +25,8 @@ from multispin_cli.system import System
 from multispin_cli.units import MHZ, MS, db_to_linear, dbm_to_watts
 from multispin_cli.verifier import VerifyTime
 
-REQUIRED = object()
+REQUIRED = object()  # as a default: the key must be given
+_SPEC = object()  # as an argument: use the key's own default
 MAX_DRAFT_LENGTH_LIMIT = 128
 
 
@@ -188,12 +189,13 @@ class _Checker:
     def has(self, name: str) -> bool:
         return name in self.table
 
-    def get(self, name: str, default: Any = REQUIRED):
+    def get(self, name: str, default: Any = _SPEC, *, why: str = ""):
+        """The checked value of a key; ``default=REQUIRED`` makes an optional key required here."""
         spec = self.keys[name]
         if name not in self.table:
-            fallback = spec.default if default is REQUIRED else default
+            fallback = spec.default if default is _SPEC else default
             if fallback is REQUIRED:
-                self.fail(name, "missing (required)")
+                self.fail(name, f"missing (required{why})")
             return fallback
         return self._check(spec, self.table[name])
 
@@ -330,11 +332,13 @@ def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
                         "verify_table, or timings = \"file.toml\" from multispin profile-hardware")
         form = "affine" if affine else "table"
     if form == "affine":
+        why = " for the affine verification time"
         verify = VerifyTime.from_affine(
-            base_s=server.get("verify_base_ms") * MS, per_token_s=server.get("verify_ms_per_token") * MS
+            base_s=server.get("verify_base_ms", REQUIRED, why=why) * MS,
+            per_token_s=server.get("verify_ms_per_token", REQUIRED, why=why) * MS,
         )
     else:
-        tokens, ms = server.get("verify_table")
+        tokens, ms = server.get("verify_table", REQUIRED, why=' with verify_model = "table"')
         verify = VerifyTime.from_table(tokens, ms * MS)
     return verify, server.get("target"), server.get("target_model")
 
@@ -343,12 +347,12 @@ def _payload(data: dict, path: Path) -> tuple[float, float, str]:
     payload = _Checker(path, "payload", data.get("payload", {}), PAYLOAD_KEYS)
     kind = payload.get("kind")
     if kind == "bits":
-        bits = bits_per_token(kind, bits=payload.get("bits_per_token", REQUIRED))
+        bits = bits_per_token(kind, bits=payload.get("bits_per_token", REQUIRED, why=' for kind = "bits"'))
     else:
         if payload.has("bits_per_token"):
             payload.fail("bits_per_token", f"only used with kind = \"bits\" (kind is \"{kind}\")")
-        vocab = payload.get("vocab_size", REQUIRED)
-        top_k = payload.get("top_k", REQUIRED) if kind == "top-k" else None
+        vocab = payload.get("vocab_size", REQUIRED, why=f' for kind = "{kind}"')
+        top_k = payload.get("top_k", REQUIRED, why=' for kind = "top-k"') if kind == "top-k" else None
         if top_k is not None and top_k > vocab:
             payload.fail("top_k", f"must not exceed vocab_size ({vocab}), got {top_k}")
         bits = bits_per_token(kind, vocab_size=vocab, top_k=top_k, prob_bits=payload.get("prob_bits"))
@@ -432,7 +436,7 @@ def load_profile(path: str | Path) -> Profile:
         else:
             alpha = dev.get("acceptance_by_position")
             acc_label = "[" + ", ".join(f"{p:.2g}" for p in alpha[:3]) + (", ...]" if len(alpha) > 3 else "]")
-        draft_ms = dev.get("draft_ms_per_token", REQUIRED)
+        draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
         overhead_ms = dev.get("draft_overhead_ms")
         channel, channel_label = _device_channel(dev, system)
         info = UserInfo(name, acc_label, channel_label, dev.get("draft_model"))

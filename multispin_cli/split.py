@@ -93,8 +93,13 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         x = np.where(done, x, nxt)
     need, _ = bandwidth_for_deadline(system, lengths, x[..., None])
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(anyone, total / need.sum(axis=-1), 0.0)
-    bandwidth = need * scale[..., None]
+        bandwidth = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
+        # Uploads so small that the deadline cannot be told from the device time in floating point
+        # (D - t_k rounds to 0): any split works; share the band by each user's load.
+        load = np.where(uploads, bits / whole_band_eff, 0.0)
+        fallback = total * load / load.sum(axis=-1, keepdims=True)
+    broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
+    bandwidth = np.where(broken, fallback, bandwidth)
     return np.where(anyone, x, 0.0), np.where(uploads, bandwidth, 0.0)
 
 

@@ -1,0 +1,134 @@
+"""Builders shared by the tests: random cells, small cells and a minimal profile."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli.acceptance import position_matrix
+from multispin_cli.channel import Channel
+from multispin_cli.system import System
+from multispin_cli.verifier import VerifyTime
+
+
+def random_system(
+    rng: np.random.Generator,
+    users: int,
+    max_len: int,
+    *,
+    batching: str = "ragged",
+    table: bool = False,
+    power_share: float = 0.5,
+) -> System:
+    """A random cell mixing fixed-SNR and power-limited users, drafts that sometimes pay."""
+    pl = rng.random(users) < power_share
+    channel = Channel(
+        pl,
+        np.where(pl, np.nan, np.log2(1 + 10 ** rng.uniform(-0.5, 3, users))),
+        np.where(pl, 10 ** rng.uniform(4.5, 7.5, users), np.nan),
+    )
+    if table:
+        n = np.array([1, 4, 8, 16, 32, 64])
+        verify = VerifyTime.from_table(n, np.maximum.accumulate(0.02 + 0.0005 * n + rng.uniform(0, 0.005, n.size)))
+    else:
+        verify = VerifyTime.from_affine(base_s=rng.uniform(0.005, 0.05), per_token_s=rng.uniform(0, 0.003))
+    return System(
+        names=tuple(f"u{i}" for i in range(users)),
+        accept_prob=position_matrix(acceptance=list(rng.uniform(0.3, 0.95, users)), max_draft_length=max_len),
+        draft_s_per_token=10 ** rng.uniform(-3.3, -1.5, users),
+        draft_overhead_s=rng.uniform(0, 0.01, users) * (rng.random(users) < 0.5),
+        channel=channel,
+        bits_per_token=float(rng.choice([15, 500, 5000])),
+        header_bits=float(rng.choice([0, 200])),
+        bandwidth_hz=float(10 ** rng.uniform(4.5, 7)),
+        max_draft_length=max_len,
+        verify=verify,
+        downlink_s=float(rng.uniform(0, 0.005)),
+        batching=batching,
+    )
+
+
+def simple_system(
+    *,
+    acceptance=(0.8, 0.6),
+    snr_db=(10.0, 10.0),
+    draft_ms=(2.0, 2.0),
+    overhead_ms=(0.0, 0.0),
+    bandwidth_hz: float = 1e6,
+    bits: float = 500.0,
+    header: float = 0.0,
+    max_len: int = 8,
+    base_ms: float = 30.0,
+    per_token_ms: float = 0.05,
+    batching: str = "ragged",
+) -> System:
+    """A small fixed-SNR cell with every parameter at hand."""
+    k = len(acceptance)
+    return System(
+        names=tuple(f"u{i}" for i in range(k)),
+        accept_prob=position_matrix(acceptance=list(acceptance), max_draft_length=max_len),
+        draft_s_per_token=np.asarray(draft_ms, float) * 1e-3,
+        draft_overhead_s=np.asarray(overhead_ms, float) * 1e-3,
+        channel=Channel.fixed_snr(10 ** (np.asarray(snr_db, float) / 10)),
+        bits_per_token=bits,
+        header_bits=header,
+        bandwidth_hz=bandwidth_hz,
+        max_draft_length=max_len,
+        verify=VerifyTime.from_affine(base_s=base_ms * 1e-3, per_token_s=per_token_ms * 1e-3),
+        batching=batching,
+    )
+
+
+MINIMAL_PROFILE = """
+[system]
+bandwidth_mhz = 2
+max_draft_length = 8
+
+[payload]
+kind = "top-k"
+vocab_size = 32000
+top_k = 16
+
+[server]
+target = "test-target"
+verify_base_ms = 30
+verify_ms_per_token = 0.05
+
+[[devices]]
+name = "fast"
+count = 2
+acceptance = 0.8
+draft_ms_per_token = 2
+snr_db = 15
+
+[[devices]]
+name = "slow"
+acceptance = 0.6
+draft_ms_per_token = 5
+draft_overhead_ms = 1
+tx_power_dbm = 23
+path_loss_db = 110
+"""
+
+
+def busy_cell(rng: np.random.Generator, users: int, *, max_len: int = 16, batching: str = "ragged") -> System:
+    """A large cell where drafting pays: fast drafts, a server that is slow per round, a roomy band."""
+    pl = rng.random(users) < 0.5
+    channel = Channel(
+        pl,
+        np.where(pl, np.nan, np.log2(1 + 10 ** rng.uniform(0, 2.5, users))),
+        np.where(pl, 10 ** rng.uniform(5, 7.5, users), np.nan),
+    )
+    return System(
+        names=tuple(f"u{i}" for i in range(users)),
+        accept_prob=position_matrix(acceptance=list(rng.uniform(0.4, 0.95, users)), max_draft_length=max_len),
+        draft_s_per_token=10 ** rng.uniform(-3, -2, users),
+        draft_overhead_s=rng.uniform(0, 0.003, users),
+        channel=channel,
+        bits_per_token=500.0,
+        header_bits=100.0,
+        bandwidth_hz=users * 2e5,
+        max_draft_length=max_len,
+        verify=VerifyTime.from_affine(base_s=0.03, per_token_s=0.02 / users),
+        downlink_s=0.002,
+        batching=batching,
+    )

@@ -1,0 +1,71 @@
+"""The equal-finish-time bandwidth split: closed forms, optimality and the bandwidth budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from multispin_cli.goodput import phase_seconds
+from multispin_cli.split import equal_finish_split
+from builders import random_system, simple_system
+
+
+def test_fixed_snr_with_equal_device_times_has_a_closed_form():
+    system = simple_system(acceptance=(0.7, 0.7, 0.7), snr_db=(0.0, 10.0, 20.0), draft_ms=(2, 2, 2),
+                           overhead_ms=(0, 0, 0), bits=800.0, header=100.0)
+    lengths = np.array([3, 3, 3])
+    deadline, bandwidth = equal_finish_split(system, lengths)
+    bits = 100.0 + 800.0 * 3
+    eta = np.log2(1 + 10 ** (np.array([0.0, 10.0, 20.0]) / 10))
+    expected = 0.006 + (bits / eta).sum() / system.bandwidth_hz
+    assert deadline == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(bandwidth, bits / (eta * (expected - 0.006)), rtol=1e-10)
+    # the weakest channel gets the most bandwidth
+    assert bandwidth[0] > bandwidth[1] > bandwidth[2]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_drafting_user_finishes_together_and_the_band_is_used(seed):
+    rng = np.random.default_rng(seed)
+    system = random_system(rng, 6, 6)
+    lengths = rng.integers(0, 7, size=(5, 6))
+    lengths[0] = 0
+    deadline, bandwidth = equal_finish_split(system, lengths)
+    assert deadline[0] == 0 and np.all(bandwidth[0] == 0)  # nobody drafts: no uplink at all
+    for row in range(1, 5):
+        if not lengths[row].any():
+            continue
+        phase = phase_seconds(system, lengths[row], bandwidth[row])
+        drafting = lengths[row] > 0
+        np.testing.assert_allclose(phase[drafting], deadline[row], rtol=1e-9)
+        assert np.all(bandwidth[row][~drafting] == 0)
+        assert bandwidth[row].sum() == pytest.approx(system.bandwidth_hz, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_no_two_user_split_beats_it(seed):
+    """Oracle: minimise the later finish time over the split of two users by a scalar search."""
+    rng = np.random.default_rng(100 + seed)
+    system = random_system(rng, 2, 4)
+    lengths = rng.integers(1, 5, size=2)
+    deadline, _ = equal_finish_split(system, lengths)
+    total = system.bandwidth_hz
+
+    def later(share):
+        return phase_seconds(system, lengths, np.array([share, 1 - share]) * total).max()
+
+    best = minimize_scalar(later, bounds=(1e-12, 1 - 1e-12), method="bounded", options={"xatol": 1e-13})
+    assert deadline <= best.fun * (1 + 1e-9)
+    assert deadline == pytest.approx(best.fun, rel=1e-6)
+
+
+def test_vectorised_over_plans_matches_one_at_a_time():
+    rng = np.random.default_rng(7)
+    system = random_system(rng, 5, 5)
+    lengths = rng.integers(0, 6, size=(7, 5))
+    deadlines, bandwidths = equal_finish_split(system, lengths)
+    for row in range(7):
+        d, w = equal_finish_split(system, lengths[row])
+        assert d == pytest.approx(deadlines[row], rel=1e-12)
+        np.testing.assert_allclose(w, bandwidths[row], rtol=1e-12)
