@@ -52,12 +52,15 @@ from multispin_cli.split import bandwidth_for_deadline, equal_finish_split, spli
 from multispin_cli.system import System
 
 INITIAL_INTERVALS = 16
-MAX_REFINEMENTS = 14
+SPLIT = 4  # parts each interval above the incumbent is cut into per refinement
+MAX_REFINEMENTS = 8
 BOUND_TOLERANCE = 1e-3  # stop refining an interval whose bound is within 0.1 % of the best plan
 DINKELBACH_STEPS = 10
 CHUNK_ELEMENTS = 1_500_000  # cap on B * K * (L_max + 1) per batched knapsack (memory)
 EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation batch
-SMALL_NEIGHBOURHOOD = 60_000  # K * (L_max + 1) * K up to which local search tries every single move
+SMALL_CELL = 16  # users up to which local search tries every single and paired move
+EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is solved exactly (DP)
+PAIR_CANDIDATES = 6_000  # plans up to which local search tries every pair of levels for two users
 
 
 def level_bandwidth(system: System, deadlines) -> np.ndarray:
@@ -95,6 +98,19 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
     budget = system.bandwidth_hz
     bounds = np.empty(left.size)
     candidates = []
+    if (system.max_draft_length + 1) ** k <= EXACT_PLANS:
+        # Small cells: the exact knapsack for every level total (or maximum), weighed by the true
+        # verification time, so the bound is the interval's integer optimum.
+        padded = system.batching == "padded"
+        for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
+            weights = level_bandwidth(system, right[part])
+            sol = knapsack.solve_exact(np.broadcast_to(g, weights.shape), weights, budget,
+                                       key="max" if padded else "sum")
+            keys = np.arange(sol.value.shape[1])
+            server = system.verify(k * (keys + 1.0) if padded else k + keys) + system.downlink_s
+            bounds[part] = (sol.value / (left[part, None] + server[None, :])).max(axis=1)
+            candidates.append(sol.levels[np.isfinite(sol.value)])
+        return bounds, np.concatenate(candidates)
     if system.batching == "padded":
         caps = np.arange(l1)
         server = system.verify(k * (caps + 1.0)) + system.downlink_s  # (M,)
@@ -107,7 +123,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
             )
             ratio = sol.lp_value.reshape(b, l1) / (left[part, None] + server[None, :])
             bounds[part] = ratio.max(axis=1)
-            candidates.append(sol.levels)
+            candidates += [sol.levels, sol.rounded_up]
         return bounds, np.concatenate(candidates)
 
     lines = system.verify.minorants(float(k), float(k * l1))
@@ -123,7 +139,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
             for _ in range(DINKELBACH_STEPS):
                 values = g[None] - (gamma[rows] * slope)[:, None, None] * levels
                 sol = knapsack.solve(values, weights[rows], budget)
-                candidates.append(sol.levels)
+                candidates += [sol.levels, sol.rounded_up]
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
                 phi = sol.lp_value - gamma[rows] * fixed[rows]
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / fixed[rows])
@@ -148,6 +164,15 @@ def _score(system: System, candidates: np.ndarray) -> np.ndarray:
     return out
 
 
+def _distinct_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows, by a 64-bit random-weight fingerprint (np.unique(axis=0) is far slower)."""
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        prints = (rows.astype(np.uint64) * weights).sum(axis=1)
+    _, first = np.unique(prints, return_index=True)
+    return rows[np.sort(first)]
+
+
 class _Incumbent:
     """The best lengths found so far and their exact goodput."""
 
@@ -156,7 +181,7 @@ class _Incumbent:
 
     def offer(self, system: System, candidates: np.ndarray) -> None:
         """Score the candidates that could beat the incumbent; keep the best."""
-        candidates = np.unique(candidates.astype(np.int64), axis=0)
+        candidates = _distinct_rows(candidates.astype(np.int64))
         # Optimistic score: each user alone on the whole band can only be faster than on a share.
         alone = phase_seconds(system, candidates, system.bandwidth_hz).max(axis=-1)
         tokens = tokens_per_round(system, candidates).sum(axis=-1)
@@ -170,16 +195,28 @@ class _Incumbent:
             self.lengths, self.value = candidates[best], float(scores[best])
 
 
-def _neighbours_small(lengths: np.ndarray, max_len: int, pairs: bool) -> np.ndarray:
-    """Every plan one user's length away, and (optionally) every paired +/-1 change."""
+def _neighbours_small(lengths: np.ndarray, max_len: int) -> np.ndarray:
+    """Every plan one user's length away, and every plan two users' lengths away.
+
+    Two users' lengths range over all pairs of levels while that stays small (at most
+    PAIR_CANDIDATES plans), and over paired +/-1 changes otherwise.
+    """
     k = lengths.size
     levels = np.arange(max_len + 1)
     single = np.repeat(lengths[None], k * levels.size, axis=0)
     single[np.arange(k * levels.size), np.repeat(np.arange(k), levels.size)] = np.tile(levels, k)
-    if not pairs or k < 2:
+    if k < 2:
         return single
     i, j = np.triu_indices(k, 1)
     out = [single]
+    if i.size * levels.size**2 <= PAIR_CANDIDATES:
+        li, lj = np.meshgrid(levels, levels, indexing="ij")
+        li, lj = np.tile(li.ravel(), i.size), np.tile(lj.ravel(), i.size)
+        ii, jj = np.repeat(i, levels.size**2), np.repeat(j, levels.size**2)
+        both = np.repeat(lengths[None], ii.size, axis=0)
+        both[np.arange(ii.size), ii] = li
+        both[np.arange(ii.size), jj] = lj
+        return np.concatenate([single, both])
     for di in (-1, 1):
         for dj in (-1, 1):
             moved = np.repeat(lengths[None], i.size, axis=0)
@@ -231,11 +268,11 @@ def _polish(system: System, best: _Incumbent) -> None:
     of it for a few rounds (there one user's change moves the goodput by O(1/K) at most).
     """
     k, max_len = system.users, system.max_draft_length
-    small = k * (max_len + 1) * k <= SMALL_NEIGHBOURHOOD
+    small = k <= SMALL_CELL
     for _ in range(50 if small else 4):
         before = best.value
         if small:
-            moves = _neighbours_small(best.lengths, max_len, pairs=k <= 16)
+            moves = _neighbours_small(best.lengths, max_len)
         else:
             moves = _neighbours_screened(system, best.lengths, best.value, keep=32)
         if moves.size:
@@ -266,9 +303,10 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: 
             active = (bounds > best.value * (1 + BOUND_TOLERANCE)) & (right > left * (1 + BOUND_TOLERANCE / 4))
             if not active.any():
                 break
-            mid = np.sqrt(left[active] * right[active])
-            new_left = np.concatenate([left[active], mid])
-            new_right = np.concatenate([mid, right[active]])
+            # Split each active interval geometrically into SPLIT parts.
+            steps = np.arange(SPLIT + 1)[:, None] / SPLIT
+            cuts = left[active] * (right[active] / left[active]) ** steps  # (SPLIT + 1, n)
+            new_left, new_right = cuts[:-1].ravel(), cuts[1:].ravel()
             new_bounds, candidates = _interval_bounds(system, new_left, new_right, best.value)
             best.offer(system, candidates)
             left = np.concatenate([left[~active], new_left])

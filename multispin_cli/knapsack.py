@@ -20,10 +20,12 @@ import numpy as np
 class KnapsackSolution:
     """A batch of knapsacks: integer levels (B, K); the LP optimum's value and its total level (B,)."""
 
+
     levels: np.ndarray
     lp_value: np.ndarray
     lp_levels: np.ndarray
     int_value: np.ndarray
+    rounded_up: np.ndarray  # the integer plan with the fractional user rounded up instead
 
 
 def _increments(values: np.ndarray, weights: np.ndarray):
@@ -63,14 +65,19 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     """
     b, k, l1 = values.shape
     gain, weight, eff, level, valid, firsts = _increments(values, weights)
-    row, user, lvl = np.nonzero(valid)  # only the increments that exist, in (row, user, level) order
-    if row.size == 0:  # nobody can draft: everyone stays at level 0
+    flat = np.flatnonzero(valid)  # only the increments that exist, in (row, user, level) order
+    if flat.size == 0:  # nobody can draft: everyone stays at level 0
         base = values[..., 0].sum(axis=-1)
-        return KnapsackSolution(np.zeros((b, k), dtype=int), base, np.zeros(b), base)
-    gain, weight, eff = gain[row, user, lvl], weight[row, user, lvl], eff[row, user, lvl]
+        zeros = np.zeros((b, k), dtype=int)
+        return KnapsackSolution(zeros, base, np.zeros(b), base, zeros)
+    row, rest = np.divmod(flat, k * (l1 - 1))
+    user, lvl = np.divmod(rest, l1 - 1)
+    gain, weight, eff = gain.ravel()[flat], weight.ravel()[flat], eff.ravel()[flat]
     steps = np.where(lvl + 1 == firsts[row, user], lvl + 1, 1)  # levels gained by each increment
-    # Per row, by value per hertz, best first; a user's own increments stay in level order.
-    order = np.lexsort((lvl, user, -eff, row))
+    # Per row, by value per hertz, best first: one stable sort on row + 1 / (1 + eff). Equal keys
+    # keep (user, level) order, so a user's own increments stay in level order even where their
+    # efficiencies agree to rounding.
+    order = np.argsort(row + 1.0 / (1.0 + eff), kind="stable")
     row, user, gain, weight, steps = row[order], user[order], gain[order], weight[order], steps[order]
     starts = np.searchsorted(row, np.arange(b))
 
@@ -110,4 +117,70 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     counts = np.bincount(row[taken] * k + user[taken], minlength=b * k).reshape(b, k)
     levels = np.where(counts > 0, firsts + counts - 1, 0)
     int_value = np.take_along_axis(values, levels[..., None], axis=-1)[..., 0].sum(axis=-1)
-    return KnapsackSolution(levels, lp_value, lp_levels, int_value)
+    # The other rounding: the fractional user takes its increment whole (over budget here; a
+    # slightly later deadline may fit it).
+    rounded_up = levels.copy()
+    rows_up = np.flatnonzero(has_crit)
+    if rows_up.size:
+        u = crit_user[rows_up]
+        rounded_up[rows_up, u] = np.where(
+            levels[rows_up, u] == 0, firsts[rows_up, u], levels[rows_up, u] + 1
+        )
+    return KnapsackSolution(levels, lp_value, lp_levels, int_value, rounded_up)
+
+
+
+@dataclass(frozen=True, eq=False)
+class ExactSolution:
+    """Best value and plan for every attainable level total (ragged) or level maximum (padded)."""
+
+    value: np.ndarray  # (B, n_keys), -inf where no plan has that key
+    levels: np.ndarray  # (B, n_keys, K)
+
+
+def solve_exact(values: np.ndarray, weights: np.ndarray, budget: float, *, key: str = "sum") -> ExactSolution:
+    """Solve a batch of knapsacks exactly, for every value of the plan's level sum (or maximum).
+
+    The server's verification time depends on the plan only through the total draft length
+    (ragged batches) or the longest draft (padded ones), so keeping the best plan for each such
+    key lets the caller weigh any verification-time curve exactly. Dynamic programming over users:
+    after each user only the Pareto frontier of (bandwidth, value) partial plans is kept within
+    each key, since a partial plan that needs more bandwidth for no more value can never be
+    completed into a better plan. The loop over users is sequential by nature; the planner calls
+    this for cells of a few users, where the LP rounding of :func:`solve` can miss the optimum.
+    """
+    b, k, l1 = values.shape
+    n_keys = k * (l1 - 1) + 1 if key == "sum" else l1
+    best = np.full((b, n_keys), -np.inf)
+    plans = np.zeros((b, n_keys, k), dtype=int)
+    slack = budget * (1 + 1e-12)
+    options = np.arange(l1)
+    for r in range(b):
+        weight, value, tag = np.zeros(1), np.zeros(1), np.zeros(1, dtype=int)
+        choice = np.zeros((1, 0), dtype=int)
+        for u in range(k):
+            allowed = np.isfinite(weights[r, u])
+            count = int(allowed.sum())
+            w = (weight[:, None] + weights[r, u][None, allowed]).ravel()
+            v = (value[:, None] + values[r, u][None, allowed]).ravel()
+            pick = np.tile(options[allowed], weight.size)
+            parent = np.repeat(np.arange(weight.size), count)
+            t = tag[parent] + pick if key == "sum" else np.maximum(tag[parent], pick)
+            fits = w <= slack
+            w, v, t, parent, pick = w[fits], v[fits], t[fits], parent[fits], pick[fits]
+            order = np.lexsort((-v, w, t))  # by key, then bandwidth, best value first among equals
+            w, v, t, parent, pick = w[order], v[order], t[order], parent[order], pick[order]
+            # Keep a state only if it beats every cheaper state with the same key: a running
+            # maximum within each key, done in one pass by lifting each key's values above the last.
+            lift = (t - t.min()) * (np.ptp(v) + 1.0) + v
+            before = np.concatenate([[-np.inf], np.maximum.accumulate(lift)[:-1]])
+            frontier = lift > before
+            weight, value, tag = w[frontier], v[frontier], t[frontier]
+            choice = np.concatenate([choice[parent[frontier]], pick[frontier, None]], axis=1)
+        order = np.lexsort((-value, tag))
+        first = np.concatenate([[True], tag[order][1:] != tag[order][:-1]])
+        top = order[first]
+        best[r, tag[top]] = value[top]
+        plans[r, tag[top]] = choice[top]
+    return ExactSolution(best, plans)
+
