@@ -59,6 +59,7 @@ DINKELBACH_STEPS = 10
 CHUNK_ELEMENTS = 1_500_000  # cap on B * K * (L_max + 1) per batched knapsack (memory)
 EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation batch
 SMALL_CELL = 16  # users up to which local search tries every single and paired move
+SCORED_PER_ROUND = 8  # candidates a large cell scores exactly per refinement round
 EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is solved exactly (DP)
 PAIR_CANDIDATES = 6_000  # plans up to which local search tries every pair of levels for two users
 
@@ -90,14 +91,23 @@ def _chunks(n: int, per_item: int, limit: int):
 def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumbent: float):
     """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]``.
 
-    Returns the bounds (n,) and the integer candidate plans met on the way (m, K).
+    Returns the bounds (n,), the integer candidate plans met on the way (m, K) and the deadline
+    each was chosen for (m,): the right end of its interval.
     """
     k, l1 = system.users, system.max_draft_length + 1
     g = system.tokens_per_round
     levels = np.arange(l1)
     budget = system.bandwidth_hz
     bounds = np.empty(left.size)
-    candidates = []
+    candidates, chosen_at = [], []
+
+    def found(plans: np.ndarray, deadlines: np.ndarray) -> None:
+        candidates.append(plans.reshape(-1, k))
+        chosen_at.append(np.broadcast_to(deadlines, plans.shape[:-1]).ravel())
+
+    def result():
+        return bounds, np.concatenate(candidates), np.concatenate(chosen_at)
+
     if (system.max_draft_length + 1) ** k <= EXACT_PLANS:
         # Small cells: the exact knapsack for every level total (or maximum), weighed by the true
         # verification time, so the bound is the interval's integer optimum.
@@ -109,8 +119,9 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
             keys = np.arange(sol.value.shape[1])
             server = system.verify(k * (keys + 1.0) if padded else k + keys) + system.downlink_s
             bounds[part] = (sol.value / (left[part, None] + server[None, :])).max(axis=1)
-            candidates.append(sol.levels[np.isfinite(sol.value)])
-        return bounds, np.concatenate(candidates)
+            reached = np.isfinite(sol.value)
+            found(sol.levels[reached], np.broadcast_to(right[part, None], reached.shape)[reached])
+        return result()
     if system.batching == "padded":
         caps = np.arange(l1)
         server = system.verify(k * (caps + 1.0)) + system.downlink_s  # (M,)
@@ -123,8 +134,10 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
             )
             ratio = sol.lp_value.reshape(b, l1) / (left[part, None] + server[None, :])
             bounds[part] = ratio.max(axis=1)
-            candidates += [sol.levels, sol.rounded_up]
-        return bounds, np.concatenate(candidates)
+            at = np.repeat(right[part], l1)
+            found(sol.levels, at)
+            found(sol.rounded_up, at)
+        return result()
 
     lines = system.verify.minorants(float(k), float(k * l1))
     for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
@@ -139,7 +152,8 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
             for _ in range(DINKELBACH_STEPS):
                 values = g[None] - (gamma[rows] * slope)[:, None, None] * levels
                 sol = knapsack.solve(values, weights[rows], budget)
-                candidates += [sol.levels, sol.rounded_up]
+                found(sol.levels, right[part][rows])
+                found(sol.rounded_up, right[part][rows])
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
                 phi = sol.lp_value - gamma[rows] * fixed[rows]
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / fixed[rows])
@@ -153,7 +167,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
                     break
             best = np.minimum(best, safe)
         bounds[part] = best
-    return bounds, np.concatenate(candidates)
+    return result()
 
 
 def _score(system: System, candidates: np.ndarray) -> np.ndarray:
@@ -165,12 +179,12 @@ def _score(system: System, candidates: np.ndarray) -> np.ndarray:
 
 
 def _distinct_rows(rows: np.ndarray) -> np.ndarray:
-    """The distinct rows, by a 64-bit random-weight fingerprint (np.unique(axis=0) is far slower)."""
+    """Indices of the distinct rows (first of each), by a 64-bit random-weight fingerprint (np.unique(axis=0) is far slower)."""
     weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64)
     with np.errstate(over="ignore"):
         prints = (rows.astype(np.uint64) * weights).sum(axis=1)
     _, first = np.unique(prints, return_index=True)
-    return rows[np.sort(first)]
+    return np.sort(first)
 
 
 class _Incumbent:
@@ -179,16 +193,25 @@ class _Incumbent:
     def __init__(self, lengths: np.ndarray, value: float):
         self.lengths, self.value = lengths, value
 
-    def offer(self, system: System, candidates: np.ndarray) -> None:
-        """Score the candidates that could beat the incumbent; keep the best."""
-        candidates = _distinct_rows(candidates.astype(np.int64))
+    def offer(self, system: System, candidates: np.ndarray, chosen_at: np.ndarray | None = None) -> None:
+        """Score the candidates that could beat the incumbent; keep the best.
+
+        ``chosen_at`` (the deadline each candidate was picked for) lets large cells score only the
+        most promising few, ranked by their goodput at that deadline.
+        """
+        keep = _distinct_rows(candidates.astype(np.int64))
+        candidates = candidates[keep]
         # Optimistic score: each user alone on the whole band can only be faster than on a share.
         alone = phase_seconds(system, candidates, system.bandwidth_hz).max(axis=-1)
         tokens = tokens_per_round(system, candidates).sum(axis=-1)
-        optimistic = tokens / round_seconds(system, candidates, alone)
-        candidates = candidates[optimistic > self.value]
+        promising = tokens / round_seconds(system, candidates, alone) > self.value
+        candidates, tokens = candidates[promising], tokens[promising]
         if candidates.shape[0] == 0:
             return
+        if chosen_at is not None and system.users > SMALL_CELL and candidates.shape[0] > SCORED_PER_ROUND:
+            at = chosen_at[keep][promising]
+            estimate = tokens / round_seconds(system, candidates, at)
+            candidates = candidates[np.argsort(-estimate, kind="stable")[:SCORED_PER_ROUND]]
         scores = _score(system, candidates)
         best = int(np.argmax(scores))
         if scores[best] > self.value:
@@ -297,8 +320,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: 
         d_lo, d_hi = _deadline_range(system)
         points = np.geomspace(d_lo, d_hi, INITIAL_INTERVALS + 1) if d_hi > d_lo else np.array([d_lo, d_hi])
         left, right = points[:-1], points[1:]
-        bounds, candidates = _interval_bounds(system, left, right, best.value)
-        best.offer(system, candidates)
+        bounds, candidates, chosen_at = _interval_bounds(system, left, right, best.value)
+        best.offer(system, candidates, chosen_at)
         for _ in range(MAX_REFINEMENTS):
             active = (bounds > best.value * (1 + BOUND_TOLERANCE)) & (right > left * (1 + BOUND_TOLERANCE / 4))
             if not active.any():
@@ -307,8 +330,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: 
             steps = np.arange(SPLIT + 1)[:, None] / SPLIT
             cuts = left[active] * (right[active] / left[active]) ** steps  # (SPLIT + 1, n)
             new_left, new_right = cuts[:-1].ravel(), cuts[1:].ravel()
-            new_bounds, candidates = _interval_bounds(system, new_left, new_right, best.value)
-            best.offer(system, candidates)
+            new_bounds, candidates, chosen_at = _interval_bounds(system, new_left, new_right, best.value)
+            best.offer(system, candidates, chosen_at)
             left = np.concatenate([left[~active], new_left])
             right = np.concatenate([right[~active], new_right])
             bounds = np.concatenate([bounds[~active], new_bounds])

@@ -10,8 +10,8 @@ from pathlib import Path
 from multispin_cli.errors import InputError
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through a temporary file and a rename.
 
     A reader (or an interrupted run) sees either the old file or the whole new one, never half of
     it. The temporary file lives in the same folder so the rename stays on one file system.
@@ -27,8 +27,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", path=path) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         umask = os.umask(0)

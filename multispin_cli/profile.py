@@ -435,7 +435,7 @@ def load_profile(path: str | Path) -> Profile:
             acc_label = f"{alpha:.3g}"
         else:
             alpha = dev.get("acceptance_by_position")
-            acc_label = "[" + ", ".join(f"{p:.2g}" for p in alpha[:3]) + (", ...]" if len(alpha) > 3 else "]")
+            acc_label = ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
         draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
         overhead_ms = dev.get("draft_overhead_ms")
         channel, channel_label = _device_channel(dev, system)

@@ -12,10 +12,72 @@ from __future__ import annotations
 
 import numpy as np
 
+from multispin_cli.channel import LN2, snr_for_rate_ratio
 from multispin_cli.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
 from multispin_cli.system import System
 
 _MAX_ITER = 200
+
+
+class _Demand:
+    """Bandwidth each drafting user needs as a function of the deadline, for fixed draft lengths.
+
+    The lengths' invariants (bits, device time, channel of every drafting user) are gathered once
+    into flat arrays of the drafting users only, so each evaluation inside the root finding does
+    the least work: a few vector operations and one sum per plan.
+    """
+
+    def __init__(self, system: System, lengths: np.ndarray):
+        self.shape = lengths.shape
+        self.users = system.users
+        bits = upload_bits(system, lengths)
+        device = compute_seconds(system, lengths)
+        self.uploads = bits > 0
+        ch = system.channel
+        pl = np.broadcast_to(ch.power_limited, self.shape)
+        flat = np.flatnonzero(self.uploads)
+        self.index = flat
+        self.row = flat // self.users
+        self.bits = bits.ravel()[flat]
+        self.device = device.ravel()[flat]
+        self.pl = pl.ravel()[flat]
+        user = flat % self.users
+        self.eff = ch.spectral_efficiency[user]
+        self.q = ch.snr_bandwidth_hz[user]
+        self.any_pl = bool(self.pl.any())
+        self.rows = int(np.prod(self.shape[:-1], dtype=int))
+
+    def per_user(self, deadline) -> tuple[np.ndarray, np.ndarray]:
+        """Need (Hz) and its derivative in the deadline (Hz/s) of each drafting user (flat arrays)."""
+        slack = np.asarray(deadline, dtype=float).ravel()[self.row] - self.device
+        ok = slack > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(ok, self.bits / slack, np.inf)
+            need = rate / self.eff
+            d_need = -need / slack
+            if self.any_pl:
+                pl = self.pl
+                a = rate[pl] * LN2 / self.q[pl]
+                reach = (a > 0) & (a < 1)
+                x = snr_for_rate_ratio(np.where(reach, a, 0.5))
+                reach &= np.isfinite(x) & (x > 0)
+                d_w_d_rate = LN2 / (np.log1p(x) - x / (1.0 + x))
+                need[pl] = np.where(reach, self.q[pl] / x, np.inf)
+                d_need[pl] = np.where(reach, -d_w_d_rate * rate[pl] / slack[pl], -np.inf)
+        need = np.where(ok, need, np.inf)
+        return need, np.where(np.isfinite(need), d_need, -np.inf)
+
+    def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
+        """Total need and its derivative per plan, shape (rows,)."""
+        need, d_need = self.per_user(deadline)
+        return (np.bincount(self.row, need, minlength=self.rows),
+                np.bincount(self.row, d_need, minlength=self.rows))
+
+    def spread(self, flat_values: np.ndarray) -> np.ndarray:
+        """Per-user values back in the (..., K) layout, zero for users who do not draft."""
+        out = np.zeros(self.rows * self.users)
+        out[self.index] = flat_values
+        return out.reshape(self.shape)
 
 
 def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndarray, np.ndarray]:
@@ -24,16 +86,13 @@ def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndar
     ``lengths`` has shape (..., K) and ``deadline_s`` broadcasts against (..., 1). Users who do not
     draft need nothing; a user who cannot make the deadline at any bandwidth needs ``inf``.
     """
-    bits = upload_bits(system, lengths)
-    slack = np.asarray(deadline_s, dtype=float) - compute_seconds(system, lengths)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(slack > 0, bits / slack, np.inf)
-    rate = np.where(bits > 0, rate, 0.0)
-    need, d_need_d_rate = system.channel.bandwidth_for_rate(rate)
-    with np.errstate(invalid="ignore"):
-        d_need = np.where(bits > 0, -d_need_d_rate * rate / np.where(slack > 0, slack, np.inf), 0.0)
-    need = np.where(bits > 0, need, 0.0)
-    return need, np.where(np.isfinite(need), d_need, -np.inf)
+    lengths = np.asarray(lengths)
+    deadline = np.asarray(deadline_s, dtype=float)
+    batch = np.broadcast_shapes(lengths.shape[:-1], deadline.shape[:-1] if deadline.ndim else ())
+    deadline = np.broadcast_to(deadline, batch + (1,))
+    demand = _Demand(system, np.broadcast_to(lengths, batch + lengths.shape[-1:]))
+    need, d_need = demand.per_user(deadline)
+    return demand.spread(need), demand.spread(d_need)
 
 
 def deadline_floor(system: System, lengths) -> np.ndarray:
@@ -51,9 +110,12 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     (to rounding); a plan where nobody drafts uses none and has ``D = 0``.
     """
     lengths = np.asarray(lengths)
+    batch = lengths.shape[:-1]
+    lengths = lengths.reshape(-1, system.users)
     total = system.bandwidth_hz
+    demand = _Demand(system, lengths)
     bits = upload_bits(system, lengths)
-    uploads = bits > 0
+    uploads = demand.uploads
     anyone = uploads.any(axis=-1)
     floor = deadline_floor(system, lengths)
 
@@ -72,26 +134,25 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     lo = np.maximum(alone, floor)
     x = lo.copy()
     for _ in range(_MAX_ITER):
-        need, d_need = bandwidth_for_deadline(system, lengths, x[..., None])
-        demand = need.sum(axis=-1)
-        lo = np.where(demand > total, x, lo)
-        hi = np.where(demand <= total, x, hi)
+        need, d_need = demand.totals(x)
+        lo = np.where(need > total, x, lo)
+        hi = np.where(need <= total, x, hi)
         # Newton on W / demand(D) - 1: exactly linear in D for fixed-SNR users with equal device
         # times, concave in general, so the iterates approach the root from the left.
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x + (total - demand) * demand / (total * d_need.sum(axis=-1))
+            newton = x + (total - need) * need / (total * d_need)
         inside = (newton >= lo) & (newton <= hi) & np.isfinite(newton)
         geometric = floor + np.sqrt(np.maximum(lo - floor, 0.0) * (hi - floor))
         nxt = np.where(inside, newton, np.where(lo > floor, geometric, 0.5 * (lo + hi)))
         done = (
-            (np.abs(demand - total) <= 1e-13 * total)
+            (np.abs(need - total) <= 1e-13 * total)
             | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
             | ~anyone
         )
         if done.all():
             break
         x = np.where(done, x, nxt)
-    need, _ = bandwidth_for_deadline(system, lengths, x[..., None])
+    need = demand.spread(demand.per_user(x)[0])
     with np.errstate(invalid="ignore", divide="ignore"):
         bandwidth = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
         # Uploads so small that the deadline cannot be told from the device time in floating point
@@ -100,7 +161,8 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         fallback = total * load / load.sum(axis=-1, keepdims=True)
     broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
     bandwidth = np.where(broken, fallback, bandwidth)
-    return np.where(anyone, x, 0.0), np.where(uploads, bandwidth, 0.0)
+    deadline = np.where(anyone, x, 0.0)
+    return deadline.reshape(batch), np.where(uploads, bandwidth, 0.0).reshape(batch + (system.users,))
 
 
 def split_goodput(system: System, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,5 +2,7 @@
 
 from multispin_cli.cli.app import app, main
 from multispin_cli.cli import plan as _plan  # noqa: F401  (registers `multispin plan`)
+from multispin_cli.cli import export as _export  # noqa: F401  (registers `multispin export`)
+from multispin_cli.cli import schedule as _schedule  # noqa: F401  (registers `multispin schedule`)
 
 __all__ = ["app", "main"]

@@ -31,6 +31,9 @@ def plan(
         Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
     ] = None,
     rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Also plot goodput vs draft length and per-user bars (.png/.svg).")
+    ] = None,
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():
@@ -40,6 +43,10 @@ def plan(
         from multispin_cli.profile import load_profile
         from multispin_cli.render.document import plan_document, to_json, to_toml
 
+        if plot is not None:
+            from multispin_cli.plotting import check_plot_target
+
+            check_plot_target(plot)
         loaded = load_profile(profile)
         report = plan_report(loaded.system, mode=mode.value)
         for p in report.plans:
@@ -67,3 +74,8 @@ def plan(
             emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} plan to {output}", err=True)
+        if plot is not None:
+            from multispin_cli.plotting import plot_plan
+
+            plot_plan(loaded, report, plot)
+            typer.echo(f"multispin: wrote plot to {plot}", err=True)

@@ -19,7 +19,7 @@ DEFAULT_ROWS = 40
 BAR_WIDTH = 6
 
 
-def _pct(value: float) -> Text:
+def pct(value: float) -> Text:
     if not np.isfinite(value):
         return Text("n/a", style="dim")
     style = "green" if value > 0.0005 else ("red" if value < -0.0005 else "dim")
@@ -34,7 +34,7 @@ def _lengths(plan: Plan) -> str:
     return str(lo) if lo == hi else f"{lo}..{hi}"
 
 
-def _table(title: str | None = None) -> Table:
+def new_table(title: str | None = None) -> Table:
     return Table(
         title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD,
         pad_edge=False, padding=(0, 1), collapse_padding=True,
@@ -53,7 +53,7 @@ def headline(profile: Profile) -> Text:
 
 def summary_table(profile: Profile, report: PlanReport) -> Table:
     """Every plan and baseline, and each plan's goodput gain over every row below it."""
-    table = _table("Plans")
+    table = new_table("Plans")
     table.add_column("\nplan", no_wrap=True)
     table.add_column("draft\nlength", justify="right")
     table.add_column("goodput\ntok/s", justify="right")
@@ -64,7 +64,7 @@ def summary_table(profile: Profile, report: PlanReport) -> Table:
     for row in [*planned, *report.baselines.values()]:
         ev = row.evaluation
         gains = [
-            _pct(plan.gain_over(row))
+            pct(plan.gain_over(row))
             if row is not plan and row not in planned[: planned.index(plan)] and row.goodput_tokens_per_s > 0
             else Text("")
             for plan in planned
@@ -128,23 +128,24 @@ def _user_label(names: tuple[str, ...], first: int, count: int) -> str:
 def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT_ROWS, width: int = 80) -> Table:
     """Per user (identical neighbours folded into one row): inputs, then each plan's choice.
 
-    The bandwidth-share bars need room: with two plans side by side they show from 100 columns.
+    With two plans side by side in fewer than 100 columns the channel column gives way to the
+    bandwidth bars.
     """
     system = profile.system
     plans = report.plans
     last = plans[-1]
-    bars = len(plans) == 1 or width >= 100
-    table = _table("Users")
+    channel = len(plans) == 1 or width >= 100
+    table = new_table("Users")
     tag = (lambda plan: f"{plan.name[:3]}\n") if len(plans) > 1 else (lambda plan: "\n")
     table.add_column("\nuser", no_wrap=True)
     table.add_column("\naccept", justify="right")
     table.add_column("draft\nms/tok", justify="right")
-    table.add_column("\nchannel", no_wrap=True)
+    if channel:
+        table.add_column("\nchannel", no_wrap=True)
     for plan in plans:
         table.add_column(f"{tag(plan)}L", justify="right")
         table.add_column(f"{tag(plan)}MHz", justify="right")
-    if bars:
-        table.add_column(f"{tag(last)}share", no_wrap=True)
+    table.add_column(f"{tag(last)}share", no_wrap=True)
     if len(plans) == 1:
         table.add_column("tokens\n/round", justify="right")
     table.add_column(f"{tag(last)}tok/s", justify="right")
@@ -154,21 +155,20 @@ def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT
     for row in shown:
         k = row.first
         info = profile.users[k]
-        cells = [_user_label(system.names, k, row.count), info.acceptance,
-                 f"{system.draft_s_per_token[k] / MS:.3g}", info.channel]
+        cells = [_user_label(system.names, k, row.count), info.acceptance, f"{system.draft_s_per_token[k] / MS:.3g}"]
+        if channel:
+            cells.append(info.channel)
         for plan in plans:
             ev = plan.evaluation
             cells += [str(int(ev.draft_lengths[k])), f"{ev.bandwidth_hz[k] / MHZ:.3g}"]
         ev = last.evaluation
-        if bars:
-            cells.append(_bar(ev.bandwidth_hz[k] / widest))
+        cells.append(_bar(ev.bandwidth_hz[k] / widest))
         if len(plans) == 1:
             cells.append(f"{ev.tokens_per_round[k]:.3f}")
         cells.append(f"{ev.user_tokens_per_s[k]:.2f}")
         table.add_row(*cells)
     notes = []
-    if bars:
-        notes.append("share bars: bandwidth per user, scaled to the largest")
+    notes.append("share: each user's bandwidth, bars scaled to the largest")
     if len(shown) < len(groups):
         hidden = sum(r.count for r in groups[len(shown):])
         notes.append(f"{len(groups) - len(shown)} more rows ({hidden} users) not shown: --rows 0 shows all")

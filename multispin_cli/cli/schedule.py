@@ -1,0 +1,97 @@
+"""`multispin schedule PROFILE.toml --batch-sizes 1,2,4,...`: the best draft length per batch size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from multispin_cli.cli.app import Format, app, reported_errors, warn
+
+DEFAULT_BATCH_SIZES = "1,2,4,8,16,32,64,128"
+
+
+SCHEDULE_HELP = (
+    "Plan the best common draft length for each batch size (users drawn from the profile).\n\n"
+    "B users are drawn evenly from the profile (its whole mix repeated when B exceeds its users) and share the "
+    "cell's uplink band; each batch size is planned like `multispin plan --mode homogeneous`."
+)
+
+
+@app.command(help=SCHEDULE_HELP)
+def schedule(
+    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
+    batch_sizes: Annotated[
+        str, typer.Option("--batch-sizes", "-b", help="Batch sizes to plan: 1,2,4,8 or ranges like 1-16.")
+    ] = DEFAULT_BATCH_SIZES,
+    engine: Annotated[
+        Optional[str],
+        typer.Option("--engine", "-e", help="Print the engine's per-batch-size config instead: vllm or trtllm."),
+    ] = None,
+    fmt: Annotated[
+        Optional[Format], typer.Option("--format", "-f", help="table for people, toml/json for programs.")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
+    ] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Also draw draft length against batch size (.png or .svg).")
+    ] = None,
+) -> None:
+    """Plan the best common draft length for each batch size (users drawn from the profile)."""
+    with reported_errors():
+        from multispin_cli.errors import InputError
+        from multispin_cli.output import emit
+        from multispin_cli.profile import load_profile
+        from multispin_cli.schedule import parse_batch_sizes, plan_schedule
+
+        if engine is not None and fmt is not None:
+            raise InputError("give --engine or --format, not both", key="--engine")
+        sizes = parse_batch_sizes(batch_sizes)
+        eng = None
+        if engine is not None:
+            from multispin_cli.export import get_engine
+
+            eng = get_engine(engine)
+        if plot is not None:
+            from multispin_cli.plotting import check_plot_target
+
+            check_plot_target(plot)
+        loaded = load_profile(profile)
+        result = plan_schedule(loaded.system, sizes)
+        from multispin_cli.render.schedule import common_draft_model
+
+        if eng is not None:
+            from multispin_cli.export import export_schedule
+
+            exported = export_schedule(sizes, result.draft_lengths.tolist(), eng,
+                                       draft_model=common_draft_model(loaded), label=loaded.name)
+            for note in exported.notes:
+                warn(note)
+            emit(exported.text, output)
+            what = f"{eng.name} schedule"
+        elif fmt in (None, Format.table):
+            from multispin_cli.render.schedule import schedule_view
+            from multispin_cli.render.text import render_text, stdout_console
+
+            view = schedule_view(loaded, result)
+            if output is None:
+                stdout_console().print(view)
+            else:
+                emit(render_text(view), output)
+            what = "table schedule"
+        else:
+            from multispin_cli.render.document import to_json, to_toml
+            from multispin_cli.render.schedule import schedule_document
+
+            doc = schedule_document(loaded, result)
+            emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
+            what = f"{fmt.value} schedule"
+        if output is not None:
+            typer.echo(f"multispin: wrote {what} to {output}", err=True)
+        if plot is not None:
+            from multispin_cli.plotting import plot_schedule
+
+            plot_schedule(loaded, result, plot)
+            typer.echo(f"multispin: wrote plot to {plot}", err=True)

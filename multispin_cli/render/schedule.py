@@ -1,0 +1,120 @@
+"""The per-batch-size schedule for people (a rich table) and for programs (a TOML/JSON document)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from multispin_cli import __version__
+from multispin_cli.export import batch_ranges, trtllm_schedule, vllm_schedule, DRAFT_PLACEHOLDER
+from multispin_cli.profile import Profile
+from multispin_cli.render.document import num
+from multispin_cli.render.tables import new_table, pct
+from multispin_cli.schedule import Schedule
+from multispin_cli.units import MHZ, MS
+
+FORMAT_VERSION = 1
+
+USERS_DRAWN = ("B // K copies of every profile user plus B mod K users spread evenly over the profile's list")
+BAND_SHARED = "the cell's whole uplink band is shared by the B users of the batch (equal-finish split)"
+
+
+def common_draft_model(profile: Profile) -> str | None:
+    """The draft model every device names, or None when they name none or differ."""
+    models = {u.draft_model for u in profile.users}
+    return models.pop() if len(models) == 1 else None
+
+
+def schedule_document(profile: Profile, schedule: Schedule) -> dict:
+    """``[schedule]`` (the cell and how batches are formed), ``[[batches]]``, ``[engines.*]``."""
+    system = profile.system
+    head: dict = {
+        "profile": profile.path,
+        "name": profile.name,
+        "profile_users": system.users,
+        "bandwidth_mhz": num(system.bandwidth_hz / MHZ),
+        "max_draft_length": system.max_draft_length,
+        "batching": system.batching,
+        "target": profile.target,
+    }
+    if profile.target_model:
+        head["target_model"] = profile.target_model
+    draft = common_draft_model(profile)
+    if draft:
+        head["draft_model"] = draft
+    head["users_drawn"] = USERS_DRAWN
+    head["bandwidth_sharing"] = BAND_SHARED
+    if schedule.stops_at is not None:
+        head["speculation_off_from_batch_size"] = schedule.stops_at
+    head["multispin_version"] = __version__
+    head["format_version"] = FORMAT_VERSION
+    batches = []
+    for i, b in enumerate(schedule.batch_sizes):
+        batches.append({
+            "batch_size": int(b),
+            "draft_length": int(schedule.draft_lengths[i]),
+            "goodput_tokens_per_s": num(schedule.goodput_tokens_per_s[i]),
+            "autoregressive_tokens_per_s": num(schedule.autoregressive_tokens_per_s[i]),
+            "gain_percent": num(100.0 * schedule.gain[i]),
+            "round_ms": num(schedule.round_s[i] / MS),
+        })
+    doc: dict = {"schedule": head, "batches": batches}
+    sizes, lengths = schedule.batch_sizes.tolist(), schedule.draft_lengths.tolist()
+    model = draft or DRAFT_PLACEHOLDER
+    engines: dict = {}
+    vllm = vllm_schedule(sizes, lengths, model)
+    if vllm is not None:
+        engines["vllm"] = {k: v for k, v in vllm.items() if k not in ("method", "model")}
+    spec = trtllm_schedule(sizes, lengths, model)["speculative_config"]
+    if spec is not None:
+        engines["trtllm"] = {
+            "max_draft_len": spec["max_draft_len"],
+            "draft_len_schedule": {str(k): v for k, v in spec["draft_len_schedule"].items()},
+        }
+    if engines:
+        doc["engines"] = engines
+    return doc
+
+
+def schedule_view(profile: Profile, schedule: Schedule) -> Group:
+    """The schedule as a table, with a line on how the batches were formed."""
+    system = profile.system
+    head = Text.assemble(
+        (profile.name, "bold"),
+        f": draft length by batch size; {system.bandwidth_hz / MHZ:g} MHz uplink shared by the batch, "
+        f"users drawn evenly from the profile's {system.users}, target {profile.target}, "
+        f"L_max {system.max_draft_length}",
+    )
+    table = new_table("Schedule")
+    table.add_column("batch\nsize", justify="right")
+    table.add_column("draft\nlength", justify="right")
+    table.add_column("goodput\ntok/s", justify="right")
+    table.add_column("per user\ntok/s", justify="right")
+    table.add_column("target alone\ntok/s", justify="right")
+    table.add_column("\ngain", justify="right")
+    table.add_column("round\nms", justify="right")
+    for i, b in enumerate(schedule.batch_sizes):
+        table.add_row(
+            str(int(b)),
+            str(int(schedule.draft_lengths[i])),
+            f"{schedule.goodput_tokens_per_s[i]:,.1f}",
+            f"{schedule.goodput_tokens_per_s[i] / b:,.2f}",
+            f"{schedule.autoregressive_tokens_per_s[i]:,.1f}",
+            pct(schedule.gain[i]),
+            f"{schedule.round_s[i] / MS:.2f}",
+        )
+    stops = schedule.stops_at
+    ranges = batch_ranges(schedule.batch_sizes.tolist(), schedule.draft_lengths.tolist())
+    words = ", ".join(f"{lo}-{hi}: {n}" if lo != hi else f"{lo}: {n}" for lo, hi, n in ranges)
+    caption = f"Ranges (batch sizes: draft length): {words}."
+    if stops is not None:
+        sizes = schedule.batch_sizes.tolist()
+        at = sizes.index(stops)
+        if at == 0:
+            caption += " Speculation pays at no planned batch size."
+        else:
+            caption += (f" Speculation stops paying by batch size {stops} (the engine tables turn it off above "
+                        f"{sizes[at - 1]}).")
+    table.caption = caption
+    table.caption_justify = "left"
+    return Group(head, table)
