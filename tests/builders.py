@@ -110,3 +110,21 @@ tx_power_dbm = 23
 path_loss_db = 110
 """
 
+
+
+def invoke(*args, **kwargs):
+    """Run the CLI in-process (typer's CliRunner), arguments stringified; stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from multispin_cli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+def assert_one_line_error(result, needle: str) -> None:
+    """Bad input: exit 2, nothing on stdout, one line on stderr containing ``needle``, no traceback."""
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert needle in lines[0], lines[0]

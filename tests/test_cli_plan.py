@@ -9,17 +9,10 @@ import sys
 import tomllib
 
 import pytest
-from typer.testing import CliRunner
 
 from multispin_cli.catalog import profiles_dir
-from multispin_cli.cli import app
 from multispin_cli.planfile import load_plan_file
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from builders import invoke
 
 
 def test_toml_is_the_documented_structure_and_nothing_else_is_on_stdout(write_profile):

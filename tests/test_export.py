@@ -8,9 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from multispin_cli.cli import app
 from multispin_cli.errors import InputError
 from multispin_cli.export import (
     DRAFT_PLACEHOLDER,
@@ -25,8 +23,8 @@ from multispin_cli.planfile import load_plan_file
 from multispin_cli.planning import plan_report
 from multispin_cli.profile import load_profile
 from multispin_cli.render.document import plan_document, to_json, to_toml
+from builders import invoke
 
-runner = CliRunner()
 
 # Three phones, a laptop and a slow IoT board: the heterogeneous plan gives the phones one length,
 # the laptop a longer one and the IoT board none (checked below, not assumed).
@@ -69,10 +67,6 @@ draft_ms_per_token = 30
 snr_db = 0
 draft_model = "Qwen/Qwen2.5-0.5B-Instruct"
 """
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def write_plan(tmp_path: Path, profile_text: str = MIXED, fmt: str = "toml", name: str = "plan") -> Path:

@@ -1,0 +1,152 @@
+"""`multispin simulate PROFILE.toml`: play the rounds of a plan out and compare with the prediction."""
+
+from __future__ import annotations
+
+import enum
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from multispin_cli.cli.app import Format, app, reported_errors, warn
+
+MAX_ROUNDS = 10_000_000  # as multispin_cli.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
+PROGRESS_ELEMENTS = 20_000_000  # rounds x users x plans above which a terminal gets a progress bar
+DRIFT_WARNING = 1e-3  # warn when a plan file's prediction differs this much from the profile's
+
+
+class SimMode(str, enum.Enum):
+    """Which plans to compute and simulate (without --plan)."""
+
+    homogeneous = "homogeneous"
+    heterogeneous = "heterogeneous"
+    both = "both"
+
+
+class Fading(str, enum.Enum):
+    """Uplink fading model."""
+
+    none = "none"
+    rayleigh = "rayleigh"
+
+
+@app.command()
+def simulate(
+    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
+    plan_file: Annotated[
+        Optional[Path],
+        typer.Option("--plan", "-p", help="Simulate the plan(s) in this file (from `multispin plan --format "
+                     "toml|json`) instead of planning the profile.", show_default=False),
+    ] = None,
+    mode: Annotated[
+        Optional[SimMode],
+        typer.Option("--mode", "-m", help="Plans to compute and simulate: homogeneous, heterogeneous, or both "
+                     "(the default). Not with --plan.", show_default=False),
+    ] = None,
+    rounds: Annotated[int, typer.Option("--rounds", "-n", help="Rounds simulated per plan.", min=1,
+                                        max=MAX_ROUNDS)] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed: the same seed gives the same numbers.",
+                                      min=0)] = 0,
+    fading: Annotated[Fading, typer.Option("--fading", help="none, or rayleigh: each round every user's SNR is "
+                                           "scaled by an Exp(1) draw.")] = Fading.none,
+    draft_jitter: Annotated[
+        float,
+        typer.Option("--draft-jitter", help="Draft-time jitter: the device time is multiplied by a lognormal "
+                     "draw with mean 1 and this standard deviation (0.1 = 10%).", min=0.0),
+    ] = 0.0,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Simulate the baselines too.")] = True,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
+    ] = None,
+    rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
+) -> None:
+    """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
+    with reported_errors():
+        from multispin_cli.errors import InputError
+        from multispin_cli.output import emit
+        from multispin_cli.profile import load_profile
+        from multispin_cli.render.document import to_json, to_toml
+        from multispin_cli.render.simulation import SimulationRun, simulation_document
+        from multispin_cli.simulation import SimulationOptions, plans_from_file, simulate_plans
+
+        if plan_file is not None and mode is not None:
+            raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")
+        if not math.isfinite(draft_jitter):
+            raise InputError(f"must be a finite fraction >= 0, got {draft_jitter}", key="--draft-jitter")
+        options = SimulationOptions(rounds=rounds, seed=seed, fading=fading.value, draft_jitter=draft_jitter)
+        loaded = load_profile(profile)
+        system = loaded.system
+        if plan_file is not None:
+            from multispin_cli.baselines import all_baselines
+            from multispin_cli.homogeneous import plan_homogeneous
+
+            read = plans_from_file(system, plan_file)
+            for item in read:
+                if item.drift > DRIFT_WARNING:
+                    warn(f"{plan_file}: the {item.plan.name} plan predicted {item.file_goodput_tokens_per_s:,.1f} "
+                         f"tok/s when it was made; with this profile it predicts "
+                         f"{item.plan.goodput_tokens_per_s:,.1f} tok/s (the profile changed?)")
+            plans = [item.plan for item in read]
+            others = all_baselines(system) if baselines else {}
+            if baselines and all(p.name != "homogeneous" for p in plans):
+                others = {**others, "homogeneous": plan_homogeneous(system)}
+            source = str(plan_file)
+        else:
+            from multispin_cli.planning import plan_report
+
+            chosen = (mode or SimMode.both).value
+            report = plan_report(system, mode=chosen)
+            plans = report.plans
+            others = report.baselines if baselines else {}
+            source = "the homogeneous and heterogeneous plans" if chosen == "both" else f"the {chosen} plan"
+
+        total = rounds * (len(plans) + len(others))
+        with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
+            results = simulate_plans(system, plans, options, kind="plan", progress=advance)
+            results += simulate_plans(system, others, options, kind="baseline", progress=advance)
+        run = SimulationRun(loaded.path, loaded.name, system.names, source, options, tuple(results))
+
+        if fmt is Format.table:
+            from multispin_cli.render.simulation import simulation_view
+            from multispin_cli.render.text import render_text, stdout_console
+
+            view = simulation_view(run, max_rows=rows)
+            if output is None:
+                stdout_console().print(view)
+            else:
+                emit(render_text(view), output)
+        else:
+            doc = simulation_document(run)
+            emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
+        if output is not None:
+            typer.echo(f"multispin: wrote {fmt.value} simulation to {output}", err=True)
+
+
+class _progress:
+    """A rich progress bar on stderr for long runs on a terminal; a no-op otherwise."""
+
+    def __init__(self, total: int, *, enabled: bool):
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from multispin_cli.render.text import stderr_console
+
+        self.bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=stderr_console(), transient=True)
+        self.bar.start()
+        task = self.bar.add_task("rounds", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
