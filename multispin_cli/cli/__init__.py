@@ -2,6 +2,7 @@
 
 from multispin_cli.cli.app import app, main
 from multispin_cli.cli import plan as _plan  # noqa: F401  (registers `multispin plan`)
+from multispin_cli.cli import hardware as _hardware  # noqa: F401
 from multispin_cli.cli import export as _export  # noqa: F401  (registers `multispin export`)
 from multispin_cli.cli import schedule as _schedule  # noqa: F401  (registers `multispin schedule`)
 from multispin_cli.cli import simulate as _simulate  # noqa: F401  (registers `multispin simulate`)

@@ -1,0 +1,124 @@
+"""FLOP and byte counts of one decoder forward pass, operation by operation (pure).
+
+A pass processes ``batch`` sequences of ``new_tokens`` each (``T = batch * new_tokens`` positions)
+on top of a KV cache of ``context`` tokens per sequence; every query attends to the
+``context + new_tokens`` positions of its sequence (the causal mask hides some of them, but a dense
+kernel computes the whole block, so the work is counted in full).
+
+Counted per layer: the QKV projection, attention (QK^T and PV), the O projection, the gated MLP's
+gate+up and down projections. Per pass: the LM head over every position. A matmul of ``T`` rows
+``d_in -> d_out`` costs ``2 T d_in d_out`` FLOP and moves its weights once plus its input and
+output activations. Attention reads the K and V of every attended position and writes the new
+ones. Norms, RoPE, softmax, SiLU and the embedding lookup are O(T h) elementwise work against
+O(T h^2) for the matmuls, and are left out of both counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multispin_cli.hardware.models import ModelShape
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One operation: its FLOP and the bytes it moves, by kind."""
+
+    name: str
+    flop: float
+    weight_bytes: float = 0.0
+    kv_bytes: float = 0.0
+    activation_bytes: float = 0.0
+
+    @property
+    def bytes(self) -> float:
+        """Every byte moved to or from memory."""
+        return self.weight_bytes + self.kv_bytes + self.activation_bytes
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """One forward pass: the ops of one layer (repeated ``layers`` times) and of the LM head."""
+
+    layers: int
+    layer_ops: tuple[OpCost, ...]
+    head_ops: tuple[OpCost, ...]
+
+    def _total(self, attr: str) -> float:
+        return self.layers * sum(getattr(op, attr) for op in self.layer_ops) + sum(
+            getattr(op, attr) for op in self.head_ops
+        )
+
+    @property
+    def flop(self) -> float:
+        """FLOP of the whole pass."""
+        return self._total("flop")
+
+    @property
+    def bytes(self) -> float:
+        """Bytes moved by the whole pass."""
+        return self._total("bytes")
+
+    @property
+    def weight_bytes(self) -> float:
+        """Weight bytes streamed by the whole pass (each weight read once)."""
+        return self._total("weight_bytes")
+
+    @property
+    def kv_bytes(self) -> float:
+        """KV-cache bytes read and written by the whole pass."""
+        return self._total("kv_bytes")
+
+    def ops(self) -> list[tuple[OpCost, int]]:
+        """Every op with how many times it runs in the pass."""
+        return [(op, self.layers) for op in self.layer_ops] + [(op, 1) for op in self.head_ops]
+
+
+def matmul(name: str, tokens: int, d_in: int, d_out: int, bytes_per_value: int) -> OpCost:
+    """``tokens`` rows through a ``d_in x d_out`` weight: weights once, activations in and out."""
+    return OpCost(
+        name,
+        flop=2.0 * tokens * d_in * d_out,
+        weight_bytes=float(d_in * d_out * bytes_per_value),
+        activation_bytes=float(tokens * (d_in + d_out) * bytes_per_value),
+    )
+
+
+def attention(shape: ModelShape, batch: int, new_tokens: int, context: int, bytes_per_value: int) -> OpCost:
+    """Scores and weighted values of every head over ``context + new_tokens`` positions."""
+    tokens = batch * new_tokens
+    attended = context + new_tokens
+    flop = 2.0 * 2.0 * tokens * shape.heads * shape.head_dim * attended  # QK^T and PV
+    kv_read = batch * attended * 2 * shape.kv_width * bytes_per_value
+    kv_write = tokens * 2 * shape.kv_width * bytes_per_value
+    activations = 2 * tokens * shape.q_width * bytes_per_value  # q in, attention output out
+    return OpCost("attention", flop=flop, kv_bytes=float(kv_read + kv_write), activation_bytes=float(activations))
+
+
+def layer_ops(shape: ModelShape, batch: int, new_tokens: int, context: int, bytes_per_value: int) -> tuple[OpCost, ...]:
+    """The ops of one decoder layer."""
+    t = batch * new_tokens
+    p = bytes_per_value
+    return (
+        matmul("qkv_proj", t, shape.hidden, shape.q_width + 2 * shape.kv_width, p),
+        attention(shape, batch, new_tokens, context, p),
+        matmul("o_proj", t, shape.q_width, shape.hidden, p),
+        matmul("gate_up_proj", t, shape.hidden, 2 * shape.intermediate, p),
+        matmul("down_proj", t, shape.intermediate, shape.hidden, p),
+    )
+
+
+def head_ops(shape: ModelShape, tokens: int, bytes_per_value: int) -> tuple[OpCost, ...]:
+    """The LM head over ``tokens`` positions (verification needs the logits of every position)."""
+    return (matmul("lm_head", tokens, shape.hidden, shape.vocab, bytes_per_value),)
+
+
+def forward_cost(shape: ModelShape, *, batch: int, new_tokens: int, context: int, bytes_per_value: int) -> PassCost:
+    """The whole forward pass: ``shape.layers`` layers and the LM head."""
+    if batch < 1 or new_tokens < 1 or context < 0:
+        raise ValueError(f"batch and new_tokens must be >= 1 and context >= 0, got {batch}, {new_tokens}, {context}")
+    return PassCost(
+        layers=shape.layers,
+        layer_ops=layer_ops(shape, batch, new_tokens, context, bytes_per_value),
+        head_ops=head_ops(shape, batch * new_tokens, bytes_per_value),
+    )

@@ -1,0 +1,95 @@
+"""Least-squares lines with R^2, and monotone tables (pure).
+
+The profile loader requires ``verify_base_ms > 0``, ``verify_ms_per_token >= 0``,
+``draft_ms_per_token > 0``, ``draft_overhead_ms >= 0``, and a table whose token counts increase and
+whose times never decrease. The fits here honour lower bounds by re-fitting on the boundary (a
+constrained least-squares solution, not a blind clip) and record what they clamped, so the
+document can say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The affine form is written as verify_model = "affine" when its R^2 reaches this; below it the
+# measured table is used (CPU BLAS timings have steps an affine line cannot follow).
+AFFINE_R2_THRESHOLD = 0.99
+
+
+@dataclass(frozen=True)
+class AffineFit:
+    """``y = intercept + slope * x`` with its coefficient of determination."""
+
+    intercept: float
+    slope: float
+    r2: float
+    clamped: tuple[str, ...] = ()
+
+    def __call__(self, x):
+        return self.intercept + self.slope * np.asarray(x, dtype=float)
+
+
+def r_squared(x, y, intercept: float, slope: float) -> float:
+    """1 - SS_res / SS_tot of a line through the points (1 for an exact fit of constant data)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    residual = float(np.sum((y - (intercept + slope * x)) ** 2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total <= 0.0:
+        scale = max(float(np.max(np.abs(y))), 1e-300) if y.size else 1.0
+        return 1.0 if residual <= (1e-12 * scale) ** 2 * max(y.size, 1) else 0.0
+    return 1.0 - residual / total
+
+
+def fit_affine(x, y, *, min_intercept: float | None = None, min_slope: float | None = None) -> AffineFit:
+    """Least-squares line through ``(x, y)``, optionally with ``intercept >= min_intercept`` and
+    ``slope >= min_slope`` (the minimiser on the boundary when the free one violates a bound)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError("x and y must be equal-length non-empty 1-D arrays")
+    clamped: list[str] = []
+    if x.size == 1 or np.ptp(x) == 0.0:
+        slope, intercept = 0.0, float(y.mean())
+        clamped.append("slope (a single x value determines no slope: set to 0)")
+    else:
+        dx = x - x.mean()
+        slope = float(np.sum(dx * (y - y.mean())) / np.sum(dx * dx))
+        intercept = float(y.mean() - slope * x.mean())
+    if min_slope is not None and slope < min_slope:
+        clamped.append(f"slope (fitted {slope:.6g}, raised to {min_slope:g})")
+        slope = min_slope
+        intercept = float(np.mean(y - slope * x))
+    if min_intercept is not None and intercept < min_intercept:
+        clamped.append(f"intercept (fitted {intercept:.6g}, raised to {min_intercept:g})")
+        intercept = min_intercept
+        sxx = float(np.sum(x * x))
+        slope = float(np.sum(x * (y - intercept)) / sxx) if sxx > 0 else 0.0
+        if min_slope is not None and slope < min_slope:
+            slope = min_slope
+    return AffineFit(intercept, slope, r_squared(x, y, intercept, slope), tuple(clamped))
+
+
+@dataclass(frozen=True)
+class MonotoneTable:
+    """Points with strictly increasing x and non-decreasing y, and how many y were raised."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    raised: int
+
+
+def monotone_table(x, y) -> MonotoneTable:
+    """Collapse repeated x to their largest y (the conservative choice), then apply a running
+    maximum so that y never decreases: measurement noise must not make more tokens look cheaper."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or x.size == 0:
+        raise ValueError("x and y must be equal-length non-empty 1-D arrays")
+    xs = np.unique(x)
+    ys = np.array([y[x == v].max() for v in xs])
+    running = np.maximum.accumulate(ys)
+    raised = int(np.count_nonzero(running > ys))
+    return MonotoneTable(tuple(float(v) for v in xs), tuple(float(v) for v in running), raised)
