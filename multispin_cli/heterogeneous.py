@@ -29,8 +29,8 @@ Decomposition (MODEL.md's sketch, made exact where it matters):
   search: every single-user change of length (and, for small cells, paired +/-1 changes), or a
   first-order screen of them for large cells.
 
-The homogeneous plan and the baselines' lengths are candidates too, so the result is never below
-any of them. The returned bandwidth is the exact equal-finish split for the chosen lengths.
+The search starts from the homogeneous optimum, so the result is never below it nor below any
+baseline. The returned bandwidth is the exact equal-finish split for the chosen lengths.
 """
 
 from __future__ import annotations
@@ -47,11 +47,14 @@ from multispin_cli.goodput import (
     upload_bits,
     verify_tokens,
 )
+from multispin_cli.homogeneous import plan_homogeneous
 from multispin_cli.plan import Plan
-from multispin_cli.split import bandwidth_for_deadline, equal_finish_split, split_goodput
+from multispin_cli.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
 from multispin_cli.system import System
 
-INITIAL_INTERVALS = 16
+INITIAL_INTERVALS = 8
+NEAR_INTERVALS = 16  # extra intervals around the homogeneous plan's deadline ...
+NEAR_SPAN = 0.2  # ... within a factor 1.2 of it
 SPLIT = 4  # parts each interval above the incumbent is cut into per refinement
 MAX_REFINEMENTS = 8
 BOUND_TOLERANCE = 1e-3  # stop refining an interval whose bound is within 0.1 % of the best plan
@@ -64,13 +67,16 @@ EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is
 PAIR_CANDIDATES = 6_000  # plans up to which local search tries every pair of levels for two users
 
 
-def level_bandwidth(system: System, deadlines) -> np.ndarray:
-    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
-    deadlines = np.atleast_1d(np.asarray(deadlines, dtype=float))
+def level_demand(system: System) -> Demand:
+    """Every user at every draft length 0..L_max, ready to be priced at any deadline."""
     levels = np.arange(system.max_draft_length + 1)
-    grid = np.broadcast_to(levels[:, None], (levels.size, system.users))
-    need, _ = bandwidth_for_deadline(system, grid[None], deadlines[:, None, None])
-    return np.ascontiguousarray(need.transpose(0, 2, 1))
+    return Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None], (levels.size, system.users))))
+
+
+def level_bandwidth(system: System, deadlines, *, demand: Demand | None = None) -> np.ndarray:
+    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
+    demand = demand or level_demand(system)
+    return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
 
 
 def _deadline_range(system: System) -> tuple[float, float]:
@@ -82,13 +88,28 @@ def _deadline_range(system: System) -> tuple[float, float]:
     return d_lo, max(float(d_hi), d_lo)
 
 
+def _initial_points(d_lo: float, d_hi: float, near: float) -> np.ndarray:
+    """Interval ends over [d_lo, d_hi]: a geometric grid, denser around ``near`` (the start's D).
+
+    The optimum's deadline is usually close to the homogeneous plan's, so finer intervals there
+    save refinement rounds; the coarse grid still covers the whole range (the bound needs it).
+    """
+    if d_hi <= d_lo:
+        return np.array([d_lo, d_hi])
+    coarse = np.geomspace(d_lo, d_hi, INITIAL_INTERVALS + 1)
+    if not d_lo < near < d_hi:
+        return coarse
+    fine = near * np.geomspace(1 / (1 + NEAR_SPAN), 1 + NEAR_SPAN, NEAR_INTERVALS + 1)
+    return np.unique(np.clip(np.concatenate([coarse, fine]), d_lo, d_hi))
+
+
 def _chunks(n: int, per_item: int, limit: int):
     size = max(1, limit // max(per_item, 1))
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
 
 
-def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumbent: float):
+def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float):
     """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]``.
 
     Returns the bounds (n,), the integer candidate plans met on the way (m, K) and the deadline
@@ -113,7 +134,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
         # verification time, so the bound is the interval's integer optimum.
         padded = system.batching == "padded"
         for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
-            weights = level_bandwidth(system, right[part])
+            weights = level_bandwidth(system, right[part], demand=levels_demand)
             sol = knapsack.solve_exact(np.broadcast_to(g, weights.shape), weights, budget,
                                        key="max" if padded else "sum")
             keys = np.arange(sol.value.shape[1])
@@ -126,7 +147,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
         caps = np.arange(l1)
         server = system.verify(k * (caps + 1.0)) + system.downlink_s  # (M,)
         for part in _chunks(left.size, k * l1 * l1, CHUNK_ELEMENTS):
-            weights = level_bandwidth(system, right[part])  # (b, K, L+1)
+            weights = level_bandwidth(system, right[part], demand=levels_demand)  # (b, K, L+1)
             b = weights.shape[0]
             capped = np.where(levels[None, None, None, :] <= caps[None, :, None, None], weights[:, None], np.inf)
             sol = knapsack.solve(
@@ -141,7 +162,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
 
     lines = system.verify.minorants(float(k), float(k * l1))
     for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
-        weights = level_bandwidth(system, right[part])
+        weights = level_bandwidth(system, right[part], demand=levels_demand)
         b = weights.shape[0]
         best = np.full(b, np.inf)
         for intercept, slope in lines:
@@ -158,7 +179,7 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
                 phi = sol.lp_value - gamma[rows] * fixed[rows]
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / fixed[rows])
                 achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
-                settled = np.abs(achieved - gamma[rows]) <= 1e-12 * np.abs(achieved)
+                settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 gamma[rows] = achieved
                 # An interval whose bound is already below the incumbent needs no tighter bound.
                 keep = ~settled & (safe[rows] > incumbent * (1 + BOUND_TOLERANCE))
@@ -170,12 +191,14 @@ def _interval_bounds(system: System, left: np.ndarray, right: np.ndarray, incumb
     return result()
 
 
-def _score(system: System, candidates: np.ndarray) -> np.ndarray:
-    """Exact goodput of each candidate's lengths under its equal-finish split."""
-    out = np.empty(candidates.shape[0])
+def _score(system: System, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact goodput of each candidate's lengths under its equal-finish split; its D and split."""
+    goodput = np.empty(candidates.shape[0])
+    deadline = np.empty(candidates.shape[0])
+    bandwidth = np.empty(candidates.shape)
     for part in _chunks(candidates.shape[0], system.users, EXACT_CHUNK_ELEMENTS):
-        out[part] = split_goodput(system, candidates[part])[0]
-    return out
+        goodput[part], deadline[part], bandwidth[part] = split_goodput(system, candidates[part])
+    return goodput, deadline, bandwidth
 
 
 def _distinct_rows(rows: np.ndarray) -> np.ndarray:
@@ -190,8 +213,10 @@ def _distinct_rows(rows: np.ndarray) -> np.ndarray:
 class _Incumbent:
     """The best lengths found so far and their exact goodput."""
 
-    def __init__(self, lengths: np.ndarray, value: float):
-        self.lengths, self.value = lengths, value
+    def __init__(self, plan: Plan):
+        ev = plan.evaluation
+        self.lengths = ev.draft_lengths.astype(np.int64)
+        self.value, self.deadline, self.bandwidth = ev.goodput_tokens_per_s, ev.draft_upload_s, ev.bandwidth_hz
 
     def offer(self, system: System, candidates: np.ndarray, chosen_at: np.ndarray | None = None) -> None:
         """Score the candidates that could beat the incumbent; keep the best.
@@ -208,14 +233,16 @@ class _Incumbent:
         candidates, tokens = candidates[promising], tokens[promising]
         if candidates.shape[0] == 0:
             return
-        if chosen_at is not None and system.users > SMALL_CELL and candidates.shape[0] > SCORED_PER_ROUND:
-            at = chosen_at[keep][promising]
+        at = None if chosen_at is None else chosen_at[keep][promising]
+        if at is not None and system.users > SMALL_CELL and candidates.shape[0] > SCORED_PER_ROUND:
             estimate = tokens / round_seconds(system, candidates, at)
-            candidates = candidates[np.argsort(-estimate, kind="stable")[:SCORED_PER_ROUND]]
-        scores = _score(system, candidates)
+            top = np.argsort(-estimate, kind="stable")[:SCORED_PER_ROUND]
+            candidates = candidates[top]
+        scores, deadline, bandwidth = _score(system, candidates)
         best = int(np.argmax(scores))
         if scores[best] > self.value:
             self.lengths, self.value = candidates[best], float(scores[best])
+            self.deadline, self.bandwidth = float(deadline[best]), bandwidth[best]
 
 
 def _neighbours_small(lengths: np.ndarray, max_len: int) -> np.ndarray:
@@ -250,13 +277,13 @@ def _neighbours_small(lengths: np.ndarray, max_len: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _neighbours_screened(system: System, lengths: np.ndarray, value: float, keep: int) -> np.ndarray:
+def _neighbours_screened(system: System, best: "_Incumbent", levels: Demand, keep: int) -> np.ndarray:
     """The single-user changes a first-order model of the deadline ranks best (large cells)."""
     k, max_len = system.users, system.max_draft_length
-    goodput, deadline, _ = split_goodput(system, lengths)
+    lengths, goodput, deadline = best.lengths, best.value, best.deadline
     need_now, d_need = bandwidth_for_deadline(system, lengths, deadline)
     slope = -d_need.sum()  # hertz freed per second of extra deadline
-    need = level_bandwidth(system, deadline)[0]  # (K, L+1)
+    need = level_bandwidth(system, deadline, demand=levels)[0]  # (K, L+1)
     extra = need - need_now[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         d_deadline = np.maximum(extra / slope, -deadline)
@@ -284,7 +311,7 @@ def _neighbours_screened(system: System, lengths: np.ndarray, value: float, keep
     return moved
 
 
-def _polish(system: System, best: _Incumbent) -> None:
+def _polish(system: System, best: _Incumbent, levels: Demand) -> None:
     """Exact local search from the incumbent until no neighbour improves it.
 
     Small cells search the whole neighbourhood until a local optimum; large ones a screened part
@@ -292,35 +319,37 @@ def _polish(system: System, best: _Incumbent) -> None:
     """
     k, max_len = system.users, system.max_draft_length
     small = k <= SMALL_CELL
-    for _ in range(50 if small else 4):
+    for _ in range(50 if small else 3):
         before = best.value
         if small:
             moves = _neighbours_small(best.lengths, max_len)
         else:
-            moves = _neighbours_screened(system, best.lengths, best.value, keep=32)
+            moves = _neighbours_screened(system, best, levels, keep=16)
         if moves.size:
             best.offer(system, moves)
         if best.value <= before * (1 + (1e-13 if small else 1e-6)):
             break
 
 
-def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: list[Plan] = ()) -> Plan:
+def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
     """The best per-user draft lengths with their equal-finish split, and a proven upper bound.
 
-    ``start`` and ``baselines`` are plans whose lengths seed the search (the result is never worse).
+    The search starts from the homogeneous optimum (``start``, planned here when not given), so
+    the result is never below it, nor below any baseline: each baseline is one common length
+    with a split no better than the homogeneous planner's, and L = 0 is among the common lengths.
     """
-    k, max_len = system.users, system.max_draft_length
-    seeds = [np.zeros(k, dtype=np.int64)] + [p.evaluation.draft_lengths for p in (start, *baselines) if p]
-    best = _Incumbent(seeds[0], -np.inf)
-    best.offer(system, np.stack(seeds))
-    autoregressive = float(split_goodput(system, np.zeros(k, dtype=int))[0])
-    bound = autoregressive
+    start = start if start is not None else plan_homogeneous(system)
+    max_len = system.max_draft_length
+    best = _Incumbent(start)
+    # Below D_lo nobody can draft: there the autoregressive plan (no better than the start) is all.
+    bound = best.value
 
     if max_len > 0:
         d_lo, d_hi = _deadline_range(system)
-        points = np.geomspace(d_lo, d_hi, INITIAL_INTERVALS + 1) if d_hi > d_lo else np.array([d_lo, d_hi])
+        points = _initial_points(d_lo, d_hi, start.evaluation.draft_upload_s)
         left, right = points[:-1], points[1:]
-        bounds, candidates, chosen_at = _interval_bounds(system, left, right, best.value)
+        levels_demand = level_demand(system)
+        bounds, candidates, chosen_at = _interval_bounds(system, levels_demand, left, right, best.value)
         best.offer(system, candidates, chosen_at)
         for _ in range(MAX_REFINEMENTS):
             active = (bounds > best.value * (1 + BOUND_TOLERANCE)) & (right > left * (1 + BOUND_TOLERANCE / 4))
@@ -330,17 +359,17 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, baselines: 
             steps = np.arange(SPLIT + 1)[:, None] / SPLIT
             cuts = left[active] * (right[active] / left[active]) ** steps  # (SPLIT + 1, n)
             new_left, new_right = cuts[:-1].ravel(), cuts[1:].ravel()
-            new_bounds, candidates, chosen_at = _interval_bounds(system, new_left, new_right, best.value)
+            new_bounds, candidates, chosen_at = _interval_bounds(
+                system, levels_demand, new_left, new_right, best.value
+            )
             best.offer(system, candidates, chosen_at)
             left = np.concatenate([left[~active], new_left])
             right = np.concatenate([right[~active], new_right])
             bounds = np.concatenate([bounds[~active], new_bounds])
-        _polish(system, best)
+        _polish(system, best, levels_demand)
         bound = max(bound, float(bounds.max()))
 
-    lengths = best.lengths.astype(int)
-    _, deadline, bandwidth = split_goodput(system, lengths)
-    evaluation = evaluate(system, lengths, bandwidth)
+    evaluation = evaluate(system, best.lengths.astype(int), best.bandwidth)
     return Plan(
         name="heterogeneous",
         evaluation=evaluation,

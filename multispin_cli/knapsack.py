@@ -29,32 +29,35 @@ class KnapsackSolution:
 
 
 def _increments(values: np.ndarray, weights: np.ndarray):
-    """Each user's LP-efficient increments: (gain, weight, efficiency, level, valid), shape (B, K, L)."""
+    """Each user's LP-efficient increments: (gain, weight, efficiency, valid) of shape (B, K, L),
+    and each user's first efficient level (B, K); increment i leads to level i + 1."""
     gain0 = values[..., 1:] - values[..., :1]
     w = weights[..., 1:]
-    usable = np.isfinite(w) & (gain0 > 0) & (w > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope0 = np.where(usable, gain0 / np.where(usable, w, 1.0), -np.inf)
+        slope0 = gain0 / w  # inf weights give 0 (or nan where the gain is inf too)
+    slope0[~((gain0 > 0) & (w > 0) & (w < np.inf))] = -np.inf
     first = np.argmax(slope0, axis=-1)  # index of level first+1
     has_first = np.take_along_axis(slope0, first[..., None], axis=-1)[..., 0] > -np.inf
 
-    step_gain = np.diff(values, axis=-1)
-    with np.errstate(invalid="ignore"):
-        step_w = np.diff(weights, axis=-1)
     idx = np.arange(values.shape[-1] - 1)
     is_first = idx == first[..., None]
-    gain = np.where(is_first, gain0, step_gain)
-    weight = np.where(is_first, w, step_w)
-    ok = np.isfinite(weight) & (gain > 0) & (weight >= 0)
+    gain = np.diff(values, axis=-1)
+    with np.errstate(invalid="ignore"):
+        weight = np.diff(weights, axis=-1)
+    gain[is_first] = gain0[is_first]
+    weight[is_first] = w[is_first]
     after = idx >= first[..., None]
-    valid = np.logical_and.accumulate(np.where(after, ok, True), axis=-1) & after & has_first[..., None]
+    ok = (gain > 0) & (weight >= 0) & (weight < np.inf)
+    ok |= ~after
+    valid = np.logical_and.accumulate(ok, axis=-1) & after & has_first[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        eff = np.where(valid, gain / np.where(valid, weight, 1.0), -np.inf)
+        eff = gain / weight
     # Concavity makes these non-increasing along l already; enforce it against rounding so the
     # greedy never takes a level before the one below it.
-    eff = np.where(valid, np.minimum.accumulate(np.where(valid, eff, np.inf), axis=-1), -np.inf)
-    level = np.broadcast_to(idx + 1, gain.shape)
-    return gain, weight, eff, level, valid, first + 1
+    eff[~valid] = np.inf
+    eff = np.minimum.accumulate(eff, axis=-1)
+    eff[~valid] = -np.inf
+    return gain, weight, eff, valid, first + 1
 
 
 def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSolution:
@@ -64,7 +67,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     on any integer choice), the LP's total level and the integer choice's value.
     """
     b, k, l1 = values.shape
-    gain, weight, eff, level, valid, firsts = _increments(values, weights)
+    gain, weight, eff, valid, firsts = _increments(values, weights)
     flat = np.flatnonzero(valid)  # only the increments that exist, in (row, user, level) order
     if flat.size == 0:  # nobody can draft: everyone stays at level 0
         base = values[..., 0].sum(axis=-1)

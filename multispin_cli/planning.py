@@ -42,7 +42,7 @@ def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
     homogeneous = plan_homogeneous(system)
     heterogeneous = None
     if mode in ("heterogeneous", "both"):
-        heterogeneous = plan_heterogeneous(system, start=homogeneous, baselines=list(baselines.values()))
+        heterogeneous = plan_heterogeneous(system, start=homogeneous)
     if mode == "heterogeneous":
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None

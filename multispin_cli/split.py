@@ -19,7 +19,7 @@ from multispin_cli.system import System
 _MAX_ITER = 200
 
 
-class _Demand:
+class Demand:
     """Bandwidth each drafting user needs as a function of the deadline, for fixed draft lengths.
 
     The lengths' invariants (bits, device time, channel of every drafting user) are gathered once
@@ -67,6 +67,28 @@ class _Demand:
         need = np.where(ok, need, np.inf)
         return need, np.where(np.isfinite(need), d_need, -np.inf)
 
+    def at_deadlines(self, deadlines) -> np.ndarray:
+        """Need (Hz) of every user of every plan for each of several deadlines: (n, *shape).
+
+        Every plan is held to the same deadline; this is how the heterogeneous planner prices all
+        draft lengths of all users at many deadlines at once.
+        """
+        d = np.atleast_1d(np.asarray(deadlines, dtype=float))
+        slack = d[:, None] - self.device[None, :]
+        ok = slack > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(ok, self.bits / slack, np.inf)
+            need = rate / self.eff
+            if self.any_pl:
+                a = rate[:, self.pl] * LN2 / self.q[self.pl]
+                reach = (a > 0) & (a < 1)
+                x = snr_for_rate_ratio(np.where(reach, a, 0.5))
+                reach &= np.isfinite(x) & (x > 0)
+                need[:, self.pl] = np.where(reach, self.q[self.pl] / x, np.inf)
+        out = np.zeros((d.size, self.rows * self.users))
+        out[:, self.index] = np.where(ok, need, np.inf)
+        return out.reshape((d.size,) + self.shape)
+
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Total need and its derivative per plan, shape (rows,)."""
         need, d_need = self.per_user(deadline)
@@ -90,7 +112,7 @@ def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndar
     deadline = np.asarray(deadline_s, dtype=float)
     batch = np.broadcast_shapes(lengths.shape[:-1], deadline.shape[:-1] if deadline.ndim else ())
     deadline = np.broadcast_to(deadline, batch + (1,))
-    demand = _Demand(system, np.broadcast_to(lengths, batch + lengths.shape[-1:]))
+    demand = Demand(system, np.broadcast_to(lengths, batch + lengths.shape[-1:]))
     need, d_need = demand.per_user(deadline)
     return demand.spread(need), demand.spread(d_need)
 
@@ -113,7 +135,7 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     batch = lengths.shape[:-1]
     lengths = lengths.reshape(-1, system.users)
     total = system.bandwidth_hz
-    demand = _Demand(system, lengths)
+    demand = Demand(system, lengths)
     bits = upload_bits(system, lengths)
     uploads = demand.uploads
     anyone = uploads.any(axis=-1)
