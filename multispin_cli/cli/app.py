@@ -84,6 +84,14 @@ def _root(
     """Multi-SPIN planning for speculative decoding at the edge."""
 
 
+class Mode(str, enum.Enum):
+    """Which planning problem to solve: one draft length for all, one per user, or both."""
+
+    homogeneous = "homogeneous"
+    heterogeneous = "heterogeneous"
+    both = "both"
+
+
 class Format(str, enum.Enum):
     """Output formats: a rich table for people, TOML or JSON for programs."""
 

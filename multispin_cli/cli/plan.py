@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors, warn
-
-
-class Mode(str, enum.Enum):
-    """Which planning problem to solve."""
-
-    homogeneous = "homogeneous"
-    heterogeneous = "heterogeneous"
-    both = "both"
+from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
 
 
 @app.command()

@@ -10,19 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors, warn
+from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
 
 MAX_ROUNDS = 10_000_000  # as multispin_cli.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
 PROGRESS_ELEMENTS = 20_000_000  # rounds x users x plans above which a terminal gets a progress bar
 DRIFT_WARNING = 1e-3  # warn when a plan file's prediction differs this much from the profile's
-
-
-class SimMode(str, enum.Enum):
-    """Which plans to compute and simulate (without --plan)."""
-
-    homogeneous = "homogeneous"
-    heterogeneous = "heterogeneous"
-    both = "both"
 
 
 class Fading(str, enum.Enum):
@@ -41,7 +33,7 @@ def simulate(
                      "toml|json`) instead of planning the profile.", show_default=False),
     ] = None,
     mode: Annotated[
-        Optional[SimMode],
+        Optional[Mode],
         typer.Option("--mode", "-m", help="Plans to compute and simulate: homogeneous, heterogeneous, or both "
                      "(the default). Not with --plan.", show_default=False),
     ] = None,
@@ -97,7 +89,7 @@ def simulate(
         else:
             from multispin_cli.planning import plan_report
 
-            chosen = (mode or SimMode.both).value
+            chosen = (mode or Mode.both).value
             report = plan_report(system, mode=chosen)
             plans = report.plans
             others = report.baselines if baselines else {}

@@ -86,21 +86,21 @@ def _baseline_section(plan: Plan) -> dict:
     return section
 
 
-def plan_document(profile: Profile, report: PlanReport) -> dict:
-    """The plan as a document: ``[plan]``, ``[homogeneous]``, ``[heterogeneous]``, ``[baselines.*]``."""
+def cell_header(profile: Profile, **extra) -> dict:
+    """The cell a document speaks of: profile, users, band, L_max, batching, target (and ``extra``
+    right after the name, such as the plan's mode)."""
     system = profile.system
-    head = {
-        "profile": profile.path,
-        "name": profile.name,
-        "mode": report.mode,
-        "users": system.users,
-        "bandwidth_mhz": num(system.bandwidth_hz / MHZ),
-        "max_draft_length": system.max_draft_length,
-        "batching": system.batching,
-        "target": profile.target,
-    }
+    head = {"profile": profile.path, "name": profile.name, **extra, "users": system.users,
+            "bandwidth_mhz": num(system.bandwidth_hz / MHZ), "max_draft_length": system.max_draft_length,
+            "batching": system.batching, "target": profile.target}
     if profile.target_model:
         head["target_model"] = profile.target_model
+    return head
+
+
+def plan_document(profile: Profile, report: PlanReport) -> dict:
+    """The plan as a document: ``[plan]``, ``[homogeneous]``, ``[heterogeneous]``, ``[baselines.*]``."""
+    head = cell_header(profile, mode=report.mode)
     head["multispin_version"] = __version__
     head["format_version"] = FORMAT_VERSION
     doc: dict = {"plan": head}

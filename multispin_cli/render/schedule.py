@@ -8,7 +8,7 @@ from rich.text import Text
 from multispin_cli import __version__
 from multispin_cli.export import batch_ranges, trtllm_schedule, vllm_schedule, DRAFT_PLACEHOLDER
 from multispin_cli.profile import Profile
-from multispin_cli.render.document import num
+from multispin_cli.render.document import cell_header, num
 from multispin_cli.render.tables import new_table, pct
 from multispin_cli.schedule import Schedule
 from multispin_cli.units import MHZ, MS
@@ -27,18 +27,8 @@ def common_draft_model(profile: Profile) -> str | None:
 
 def schedule_document(profile: Profile, schedule: Schedule) -> dict:
     """``[schedule]`` (the cell and how batches are formed), ``[[batches]]``, ``[engines.*]``."""
-    system = profile.system
-    head: dict = {
-        "profile": profile.path,
-        "name": profile.name,
-        "profile_users": system.users,
-        "bandwidth_mhz": num(system.bandwidth_hz / MHZ),
-        "max_draft_length": system.max_draft_length,
-        "batching": system.batching,
-        "target": profile.target,
-    }
-    if profile.target_model:
-        head["target_model"] = profile.target_model
+    head = cell_header(profile)
+    head["profile_users"] = head.pop("users")
     draft = common_draft_model(profile)
     if draft:
         head["draft_model"] = draft
