@@ -47,3 +47,17 @@ def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None
     return PlanReport(mode, homogeneous, heterogeneous, baselines)
+
+
+def verify_table_warnings(system: System, report: PlanReport) -> list[str]:
+    """One line per plan whose batch lies outside a measured ``verify_table`` (time extrapolated)."""
+    verify = system.verify
+    lines = []
+    for plan in report.plans:
+        n = plan.evaluation.verify_tokens
+        if not verify.covers(n):
+            lines.append(
+                f"the {plan.name} plan verifies {n:g} tokens per round, outside the measured verify_table "
+                f"({verify.tokens[0]:g}-{verify.tokens[-1]:g}); its time is extrapolated"
+            )
+    return lines

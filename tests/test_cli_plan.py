@@ -146,3 +146,14 @@ def test_internal_errors_are_one_line_exit_1(write_profile, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.startswith("multispin: internal error: ZeroDivisionError: oops")
     assert "Traceback" not in result.stderr
+
+
+def test_a_plan_beyond_the_measured_table_warns_on_stderr_only(write_profile):
+    from builders import MINIMAL_PROFILE
+
+    text = MINIMAL_PROFILE.replace("verify_base_ms = 30\nverify_ms_per_token = 0.05", "verify_table = [[1, 30.0], [2, 30.1]]")
+    result = invoke("plan", write_profile(text), "-f", "toml")
+    assert result.exit_code == 0
+    assert tomllib.loads(result.stdout)["plan"]["users"] == 3
+    assert "outside the measured verify_table (1-2); its time is extrapolated" in result.stderr
+    assert result.stderr.startswith("multispin: warning: ")

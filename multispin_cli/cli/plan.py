@@ -30,7 +30,7 @@ def plan(
     with reported_errors():
         from multispin_cli.insights import explain
         from multispin_cli.output import emit
-        from multispin_cli.planning import plan_report
+        from multispin_cli.planning import plan_report, verify_table_warnings
         from multispin_cli.profile import load_profile
         from multispin_cli.render.document import plan_document, to_json, to_toml
 
@@ -40,13 +40,8 @@ def plan(
             check_plot_target(plot)
         loaded = load_profile(profile)
         report = plan_report(loaded.system, mode=mode.value)
-        for p in report.plans:
-            n = p.evaluation.verify_tokens
-            if not loaded.system.verify.covers(n):
-                warn(
-                    f"the {p.name} plan verifies {n:g} tokens per round, outside the measured verify_table "
-                    f"({loaded.system.verify.tokens[0]:g}-{loaded.system.verify.tokens[-1]:g}); its time is extrapolated"
-                )
+        for line in verify_table_warnings(loaded.system, report):
+            warn(line)
         if fmt is Format.table:
             from multispin_cli.render.tables import plan_view
             from multispin_cli.render.text import FILE_WIDTH, render_text, stdout_console
