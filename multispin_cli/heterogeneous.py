@@ -24,10 +24,14 @@ Decomposition (MODEL.md's sketch, made exact where it matters):
 * **Certificate and refinement.** Each interval's LP ratio is a proven upper bound on every plan
   whose deadline falls in it; intervals whose bound beats the best plan found are split and solved
   again (branch and bound on D). The maximum over the intervals is reported as the upper bound.
-* **Candidates and polish.** Every knapsack's integer rounding is a candidate plan, scored exactly
-  (equal-finish split, true deadline, true T_v). The best one is then improved by exact local
-  search: every single-user change of length (and, for small cells, paired +/-1 changes), or a
-  first-order screen of them for large cells.
+* **Small cells exactly.** Where (L_max + 1)^K is at most a million, each interval's knapsack is
+  solved exactly by dynamic programming for every total (or maximum) draft length, weighed by the
+  true T_v: the interval's bound is then its integer optimum, and refining the intervals to the
+  tolerance puts the plan within it of the optimum by construction.
+* **Candidates and polish.** Every knapsack's integer plan (rounded down, and rounded up) is a
+  candidate, scored exactly (equal-finish split, true deadline, true T_v). The best one is then
+  improved by exact local search: for cells of up to 16 users every change of one user's length
+  and of two users' lengths, for larger ones a first-order screen of single-user changes.
 
 The search starts from the homogeneous optimum, so the result is never below it nor below any
 baseline. The returned bandwidth is the exact equal-finish split for the chosen lengths.
