@@ -107,8 +107,8 @@ def snr_for_rate_ratio(a) -> np.ndarray:
     ``phi(u) = a (e^u - 1) - u`` with ``u = ln(1 + x)``: phi is convex, and the start is an upper
     bound on the root (``2(1 - a)/a``, tightened by two steps of the contraction
     ``u <- ln(1 + u/a)``), so the iterates fall monotonically onto it. Four steps reach full double
-    precision on 1e-300 < a < 1 - 1e-13, some 30 times faster than scipy's ``lambertw``, which also
-    loses half its digits near the branch point a -> 1. Returns NaN where a is too close to 1.
+    precision on 1e-300 < a < 1 - 1e-13, about 30 times faster than scipy's ``lambertw``, which
+    loses precision near the branch point a -> 1. Returns NaN where a is too close to 1.
     """
     a = np.asarray(a, dtype=float)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
