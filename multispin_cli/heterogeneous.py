@@ -133,7 +133,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
     def result():
         return bounds, np.concatenate(candidates), np.concatenate(chosen_at)
 
-    if (system.max_draft_length + 1) ** k <= EXACT_PLANS:
+    if k * np.log(l1) <= np.log(EXACT_PLANS):  # (L_max + 1)^K plans at most
         # Small cells: the exact knapsack for every level total (or maximum), weighed by the true
         # verification time, so the bound is the interval's integer optimum.
         padded = system.batching == "padded"
