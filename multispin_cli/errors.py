@@ -1,7 +1,7 @@
 """Typed errors: the library raises these, the CLI turns them into one line on stderr and an exit code.
 
 Exit codes follow the usual convention: 2 for bad input (the user's mistake, fixable by changing the
-input), 1 for a failure of multispin itself or of the machine it runs on.
+input), 1 for a failure of multispin itself.
 """
 
 from __future__ import annotations
@@ -53,6 +53,3 @@ class MissingExtraError(InputError):
             f"install it with `pip install 'multispin[{extra}]'`"
         )
 
-
-class ResourceError(MultispinError):
-    """The machine cannot do what was asked (not enough memory, no device): exit 1."""

@@ -24,7 +24,6 @@ class KnapsackSolution:
     levels: np.ndarray
     lp_value: np.ndarray
     lp_levels: np.ndarray
-    int_value: np.ndarray
     rounded_up: np.ndarray  # the integer plan with the fractional user rounded up instead
 
 
@@ -64,7 +63,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     """Solve a batch of knapsacks: ``values``/``weights`` of shape (B, K, L+1), ``weights[..., 0] == 0``.
 
     Weights may be ``inf`` (level not allowed). Returns integer levels, the LP value (an upper bound
-    on any integer choice), the LP's total level and the integer choice's value.
+    on any integer choice), the LP's total level and the plan with the fractional user rounded up.
     """
     b, k, l1 = values.shape
     gain, weight, eff, valid, firsts = _increments(values, weights)
@@ -72,7 +71,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     if flat.size == 0:  # nobody can draft: everyone stays at level 0
         base = values[..., 0].sum(axis=-1)
         zeros = np.zeros((b, k), dtype=int)
-        return KnapsackSolution(zeros, base, np.zeros(b), base, zeros)
+        return KnapsackSolution(zeros, base, np.zeros(b), zeros)
     row, rest = np.divmod(flat, k * (l1 - 1))
     user, lvl = np.divmod(rest, l1 - 1)
     gain, weight, eff = gain.ravel()[flat], weight.ravel()[flat], eff.ravel()[flat]
@@ -119,7 +118,6 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     taken = taken | (rest & (cum2 <= left[row]))
     counts = np.bincount(row[taken] * k + user[taken], minlength=b * k).reshape(b, k)
     levels = np.where(counts > 0, firsts + counts - 1, 0)
-    int_value = np.take_along_axis(values, levels[..., None], axis=-1)[..., 0].sum(axis=-1)
     # The other rounding: the fractional user takes its increment whole (over budget here; a
     # slightly later deadline may fit it).
     rounded_up = levels.copy()
@@ -129,7 +127,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
         rounded_up[rows_up, u] = np.where(
             levels[rows_up, u] == 0, firsts[rows_up, u], levels[rows_up, u] + 1
         )
-    return KnapsackSolution(levels, lp_value, lp_levels, int_value, rounded_up)
+    return KnapsackSolution(levels, lp_value, lp_levels, rounded_up)
 
 
 

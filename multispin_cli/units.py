@@ -6,17 +6,11 @@ import numpy as np
 
 MS = 1e-3  # seconds per millisecond
 MHZ = 1e6  # hertz per megahertz
-KHZ = 1e3  # hertz per kilohertz
 
 
 def db_to_linear(db):
     """Power ratio from decibels (works on scalars and arrays)."""
     return np.power(10.0, np.asarray(db, dtype=float) / 10.0)
-
-
-def linear_to_db(ratio):
-    """Decibels from a power ratio."""
-    return 10.0 * np.log10(np.asarray(ratio, dtype=float))
 
 
 def dbm_to_watts(dbm):

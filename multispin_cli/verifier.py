@@ -57,13 +57,6 @@ class VerifyTime:
         beyond = self.seconds[-1] + last_slope * (n - self.tokens[-1])
         return np.where(n > self.tokens[-1], beyond, inside)
 
-    def slope(self, n_tokens) -> np.ndarray:
-        """Right derivative dT_v/dN (s per token) at ``n_tokens``."""
-        n = np.asarray(n_tokens, dtype=float)
-        seg = np.diff(self.seconds) / np.diff(self.tokens)
-        i = np.clip(np.searchsorted(self.tokens, n, side="right") - 1, -1, seg.size - 1)
-        return np.where(i < 0, 0.0, seg[np.maximum(i, 0)])
-
     def covers(self, n_tokens: float) -> bool:
         """Whether ``n_tokens`` lies inside the measured range (always true for the affine form)."""
         return self.affine or bool(self.tokens[0] <= n_tokens <= self.tokens[-1])
