@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from multispin_cli.acceptance import geometric_expected_tokens
-from multispin_cli.heterogeneous import plan_heterogeneous
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.split import split_goodput
-from multispin_cli.synthetic import busy_cell
-from multispin_cli.system import System
+from multispin_cli.model.acceptance import geometric_expected_tokens
+from multispin_cli.planners.heterogeneous import plan_heterogeneous
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.split import split_goodput
+from multispin_cli.model.synthetic import busy_cell
+from multispin_cli.model.system import System
 
 
 def timed(fn, repeats: int):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.acceptance import position_matrix
-from multispin_cli.channel import Channel
-from multispin_cli.synthetic import busy_cell  # noqa: F401  (re-exported for the tests)
-from multispin_cli.system import System
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.synthetic import busy_cell  # noqa: F401  (re-exported for the tests)
+from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
 
 
 def random_system(

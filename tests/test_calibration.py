@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from multispin_cli.calibration import (
+from multispin_cli.analysis.calibration import (
     calibrate,
     geometric_fit_test,
     geometric_mle,
@@ -21,7 +21,7 @@ from multispin_cli.calibration import (
     wilson,
 )
 from multispin_cli.errors import InputError
-from multispin_cli.metrics import from_counters, from_histogram, parse_histogram, parse_prometheus
+from multispin_cli.documents.metrics import from_counters, from_histogram, parse_histogram, parse_prometheus
 
 
 def draw_accepted(rng: np.random.Generator, probs, drafts: int) -> np.ndarray:

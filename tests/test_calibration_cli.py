@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
-from multispin_cli.profile import load_profile
+from multispin_cli.documents.profile import load_profile
 
 
 # 1,000 drafts of 4 tokens, accepted far more often early than late: the geometric model is rejected.

@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from multispin_cli.catalog import profiles_dir
-from multispin_cli.planfile import load_plan_file
+from multispin_cli.documents.catalog import profiles_dir
+from multispin_cli.documents.planfile import load_plan_file
 from builders import invoke
 
 
@@ -136,7 +136,7 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_internal_errors_are_one_line_exit_1(write_profile, monkeypatch):
-    import multispin_cli.planning as planning
+    import multispin_cli.planners.report as planning
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("oops")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from multispin_cli.errors import InputError
-from multispin_cli.export import (
+from multispin_cli.render.export import (
     DRAFT_PLACEHOLDER,
     ENGINES,
     ExportUser,
@@ -19,9 +19,9 @@ from multispin_cli.export import (
     get_engine,
     to_yaml,
 )
-from multispin_cli.planfile import load_plan_file
-from multispin_cli.planning import plan_report
-from multispin_cli.profile import load_profile
+from multispin_cli.documents.planfile import load_plan_file
+from multispin_cli.planners.report import plan_report
+from multispin_cli.documents.profile import load_profile
 from multispin_cli.render.document import plan_document, to_json, to_toml
 from builders import invoke
 

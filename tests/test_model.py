@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import lambertw
 
-from multispin_cli.acceptance import expected_tokens, geometric_expected_tokens, position_matrix
-from multispin_cli.channel import LN2, Channel, snr_for_rate_ratio
-from multispin_cli.goodput import evaluate
-from multispin_cli.payload import bits_per_token
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.acceptance import expected_tokens, geometric_expected_tokens, position_matrix
+from multispin_cli.model.channel import LN2, Channel, snr_for_rate_ratio
+from multispin_cli.model.goodput import evaluate
+from multispin_cli.model.payload import bits_per_token
+from multispin_cli.model.verifier import VerifyTime
 from builders import simple_system
 
 # ---------------------------------------------------------------- expected tokens per round

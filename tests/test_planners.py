@@ -9,16 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multispin_cli.acceptance import position_matrix
-from multispin_cli.baselines import all_baselines, fixed_equal, mean_user
-from multispin_cli.channel import Channel
-from multispin_cli.exhaustive import exhaustive_best
-from multispin_cli.goodput import phase_seconds
-from multispin_cli.heterogeneous import plan_heterogeneous
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.planning import plan_report
-from multispin_cli.system import System
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.planners.baselines import all_baselines, fixed_equal, mean_user
+from multispin_cli.model.channel import Channel
+from multispin_cli.planners.exhaustive import exhaustive_best
+from multispin_cli.model.goodput import phase_seconds
+from multispin_cli.planners.heterogeneous import plan_heterogeneous
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.report import plan_report
+from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
 from builders import busy_cell, random_system, simple_system
 
 ORACLE_CASES = [

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from builders import random_system, simple_system
-from multispin_cli.acceptance import position_matrix
-from multispin_cli.channel import Channel
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
 from multispin_cli.errors import InputError
-from multispin_cli.goodput import evaluate, upload_bits
-from multispin_cli.planning import plan_report
-from multispin_cli.simulation import (
+from multispin_cli.model.goodput import evaluate, upload_bits
+from multispin_cli.planners.report import plan_report
+from multispin_cli.analysis.simulation import (
     COMPARE_MAX_LENGTH,
     SimulationOptions,
     accepted_prefix,
@@ -25,7 +25,7 @@ from multispin_cli.simulation import (
     simulate_plans,
     simulate_rounds,
 )
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.verifier import VerifyTime
 
 
 def fixed(system, length: int):
@@ -201,7 +201,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(monkeypatch):
     np.testing.assert_array_equal(a.user_ci95_low, b.user_ci95_low)
     assert a.goodput_tokens_per_s != c.goodput_tokens_per_s
     # a longer run extends a shorter one: with chunks of 4 rounds, 6 rounds start with the 4 of a shorter run
-    monkeypatch.setattr("multispin_cli.simulation.CHUNK_ELEMENTS", 8)
+    monkeypatch.setattr("multispin_cli.analysis.simulation.CHUNK_ELEMENTS", 8)
     short = list(simulate_rounds(system, lengths, bandwidth, replace(opts, rounds=4)))
     longer = list(simulate_rounds(system, lengths, bandwidth, replace(opts, rounds=6)))
     assert [t.shape[0] for t, _ in short] == [4] and [t.shape[0] for t, _ in longer] == [4, 2]
@@ -211,7 +211,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(monkeypatch):
 
 
 def test_progress_reports_every_round_and_memory_stays_chunked(monkeypatch):
-    monkeypatch.setattr("multispin_cli.simulation.CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr("multispin_cli.analysis.simulation.CHUNK_ELEMENTS", 1000)
     system = simple_system(acceptance=(0.8, 0.6, 0.5, 0.9), snr_db=(10,) * 4, draft_ms=(2,) * 4, overhead_ms=(0,) * 4)
     seen = []
     result = simulate_plan(system, *fixed(system, 3), SimulationOptions(rounds=2_345), progress=seen.append)

@@ -224,10 +224,10 @@ def test_a_plan_file_with_a_stranded_drafting_user_is_one_line_exit_2(write_prof
 def test_a_plan_that_cannot_run_is_listed_not_simulated(write_profile):
     import numpy as np
 
-    from multispin_cli.profile import load_profile
+    from multispin_cli.documents.profile import load_profile
     from multispin_cli.render.simulation import SimulationRun, simulation_document, simulation_view
     from multispin_cli.render.text import render_text
-    from multispin_cli.simulation import SimulationOptions, simulate_plan
+    from multispin_cli.analysis.simulation import SimulationOptions, simulate_plan
 
     profile = load_profile(write_profile())
     system = profile.system

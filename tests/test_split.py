@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from multispin_cli.goodput import phase_seconds
-from multispin_cli.split import equal_finish_split
+from multispin_cli.model.goodput import phase_seconds
+from multispin_cli.planners.split import equal_finish_split
 from builders import random_system, simple_system
 
 

@@ -50,9 +50,9 @@ def export(
 ) -> None:
     """Export each user's planned draft length as the configuration a serving engine reads."""
     with reported_errors():
-        from multispin_cli.export import export_plan, get_engine
-        from multispin_cli.output import emit
-        from multispin_cli.planfile import load_plan_file
+        from multispin_cli.render.export import export_plan, get_engine
+        from multispin_cli.documents.output import emit
+        from multispin_cli.documents.planfile import load_plan_file
 
         eng = get_engine(engine)
         loaded = load_plan_file(plan_file)

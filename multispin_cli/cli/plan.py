@@ -28,14 +28,14 @@ def plan(
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():
-        from multispin_cli.insights import explain
-        from multispin_cli.output import emit
-        from multispin_cli.planning import plan_report, verify_table_warnings
-        from multispin_cli.profile import load_profile
+        from multispin_cli.render.insights import explain
+        from multispin_cli.documents.output import emit
+        from multispin_cli.planners.report import plan_report, verify_table_warnings
+        from multispin_cli.documents.profile import load_profile
         from multispin_cli.render.document import plan_document, to_json, to_toml
 
         if plot is not None:
-            from multispin_cli.plotting import check_plot_target
+            from multispin_cli.render.plotting import check_plot_target
 
             check_plot_target(plot)
         loaded = load_profile(profile)
@@ -61,7 +61,7 @@ def plan(
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} plan to {output}", err=True)
         if plot is not None:
-            from multispin_cli.plotting import plot_plan
+            from multispin_cli.render.plotting import plot_plan
 
             plot_plan(loaded, report, plot)
             typer.echo(f"multispin: wrote plot to {plot}", err=True)

@@ -42,20 +42,20 @@ def schedule(
     """Plan the best common draft length for each batch size (users drawn from the profile)."""
     with reported_errors():
         from multispin_cli.errors import InputError
-        from multispin_cli.output import emit
-        from multispin_cli.profile import load_profile
-        from multispin_cli.schedule import parse_batch_sizes, plan_schedule
+        from multispin_cli.documents.output import emit
+        from multispin_cli.documents.profile import load_profile
+        from multispin_cli.planners.schedule import parse_batch_sizes, plan_schedule
 
         if engine is not None and fmt is not None:
             raise InputError("give --engine or --format, not both", key="--engine")
         sizes = parse_batch_sizes(batch_sizes)
         eng = None
         if engine is not None:
-            from multispin_cli.export import get_engine
+            from multispin_cli.render.export import get_engine
 
             eng = get_engine(engine)
         if plot is not None:
-            from multispin_cli.plotting import check_plot_target
+            from multispin_cli.render.plotting import check_plot_target
 
             check_plot_target(plot)
         loaded = load_profile(profile)
@@ -63,7 +63,7 @@ def schedule(
         from multispin_cli.render.schedule import common_draft_model
 
         if eng is not None:
-            from multispin_cli.export import export_schedule
+            from multispin_cli.render.export import export_schedule
 
             exported = export_schedule(sizes, result.draft_lengths.tolist(), eng,
                                        draft_model=common_draft_model(loaded), label=loaded.name)
@@ -91,7 +91,7 @@ def schedule(
         if output is not None:
             typer.echo(f"multispin: wrote {what} to {output}", err=True)
         if plot is not None:
-            from multispin_cli.plotting import plot_schedule
+            from multispin_cli.render.plotting import plot_schedule
 
             plot_schedule(loaded, result, plot)
             typer.echo(f"multispin: wrote plot to {plot}", err=True)

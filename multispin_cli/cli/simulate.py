@@ -12,7 +12,7 @@ import typer
 
 from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
 
-MAX_ROUNDS = 10_000_000  # as multispin_cli.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
+MAX_ROUNDS = 10_000_000  # as multispin_cli.analysis.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
 PROGRESS_ELEMENTS = 20_000_000  # rounds x users x plans above which a terminal gets a progress bar
 DRIFT_WARNING = 1e-3  # warn when a plan file's prediction differs this much from the profile's
 
@@ -58,11 +58,12 @@ def simulate(
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():
         from multispin_cli.errors import InputError
-        from multispin_cli.output import emit
-        from multispin_cli.profile import load_profile
+        from multispin_cli.documents.output import emit
+        from multispin_cli.documents.profile import load_profile
         from multispin_cli.render.document import to_json, to_toml
         from multispin_cli.render.simulation import SimulationRun, simulation_document
-        from multispin_cli.simulation import SimulationOptions, plans_from_file, simulate_plans
+        from multispin_cli.analysis.simulation import SimulationOptions, simulate_plans
+        from multispin_cli.documents.planfile import plans_from_file
 
         if plan_file is not None and mode is not None:
             raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")
@@ -72,8 +73,8 @@ def simulate(
         loaded = load_profile(profile)
         system = loaded.system
         if plan_file is not None:
-            from multispin_cli.baselines import all_baselines
-            from multispin_cli.homogeneous import plan_homogeneous
+            from multispin_cli.planners.baselines import all_baselines
+            from multispin_cli.planners.homogeneous import plan_homogeneous
 
             read = plans_from_file(system, plan_file)
             for item in read:
@@ -87,7 +88,7 @@ def simulate(
                 others = {**others, "homogeneous": plan_homogeneous(system)}
             source = str(plan_file)
         else:
-            from multispin_cli.planning import plan_report
+            from multispin_cli.planners.report import plan_report
 
             chosen = (mode or Mode.both).value
             report = plan_report(system, mode=chosen)

@@ -21,7 +21,7 @@ import re
 from multispin_cli import __version__
 from multispin_cli.hardware.fit import AFFINE_R2_THRESHOLD
 from multispin_cli.hardware.profiling import DraftResult, HardwareProfile, VerifyResult
-from multispin_cli.units import MS
+from multispin_cli.model.units import MS
 
 FORMAT_VERSION = 1
 

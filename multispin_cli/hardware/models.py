@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multispin_cli.catalog import profiles_dir
+from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.errors import InputError
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}

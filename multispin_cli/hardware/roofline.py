@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multispin_cli.catalog import profiles_dir
+from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.errors import InputError
 from multispin_cli.hardware.costs import PassCost
 

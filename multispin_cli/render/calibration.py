@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.text import Text
 
 from multispin_cli import __version__
-from multispin_cli.calibration import GEOMETRIC, PER_POSITION, Calibration
+from multispin_cli.analysis.calibration import GEOMETRIC, PER_POSITION, Calibration
 from multispin_cli.errors import InputError
 from multispin_cli.render.document import num
 from multispin_cli.render.tables import new_table

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from multispin_cli.errors import PlanFileError
-from multispin_cli.render.document import FORMAT_VERSION
-from multispin_cli.units import MHZ
+from multispin_cli.model.goodput import evaluate
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
+from multispin_cli.model.units import MHZ
 
 PLAN_SECTIONS = ("homogeneous", "heterogeneous")
+FORMAT_VERSION = 1  # of the plan document (written by multispin_cli.render.document)
 
 
 @dataclass(frozen=True)
@@ -172,3 +175,57 @@ def match_users(plan: PlanSection, names: tuple[str, ...], *, path: str) -> np.n
             f"user '{extra[0]}' of the plan is not in the profile")
         raise PlanFileError(f"does not match the profile: {what}", path=path, key=plan.name)
     return np.array([index[n] for n in names], dtype=int)
+
+
+BANDWIDTH_TOLERANCE = 1e-6  # plan files round to 10 significant digits
+
+
+@dataclass(frozen=True, eq=False)
+class FilePlan:
+    """A plan read from a plan file, mapped onto a profile's users, with what the file predicted."""
+
+    plan: Plan
+    file_goodput_tokens_per_s: float
+
+    @property
+    def drift(self) -> float:
+        """How far the prediction for this profile is from the file's (relative; 0 when they agree)."""
+        file_value = self.file_goodput_tokens_per_s
+        now = self.plan.goodput_tokens_per_s
+        return abs(now / file_value - 1.0) if file_value > 0 else abs(now)
+
+
+def plans_from_file(system: System, path) -> list[FilePlan]:
+    """The plan(s) of a file written by `multispin plan`, as plans over ``system``'s users.
+
+    Raises :class:`PlanFileError` if the file's users are not the profile's, if a user drafts more
+    than the profile's ``max_draft_length``, or if the plan uses more bandwidth than the profile has.
+    """
+    plan_file = load_plan_file(path)
+    plans = []
+    for name in PLAN_SECTIONS:
+        if name not in plan_file.plans:
+            continue
+        section = plan_file.plans[name]
+        index = match_users(section, system.names, path=plan_file.path)
+        lengths = section.draft_lengths[index]
+        bandwidth = section.bandwidth_hz[index]
+        too_long = np.flatnonzero(lengths > system.max_draft_length)
+        if too_long.size:
+            k = int(too_long[0])
+            raise PlanFileError(f"does not match the profile: user '{system.names[k]}' drafts {lengths[k]} tokens, "
+                                f"more than its max_draft_length ({system.max_draft_length})",
+                                path=plan_file.path, key=name)
+        stranded = np.flatnonzero((lengths > 0) & (bandwidth <= 0))
+        if stranded.size:
+            k = int(stranded[0])
+            raise PlanFileError(f"user '{system.names[k]}' drafts {lengths[k]} tokens with no bandwidth to upload "
+                                "them", path=plan_file.path, key=name)
+        used = float(bandwidth.sum())
+        if used > system.bandwidth_hz * (1.0 + BANDWIDTH_TOLERANCE):
+            raise PlanFileError(f"does not match the profile: the plan uses {used / MHZ:g} MHz, more than the "
+                                f"profile's {system.bandwidth_hz / MHZ:g} MHz", path=plan_file.path, key=name)
+        draft_length = int(lengths[0]) if lengths.size and np.all(lengths == lengths[0]) else None
+        plan = Plan(name, evaluate(system, lengths, bandwidth), draft_length=draft_length)
+        plans.append(FilePlan(plan, section.goodput_tokens_per_s))
+    return plans

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multispin_cli.system import System
+from multispin_cli.model.system import System
 
 
 def upload_bits(system: System, lengths) -> np.ndarray:

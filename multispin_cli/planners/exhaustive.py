@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-from multispin_cli.split import split_goodput
-from multispin_cli.system import System
+from multispin_cli.planners.split import split_goodput
+from multispin_cli.model.system import System
 
 MAX_VECTORS = 2_000_000
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from multispin_cli.channel import Channel
-from multispin_cli.goodput import evaluate
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.plan import Plan
-from multispin_cli.system import System
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.goodput import evaluate
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
 
 FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of MODEL.md 4 (and common engine default)
 

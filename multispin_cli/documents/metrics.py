@@ -25,10 +25,10 @@ import io
 import json
 import math
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from multispin_cli.analysis.calibration import DraftCounts
 from multispin_cli.errors import InputError
 
 PREFIX = "vllm:spec_decode_"
@@ -42,29 +42,6 @@ MAX_DRAFT_LENGTH = 1024
 ACCEPTED_COLUMNS = ("accepted", "accepted_tokens", "accepted_length", "num_accepted_tokens")
 COMMITTED_COLUMNS = ("committed", "committed_tokens", "tokens", "acceptance_length", "tokens_per_round")
 COUNT_COLUMNS = ("count", "counts", "rounds", "drafts", "n", "frequency")
-
-
-@dataclass(frozen=True)
-class DraftCounts:
-    """Counts of one draft model's speculation: what every estimator works from.
-
-    ``accepted_by_position[i]`` is the number of drafts whose position i+1 was accepted (so its
-    first entry is at most ``drafts`` and the entries never increase); None where the source gives
-    only totals. ``warnings`` are things the caller should tell the user, in words.
-    """
-
-    source: str
-    drafts: int
-    draft_length: int
-    accepted_tokens: int
-    draft_tokens: int
-    accepted_by_position: tuple[int, ...] | None = None
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def mean_accepted(self) -> float:
-        """Accepted draft tokens per draft, ``A / N``."""
-        return self.accepted_tokens / self.drafts
 
 
 def _whole(value: float, *, where: str, path) -> int:

@@ -12,7 +12,7 @@ Decomposition (MODEL.md's sketch, made exact where it matters):
   On an interval ``[a, b]`` any plan that meets a deadline in it fits the bandwidth demands at
   ``b`` (demand falls with D) and takes at least ``a``: a relaxation of the whole interval.
 * **Knapsack per interval.** With the demands at b the choice of lengths is a multiple-choice
-  knapsack over bandwidth (:mod:`multispin_cli.knapsack`). Its items are well behaved: the demand
+  knapsack over bandwidth (:mod:`multispin_cli.planners.knapsack`). Its items are well behaved: the demand
   ``W_k(L, D) = r_k^{-1}((h + s L) / (D - c_k - tau_k L))`` is convex in L for L >= 1 and G is
   concave, so the LP relaxation is solved exactly by a greedy over value per hertz, with a
   Lagrange multiplier (the value per hertz of the last increment) on the bandwidth.
@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli import knapsack
-from multispin_cli.goodput import (
+from multispin_cli.planners import knapsack
+from multispin_cli.model.goodput import (
     compute_seconds,
     evaluate,
     phase_seconds,
@@ -51,10 +51,10 @@ from multispin_cli.goodput import (
     upload_bits,
     verify_tokens,
 )
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.plan import Plan
-from multispin_cli.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
-from multispin_cli.system import System
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.model.plan import Plan
+from multispin_cli.planners.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
+from multispin_cli.model.system import System
 
 INITIAL_INTERVALS = 8
 NEAR_INTERVALS = 16  # extra intervals around the homogeneous plan's deadline ...

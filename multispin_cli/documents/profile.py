@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from multispin_cli.acceptance import position_matrix
-from multispin_cli.channel import Channel
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
 from multispin_cli.errors import ProfileError
-from multispin_cli.payload import PAYLOAD_KINDS, bits_per_token
-from multispin_cli.system import System
-from multispin_cli.units import MHZ, MS, db_to_linear, dbm_to_watts
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
+from multispin_cli.model.system import System
+from multispin_cli.model.units import MHZ, MS, db_to_linear, dbm_to_watts
+from multispin_cli.model.verifier import VerifyTime
 
 REQUIRED = object()  # as a default: the key must be given
 _SPEC = object()  # as an argument: use the key's own default

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.acceptance import position_matrix
-from multispin_cli.channel import Channel
-from multispin_cli.system import System
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
 
 
 def busy_cell(rng: np.random.Generator, users: int, *, max_len: int = 16, batching: str = "ragged") -> System:

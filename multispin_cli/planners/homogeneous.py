@@ -1,6 +1,6 @@
 """Homogeneous draft control (MODEL.md 3): one draft length for every user, bandwidth split optimally.
 
-For each common length L the equal-finish-time split is exact (:mod:`multispin_cli.split`); all
+For each common length L the equal-finish-time split is exact (:mod:`multispin_cli.planners.split`); all
 L in 0..L_max are solved at once, vectorised over lengths and users, and the best is kept (the
 shortest among equals, which is the cheaper one to run).
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.goodput import evaluate
-from multispin_cli.plan import Plan
-from multispin_cli.split import split_goodput
-from multispin_cli.system import System
+from multispin_cli.model.goodput import evaluate
+from multispin_cli.model.plan import Plan
+from multispin_cli.planners.split import split_goodput
+from multispin_cli.model.system import System
 
 
 def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:

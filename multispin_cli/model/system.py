@@ -8,9 +8,9 @@ from typing import Literal
 
 import numpy as np
 
-from multispin_cli.acceptance import expected_tokens
-from multispin_cli.channel import Channel
-from multispin_cli.verifier import VerifyTime
+from multispin_cli.model.acceptance import expected_tokens
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.verifier import VerifyTime
 
 Batching = Literal["ragged", "padded"]
 
@@ -20,7 +20,7 @@ class System:
     """Everything the model and planners need, vectorised over the K users.
 
     ``accept_prob[k, i]`` is the conditional acceptance of draft position i+1 (see
-    :mod:`multispin_cli.acceptance`); draft times, bits and bandwidth are in s, bit and Hz.
+    :mod:`multispin_cli.model.acceptance`); draft times, bits and bandwidth are in s, bit and Hz.
     """
 
     names: tuple[str, ...]

@@ -2,7 +2,7 @@
 
 Each user picks one level l in 0..L_max with value ``v[k, l]`` and weight (bandwidth) ``w[k, l]``;
 the weights must fit a budget. Level 0 weighs nothing. For the Multi-SPIN items the weights are
-convex and the values concave in l for l >= 1 (see :mod:`multispin_cli.heterogeneous`), so each
+convex and the values concave in l for l >= 1 (see :mod:`multispin_cli.planners.heterogeneous`), so each
 user's LP-efficient levels are 0, then a first jump to the level with the best value per hertz,
 then every following level while it still adds value: the classic greedy over increments sorted by
 value per hertz solves the LP exactly (Sinha and Zoltners, 1979). At most one user is fractional;

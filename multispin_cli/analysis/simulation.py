@@ -16,7 +16,7 @@ rounds out instead, with the randomness the formula averages away:
   fixed SNR, or ``Q / W`` for a power-limited user). The rate adapts to the faded SNR (no outage);
 * the round ends when the last upload arrives (``D = max`` over drafting users, 0 if none), then
   ``T_v(N)`` for the batch sent and the downlink. A user with ``L_k = 0`` neither drafts nor uploads
-  (the rule of :mod:`multispin_cli.goodput`).
+  (the rule of :mod:`multispin_cli.model.goodput`).
 
 **Estimator.** Rounds are i.i.d. under a fixed plan, so by the renewal-reward theorem the long-run
 rate is ``E[X] / E[T]`` (X: tokens per round). It is estimated by the ratio of sums, and its 95 %
@@ -44,11 +44,10 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from multispin_cli.errors import InputError, PlanFileError
-from multispin_cli.goodput import Evaluation, compute_seconds, evaluate, upload_bits
-from multispin_cli.plan import Plan
-from multispin_cli.system import System
-from multispin_cli.units import MHZ
+from multispin_cli.errors import InputError
+from multispin_cli.model.goodput import Evaluation, compute_seconds, evaluate, upload_bits
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
 
 FADING_MODELS = ("none", "rayleigh")
 CHUNK_ELEMENTS = 1 << 20  # rounds x users drawn at once (about 8 MiB per float array)
@@ -349,59 +348,3 @@ def simulate_plans(
                       kind=kind, progress=progress)
         for p in items
     ]
-
-
-BANDWIDTH_TOLERANCE = 1e-6  # plan files round to 10 significant digits
-
-
-@dataclass(frozen=True, eq=False)
-class FilePlan:
-    """A plan read from a plan file, mapped onto a profile's users, with what the file predicted."""
-
-    plan: Plan
-    file_goodput_tokens_per_s: float
-
-    @property
-    def drift(self) -> float:
-        """How far the prediction for this profile is from the file's (relative; 0 when they agree)."""
-        file_value = self.file_goodput_tokens_per_s
-        now = self.plan.goodput_tokens_per_s
-        return abs(now / file_value - 1.0) if file_value > 0 else abs(now)
-
-
-def plans_from_file(system: System, path) -> list[FilePlan]:
-    """The plan(s) of a file written by `multispin plan`, as plans over ``system``'s users.
-
-    Raises :class:`PlanFileError` if the file's users are not the profile's, if a user drafts more
-    than the profile's ``max_draft_length``, or if the plan uses more bandwidth than the profile has.
-    """
-    from multispin_cli.planfile import PLAN_SECTIONS, load_plan_file, match_users
-
-    plan_file = load_plan_file(path)
-    plans = []
-    for name in PLAN_SECTIONS:
-        if name not in plan_file.plans:
-            continue
-        section = plan_file.plans[name]
-        index = match_users(section, system.names, path=plan_file.path)
-        lengths = section.draft_lengths[index]
-        bandwidth = section.bandwidth_hz[index]
-        too_long = np.flatnonzero(lengths > system.max_draft_length)
-        if too_long.size:
-            k = int(too_long[0])
-            raise PlanFileError(f"does not match the profile: user '{system.names[k]}' drafts {lengths[k]} tokens, "
-                                f"more than its max_draft_length ({system.max_draft_length})",
-                                path=plan_file.path, key=name)
-        stranded = np.flatnonzero((lengths > 0) & (bandwidth <= 0))
-        if stranded.size:
-            k = int(stranded[0])
-            raise PlanFileError(f"user '{system.names[k]}' drafts {lengths[k]} tokens with no bandwidth to upload "
-                                "them", path=plan_file.path, key=name)
-        used = float(bandwidth.sum())
-        if used > system.bandwidth_hz * (1.0 + BANDWIDTH_TOLERANCE):
-            raise PlanFileError(f"does not match the profile: the plan uses {used / MHZ:g} MHz, more than the "
-                                f"profile's {system.bandwidth_hz / MHZ:g} MHz", path=plan_file.path, key=name)
-        draft_length = int(lengths[0]) if lengths.size and np.all(lengths == lengths[0]) else None
-        plan = Plan(name, evaluate(system, lengths, bandwidth), draft_length=draft_length)
-        plans.append(FilePlan(plan, section.goodput_tokens_per_s))
-    return plans

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.channel import LN2, snr_for_rate_ratio
-from multispin_cli.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
-from multispin_cli.system import System
+from multispin_cli.model.channel import LN2, snr_for_rate_ratio
+from multispin_cli.model.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
+from multispin_cli.model.system import System
 
 _MAX_ITER = 200
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def profiles_dir() -> Path:
     """The folder holding the shipped profiles, ``models/`` and ``hardware/``."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / "profiles").is_dir():
         return root / "profiles"
     return Path(str(files("multispin_cli") / "profiles"))

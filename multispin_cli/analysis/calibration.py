@@ -30,13 +30,36 @@ gives the effect on what the planner uses: expected tokens per round at L under 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special, stats
 
-from multispin_cli.acceptance import expected_tokens
-from multispin_cli.metrics import DraftCounts
+from multispin_cli.model.acceptance import expected_tokens
+
+
+@dataclass(frozen=True)
+class DraftCounts:
+    """Counts of one draft model's speculation: what every estimator works from.
+
+    ``accepted_by_position[i]`` is the number of drafts whose position i+1 was accepted (so its
+    first entry is at most ``drafts`` and the entries never increase); None where the source gives
+    only totals. ``warnings`` are things the caller should tell the user, in words.
+    """
+
+    source: str
+    drafts: int
+    draft_length: int
+    accepted_tokens: int
+    draft_tokens: int
+    accepted_by_position: tuple[int, ...] | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def mean_accepted(self) -> float:
+        """Accepted draft tokens per draft, ``A / N``."""
+        return self.accepted_tokens / self.drafts
+
 
 Z95 = 1.959963984540054
 SIGNIFICANCE = 0.05

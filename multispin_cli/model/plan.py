@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multispin_cli.goodput import Evaluation
+from multispin_cli.model.goodput import Evaluation
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multispin_cli.plan import Plan
-from multispin_cli.system import System
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from multispin_cli.baselines import all_baselines
-from multispin_cli.heterogeneous import plan_heterogeneous
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.plan import Plan
-from multispin_cli.system import System
+from multispin_cli.planners.baselines import all_baselines
+from multispin_cli.planners.heterogeneous import plan_heterogeneous
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
 
 Mode = Literal["homogeneous", "heterogeneous", "both"]
 MODES: tuple[str, ...] = ("homogeneous", "heterogeneous", "both")

@@ -320,7 +320,7 @@ def export_users(
 
 def export_plan(plan, engine: str | Engine, *, user: str | None = None, target_model: str | None = None,
                 legacy: bool = False, path: str | None = None) -> Export:
-    """Export a plan section (:class:`~multispin_cli.planfile.PlanSection`): all users, or ``user``."""
+    """Export a plan section (:class:`~multispin_cli.documents.planfile.PlanSection`): all users, or ``user``."""
     eng = engine if isinstance(engine, Engine) else get_engine(engine)
     users = [ExportUser(u.name, int(u.draft_length), u.draft_model) for u in plan.users]
     if user is not None:

@@ -3,7 +3,7 @@
 Serving engines that read a draft length per batch size (vLLM's Dynamic Speculative Decoding,
 TensorRT-LLM's ``draft_len_schedule``) change one common length as the load changes, which is the
 homogeneous problem of MODEL.md 3 solved once per batch size B. Each B is planned with
-:func:`~multispin_cli.homogeneous.plan_homogeneous`, so the schedule matches the homogeneous planner
+:func:`~multispin_cli.planners.homogeneous.plan_homogeneous`, so the schedule matches the homogeneous planner
 at every batch size by construction.
 
 Which B users, and which band:
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from multispin_cli.errors import InputError
-from multispin_cli.homogeneous import plan_homogeneous
-from multispin_cli.system import System
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.model.system import System
 
 MAX_BATCH_SIZE = 4096
 MAX_BATCH_SIZES = 256

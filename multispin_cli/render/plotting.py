@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from multispin_cli.errors import InputError, MissingExtraError
-from multispin_cli.output import write_atomic
-from multispin_cli.units import MHZ
+from multispin_cli.documents.output import write_atomic
+from multispin_cli.model.units import MHZ
 
 SUFFIXES = {".png": "png", ".svg": "svg"}
 _BASELINE_STYLE = {
