@@ -94,7 +94,7 @@ BAD = [
      "greater than 0"),
     ("negative time", ("verify_ms_per_token = 0.05", "verify_ms_per_token = -1"), "server.verify_ms_per_token",
      "at least 0"),
-    ("zero bandwidth", ("bandwidth_mhz = 2", "bandwidth_mhz = 0"), "system.bandwidth_mhz", "greater than 0"),
+    ("zero bandwidth", ("bandwidth_mhz = 2", "bandwidth_mhz = 0"), "system.bandwidth_mhz", "at least 0.001"),
     ("nan", ("bandwidth_mhz = 2", "bandwidth_mhz = nan"), "system.bandwidth_mhz", "finite"),
     ("inf", ("verify_base_ms = 30", "verify_base_ms = inf"), "server.verify_base_ms", "finite"),
     ("count float", ("count = 2", "count = 2.5"), "devices[1].count", "integer"),

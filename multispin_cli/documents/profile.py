@@ -28,6 +28,9 @@ from multispin_cli.model.verifier import VerifyTime
 REQUIRED = object()  # as a default: the key must be given
 _SPEC = object()  # as an argument: use the key's own default
 MAX_DRAFT_LENGTH_LIMIT = 128
+MAX_USERS = 4096  # users per profile (all counts together); also the largest batch size planned
+MAX_VERIFY_TOKENS = 10**9  # largest N a verify_table may list
+MAX_VERIFY_MS = 1e7  # largest time a verify_table may list
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,18 @@ class Key:
 SYSTEM_KEYS = (
     Key("name", "str", None, "Label of the cell, shown in the output."),
     Key("description", "str", None, "Free text (ignored by the planner)."),
-    Key("bandwidth_mhz", "float", REQUIRED, "Total uplink bandwidth W shared by FDMA.", "MHz", above=0),
+    Key("bandwidth_mhz", "float", REQUIRED, "Total uplink bandwidth W shared by FDMA.", "MHz", low=1e-3, high=1e5),
     Key("max_draft_length", "int", 16, "Largest draft length L_max the planners consider.", "tokens",
         low=0, high=MAX_DRAFT_LENGTH_LIMIT),
-    Key("downlink_ms", "float", 0.0, "Downlink time per round t_dn (accepted prefix + one token).", "ms", low=0),
+    Key("downlink_ms", "float", 0.0, "Downlink time per round t_dn (accepted prefix + one token).", "ms", low=0,
+        high=1e6),
     Key("batching", "choice", "ragged", "How the server batches drafts: `ragged` verifies sum(L_k + 1) "
         "positions, `padded` pads every draft to the longest: K (max L_k + 1).", choices=("ragged", "padded")),
-    Key("noise_psd_dbm_per_hz", "float", -174.0, "Receiver noise power spectral density N0.", "dBm/Hz"),
-    Key("noise_figure_db", "float", 0.0, "Receiver noise figure, added to N0.", "dB", low=0),
-    Key("carrier_ghz", "float", 3.5, "Carrier frequency, for path loss from `distance_m`.", "GHz", above=0),
+    Key("noise_psd_dbm_per_hz", "float", -174.0, "Receiver noise power spectral density N0.", "dBm/Hz", low=-230,
+        high=-100),
+    Key("noise_figure_db", "float", 0.0, "Receiver noise figure, added to N0.", "dB", low=0, high=50),
+    Key("carrier_ghz", "float", 3.5, "Carrier frequency, for path loss from `distance_m`.", "GHz", low=1e-3,
+        high=1e3),
     Key("path_loss_exponent", "float", 3.0, "Log-distance path-loss exponent n for `distance_m`: "
         "PL(d) = FSPL(1 m) + 10 n log10(d / 1 m).", low=1.0, high=8.0),
 )
@@ -67,11 +73,13 @@ PAYLOAD_KEYS = (
         "verification, ceil(log2 V) bits), `top-k` (k ids with probabilities), `full-distribution` "
         "(V probabilities, exact speculative sampling), `bits` (given by `bits_per_token`).",
         choices=PAYLOAD_KINDS),
-    Key("vocab_size", "int", None, "Vocabulary size V (required unless kind = `bits`).", "tokens", low=2),
+    Key("vocab_size", "int", None, "Vocabulary size V (required unless kind = `bits`).", "tokens", low=2,
+        high=10**8),
     Key("top_k", "int", None, "k for kind = `top-k`.", "tokens", low=1),
     Key("prob_bits", "int", 16, "Bits per probability q for `top-k` and `full-distribution`.", "bit", low=1, high=64),
-    Key("bits_per_token", "float", None, "Bits per draft token s for kind = `bits`.", "bit", above=0),
-    Key("header_bits", "float", 0.0, "Header bits h per upload (a user with L = 0 uploads nothing).", "bit", low=0),
+    Key("bits_per_token", "float", None, "Bits per draft token s for kind = `bits`.", "bit", above=0, high=1e9),
+    Key("header_bits", "float", 0.0, "Header bits h per upload (a user with L = 0 uploads nothing).", "bit", low=0,
+        high=1e9),
 )
 
 SERVER_KEYS = (
@@ -81,8 +89,8 @@ SERVER_KEYS = (
         "`[server]` keys are used where this table does not set them. Relative to the profile."),
     Key("verify_model", "choice", None, "Which verification-time form to use when both are given.",
         choices=("affine", "table")),
-    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", above=0),
-    Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0),
+    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", above=0, high=1e7),
+    Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0, high=1e6),
     Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms non-decreasing; "
         "linear in between, last slope beyond.", "[tokens, ms]"),
     Key("verify_r2", "float", None, "R^2 of the affine fit (informational, written by profile-hardware).",
@@ -91,25 +99,28 @@ SERVER_KEYS = (
 
 DEVICE_KEYS = (
     Key("name", "str", REQUIRED, "Device name; with `count` > 1 the users are name-1 .. name-N."),
-    Key("count", "int", 1, "How many identical users this entry stands for.", "users", low=1),
+    Key("count", "int", 1, "How many identical users this entry stands for.", "users", low=1,
+        high=MAX_USERS),
     Key("acceptance", "float", None, "Per-token acceptance probability alpha of the draft model.", low=0, below=1),
     Key("acceptance_by_position", "probabilities", None, "Conditional acceptance of positions 1, 2, ...; "
         "the last value repeats. Instead of `acceptance`."),
     Key("calibration", "path", None, "A fragment written by `multispin calibrate`; its `[acceptance]` "
         "keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_ms_per_token", "float", None, "Device time per draft token tau (required here or via "
-        "`timings`).", "ms", above=0),
-    Key("draft_overhead_ms", "float", 0.0, "Fixed device time per drafting round c.", "ms", low=0),
+        "`timings`).", "ms", above=0, high=1e6),
+    Key("draft_overhead_ms", "float", 0.0, "Fixed device time per drafting round c.", "ms", low=0, high=1e6),
     Key("timings", "path", None, "A fragment written by `multispin profile-hardware --format toml`; its "
         "`[draft]` keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_model", "str", None, "Draft model path or id, carried into the plan for exporters."),
-    Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB"),
+    Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB", low=-100,
+        high=100),
     Key("spectral_efficiency_bps_per_hz", "float", None, "Fixed spectral efficiency instead of `snr_db`.",
-        "bit/s/Hz", above=0),
+        "bit/s/Hz", above=0, high=100),
     Key("tx_power_dbm", "float", None, "Transmit power P of a power-limited user: rate = W log2(1 + P g / "
-        "(N0 W)).", "dBm"),
-    Key("path_loss_db", "float", None, "Path loss 1/g for `tx_power_dbm`.", "dB", low=0),
-    Key("distance_m", "float", None, "Distance to the base station, instead of `path_loss_db`.", "m", above=0),
+        "(N0 W)).", "dBm", low=-100, high=100),
+    Key("path_loss_db", "float", None, "Path loss 1/g for `tx_power_dbm`.", "dB", low=0, high=400),
+    Key("distance_m", "float", None, "Distance to the base station, instead of `path_loss_db`.", "m", low=1,
+        high=1e7),
 )
 
 TABLES = {"system": SYSTEM_KEYS, "payload": PAYLOAD_KEYS, "server": SERVER_KEYS}
@@ -186,6 +197,18 @@ class _Checker:
     def fail(self, name: str, reason: str):
         raise ProfileError(reason, path=self.path, key=self.key(name))
 
+    def converted(self, name: str, value: float, what: str) -> float:
+        """``value`` (a quantity derived from key ``name`` and others, in SI units) if it is a finite
+        positive number; a ProfileError on ``name`` otherwise.
+
+        Each key's range keeps its own conversion finite; this catches combinations of keys whose
+        product over- or underflows all the same.
+        """
+        if not (math.isfinite(value) and value > 0):
+            self.fail(name, f"gives {what} = {value:g}, outside the numbers multispin can compute with "
+                      "(check this key and the ones it is combined with)")
+        return value
+
     def has(self, name: str) -> bool:
         return name in self.table
 
@@ -261,10 +284,10 @@ class _Checker:
             if not isinstance(row, list) or len(row) != 2:
                 self.fail(where, f"must be a [tokens, ms] pair, got {row!r}")
             n, t = self._number(where, row[0]), self._number(where, row[1])
-            if n < 1 or not n.is_integer():
-                self.fail(where, f"tokens must be a positive integer, got {_fmt(n)}")
-            if t <= 0:
-                self.fail(where, f"ms must be positive, got {_fmt(t)}")
+            if n < 1 or not n.is_integer() or n > MAX_VERIFY_TOKENS:
+                self.fail(where, f"tokens must be an integer in [1, {_fmt(MAX_VERIFY_TOKENS)}], got {_fmt(n)}")
+            if not 0 < t <= MAX_VERIFY_MS:
+                self.fail(where, f"ms must be in (0, {_fmt(MAX_VERIFY_MS)}], got {_fmt(t)}")
             if tokens and n <= tokens[-1]:
                 self.fail(where, f"tokens must increase: {_fmt(n)} after {_fmt(tokens[-1])}")
             if ms and t < ms[-1]:
@@ -391,8 +414,13 @@ def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
             "path_loss_exponent"
         ) * math.log10(distance)
         label = f"{power_dbm:g} dBm@{distance:g} m"
+        if loss_db < 0:
+            dev.fail("distance_m", f"gives a path loss of {loss_db:.3g} dB at {system.get('carrier_ghz'):g} GHz: "
+                     "below 0 dB (more power received than sent); the log-distance model does not reach "
+                     "this close, give path_loss_db instead")
     noise_w_per_hz = dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
     q = dbm_to_watts(power_dbm) * db_to_linear(-loss_db) / noise_w_per_hz
+    dev.converted("tx_power_dbm", q, "its received SNR per hertz P g / N0")
     return Channel.power_limited_users(q), label
 
 
@@ -427,6 +455,8 @@ def load_profile(path: str | Path) -> Profile:
         dev = _merged(dev, "calibration", "acceptance", path.parent, _CALIBRATION_KEYS, DEVICE_KEYS)
         name = dev.get("name")
         count = dev.get("count")
+        if len(names) + count > MAX_USERS:
+            dev.fail("count", f"makes more than {MAX_USERS} users in the profile (the most multispin plans)")
         if dev.has("acceptance") == dev.has("acceptance_by_position"):
             dev.fail("acceptance", "set exactly one of acceptance or acceptance_by_position"
                      if dev.has("acceptance") else "missing: set acceptance (or acceptance_by_position)")

@@ -371,7 +371,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
             right = np.concatenate([right[~active], new_right])
             bounds = np.concatenate([bounds[~active], new_bounds])
         _polish(system, best, levels_demand)
-        bound = max(bound, float(bounds.max()))
+        # An interval whose bound is NaN proves nothing: no bound then (inf), never a wrong one.
+        bound = max(bound, float(np.where(np.isnan(bounds), np.inf, bounds).max()))
 
     evaluation = evaluate(system, best.lengths.astype(int), best.bandwidth)
     return Plan(

@@ -25,7 +25,8 @@ def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:
 def plan_homogeneous(system: System) -> Plan:
     """The best common draft length and its equal-finish-time bandwidth split."""
     goodput, bandwidth = goodput_by_length(system)
-    best = int(np.argmax(goodput))
+    # A length whose split failed numerically (NaN) must never win: argmax would pick it.
+    best = int(np.argmax(np.where(np.isnan(goodput), -np.inf, goodput)))
     lengths = np.full(system.users, best, dtype=int)
     return Plan(
         name="homogeneous",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from multispin_cli.planners.baselines import all_baselines
@@ -34,15 +35,46 @@ class PlanReport:
         return [p for p in (self.homogeneous, self.heterogeneous) if p is not None]
 
 
+def _at_least(plan: Plan, others: list[Plan]) -> Plan:
+    """``plan``, or the best of ``others`` in its name where one beats it.
+
+    Every baseline is a plan the planners consider (one common length; the heterogeneous search
+    starts from the homogeneous optimum), so by construction no baseline beats a plan. This is the
+    last line of defence against a numerical failure inside a planner: a plan below a baseline is
+    never reported.
+    """
+    best = max(others, key=lambda p: p.goodput_tokens_per_s, default=None)
+    value = plan.goodput_tokens_per_s
+    if best is None or not best.goodput_tokens_per_s > (value if math.isfinite(value) else -math.inf):
+        return plan
+    return replace(best, name=plan.name, goodput_by_length=plan.goodput_by_length,
+                   upper_bound_tokens_per_s=plan.upper_bound_tokens_per_s)
+
+
+def _checked_bound(plan: Plan, others: list[Plan]) -> Plan:
+    """The plan with its upper bound raised to every known plan's goodput, or dropped if not finite.
+
+    A bound that is not a finite number proves nothing and is not printed.
+    """
+    bound = plan.upper_bound_tokens_per_s
+    if bound is None:
+        return plan
+    if not math.isfinite(bound):
+        return replace(plan, upper_bound_tokens_per_s=None)
+    known = max([plan.goodput_tokens_per_s] + [p.goodput_tokens_per_s for p in others])
+    return replace(plan, upper_bound_tokens_per_s=max(bound, known))
+
+
 def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
     """Plan the cell in the given mode and evaluate the baselines beside it."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     baselines = all_baselines(system)
-    homogeneous = plan_homogeneous(system)
+    homogeneous = _at_least(plan_homogeneous(system), list(baselines.values()))
     heterogeneous = None
     if mode in ("heterogeneous", "both"):
-        heterogeneous = plan_heterogeneous(system, start=homogeneous)
+        others = [homogeneous, *baselines.values()]
+        heterogeneous = _checked_bound(_at_least(plan_heterogeneous(system, start=homogeneous), others), others)
     if mode == "heterogeneous":
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None

@@ -147,13 +147,20 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     # (a lower bound on its efficiency at any share of it).
     channel = system.channel
     device = np.where(uploads, compute_seconds(system, lengths), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         alone = np.where(uploads, device + bits / channel.rate_bps(total), 0.0).max(axis=-1, initial=0.0)
+        # log1p: a very weak power-limited user's efficiency on the whole band is Q / (W ln 2), far
+        # below the rounding of 1 + Q / W, and must not become 0 (0 bits / 0 = NaN for a user who
+        # does not draft poisoned every plan's bracket).
         whole_band_eff = np.where(
-            channel.power_limited, np.log2(1.0 + channel.snr_bandwidth_hz / total), channel.spectral_efficiency
+            channel.power_limited, np.log1p(channel.snr_bandwidth_hz / total) / LN2, channel.spectral_efficiency
         )
-    hi = device.max(axis=-1, initial=0.0) + (bits / whole_band_eff).sum(axis=-1) / total
+        load = np.where(uploads, bits / whole_band_eff, 0.0)
+    hi = device.max(axis=-1, initial=0.0) + load.sum(axis=-1) / total
     lo = np.maximum(alone, floor)
+    # Rounding can put the analytic right end a hair below the left one for a user whose upload
+    # dwarfs everything else; the root then lies at the left end to working precision.
+    hi = np.maximum(hi, lo)
     x = lo.copy()
     for _ in range(_MAX_ITER):
         need, d_need = demand.totals(x)
@@ -179,7 +186,6 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         bandwidth = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
         # Uploads so small that the deadline cannot be told from the device time in floating point
         # (D - t_k rounds to 0): any split works; share the band by each user's load.
-        load = np.where(uploads, bits / whole_band_eff, 0.0)
         fallback = total * load / load.sum(axis=-1, keepdims=True)
     broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
     bandwidth = np.where(broken, fallback, bandwidth)
