@@ -91,7 +91,7 @@ BAD = [
     ("acceptance one", ("acceptance = 0.8", "acceptance = 1.0"), "devices[1].acceptance", "[0, 1)"),
     ("acceptance negative", ("acceptance = 0.8", "acceptance = -0.1"), "devices[1].acceptance", "at least 0"),
     ("zero time", ("draft_ms_per_token = 2", "draft_ms_per_token = 0"), "devices[1].draft_ms_per_token",
-     "greater than 0"),
+     "at least 1e-06"),
     ("negative time", ("verify_ms_per_token = 0.05", "verify_ms_per_token = -1"), "server.verify_ms_per_token",
      "at least 0"),
     ("zero bandwidth", ("bandwidth_mhz = 2", "bandwidth_mhz = 0"), "system.bandwidth_mhz", "at least 0.001"),

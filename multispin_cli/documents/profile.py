@@ -31,6 +31,7 @@ MAX_DRAFT_LENGTH_LIMIT = 128
 MAX_USERS = 4096  # users per profile (all counts together); also the largest batch size planned
 MAX_VERIFY_TOKENS = 10**9  # largest N a verify_table may list
 MAX_VERIFY_MS = 1e7  # largest time a verify_table may list
+MIN_TIME_MS = 1e-6  # shortest draft or verification time (1 ns): a 0 s round has no goodput
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ PAYLOAD_KEYS = (
         high=10**8),
     Key("top_k", "int", None, "k for kind = `top-k`.", "tokens", low=1),
     Key("prob_bits", "int", 16, "Bits per probability q for `top-k` and `full-distribution`.", "bit", low=1, high=64),
-    Key("bits_per_token", "float", None, "Bits per draft token s for kind = `bits`.", "bit", above=0, high=1e9),
+    Key("bits_per_token", "float", None, "Bits per draft token s for kind = `bits`.", "bit", low=1e-3, high=1e9),
     Key("header_bits", "float", 0.0, "Header bits h per upload (a user with L = 0 uploads nothing).", "bit", low=0,
         high=1e9),
 )
@@ -89,7 +90,7 @@ SERVER_KEYS = (
         "`[server]` keys are used where this table does not set them. Relative to the profile."),
     Key("verify_model", "choice", None, "Which verification-time form to use when both are given.",
         choices=("affine", "table")),
-    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", above=0, high=1e7),
+    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", low=MIN_TIME_MS, high=1e7),
     Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0, high=1e6),
     Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms non-decreasing; "
         "linear in between, last slope beyond.", "[tokens, ms]"),
@@ -107,7 +108,7 @@ DEVICE_KEYS = (
     Key("calibration", "path", None, "A fragment written by `multispin calibrate`; its `[acceptance]` "
         "keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_ms_per_token", "float", None, "Device time per draft token tau (required here or via "
-        "`timings`).", "ms", above=0, high=1e6),
+        "`timings`).", "ms", low=MIN_TIME_MS, high=1e6),
     Key("draft_overhead_ms", "float", 0.0, "Fixed device time per drafting round c.", "ms", low=0, high=1e6),
     Key("timings", "path", None, "A fragment written by `multispin profile-hardware --format toml`; its "
         "`[draft]` keys are used where this entry does not set them. Relative to the profile."),
@@ -115,7 +116,7 @@ DEVICE_KEYS = (
     Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB", low=-100,
         high=100),
     Key("spectral_efficiency_bps_per_hz", "float", None, "Fixed spectral efficiency instead of `snr_db`.",
-        "bit/s/Hz", above=0, high=100),
+        "bit/s/Hz", low=1e-10, high=100),
     Key("tx_power_dbm", "float", None, "Transmit power P of a power-limited user: rate = W log2(1 + P g / "
         "(N0 W)).", "dBm", low=-100, high=100),
     Key("path_loss_db", "float", None, "Path loss 1/g for `tx_power_dbm`.", "dB", low=0, high=400),
@@ -286,8 +287,8 @@ class _Checker:
             n, t = self._number(where, row[0]), self._number(where, row[1])
             if n < 1 or not n.is_integer() or n > MAX_VERIFY_TOKENS:
                 self.fail(where, f"tokens must be an integer in [1, {_fmt(MAX_VERIFY_TOKENS)}], got {_fmt(n)}")
-            if not 0 < t <= MAX_VERIFY_MS:
-                self.fail(where, f"ms must be in (0, {_fmt(MAX_VERIFY_MS)}], got {_fmt(t)}")
+            if not MIN_TIME_MS <= t <= MAX_VERIFY_MS:
+                self.fail(where, f"ms must be in [{_fmt(MIN_TIME_MS)}, {_fmt(MAX_VERIFY_MS)}], got {_fmt(t)}")
             if tokens and n <= tokens[-1]:
                 self.fail(where, f"tokens must increase: {_fmt(n)} after {_fmt(tokens[-1])}")
             if ms and t < ms[-1]:
@@ -401,7 +402,7 @@ def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
         return Channel.fixed_snr(db_to_linear(snr_db)), f"SNR {snr_db:g} dB"
     if forms[0] == "spectral_efficiency_bps_per_hz":
         eff = dev.get("spectral_efficiency_bps_per_hz")
-        return Channel.fixed_snr(2.0**eff - 1.0), f"{eff:g} bit/s/Hz"
+        return Channel.fixed_snr(math.expm1(eff * math.log(2.0))), f"{eff:g} bit/s/Hz"
     power_dbm = dev.get("tx_power_dbm")
     if dev.has("path_loss_db") == dev.has("distance_m"):
         dev.fail("path_loss_db", "a tx_power_dbm channel needs exactly one of path_loss_db or distance_m")

@@ -33,7 +33,8 @@ class Channel:
     def fixed_snr(cls, snr_linear) -> "Channel":
         """Users whose SNR does not depend on their bandwidth share."""
         snr = np.atleast_1d(np.asarray(snr_linear, dtype=float))
-        return cls(np.zeros(snr.shape, bool), np.log2(1.0 + snr), np.full(snr.shape, np.nan))
+        # log1p: a very low SNR (-100 dB) must keep its small efficiency, not round to 0.
+        return cls(np.zeros(snr.shape, bool), np.log1p(snr) / LN2, np.full(snr.shape, np.nan))
 
     @classmethod
     def power_limited_users(cls, snr_bandwidth_hz) -> "Channel":

@@ -41,7 +41,7 @@ def mean_user(system: System) -> Plan:
     """
     k = system.users
     snr = system.channel.snr_at(system.bandwidth_hz / k)
-    mean_snr = 10.0 ** np.mean(np.log10(snr))
+    mean_snr = 10.0 ** np.mean(np.log10(np.maximum(snr, np.finfo(float).tiny)))
     average = replace(
         system,
         names=tuple(f"mean-{i}" for i in range(k)),

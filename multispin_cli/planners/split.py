@@ -173,11 +173,13 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         inside = (newton >= lo) & (newton <= hi) & np.isfinite(newton)
         geometric = floor + np.sqrt(np.maximum(lo - floor, 0.0) * (hi - floor))
         nxt = np.where(inside, newton, np.where(lo > floor, geometric, 0.5 * (lo + hi)))
-        done = (
-            (np.abs(need - total) <= 1e-13 * total)
-            | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
-            | ~anyone
-        )
+        with np.errstate(invalid="ignore"):
+            done = (
+                (np.abs(need - total) <= 1e-13 * total)
+                | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
+                | ~anyone
+                | ~np.isfinite(x)  # a user with zero rate: no finite deadline (goodput 0)
+            )
         if done.all():
             break
         x = np.where(done, x, nxt)
@@ -187,8 +189,13 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         # Uploads so small that the deadline cannot be told from the device time in floating point
         # (D - t_k rounds to 0): any split works; share the band by each user's load.
         fallback = total * load / load.sum(axis=-1, keepdims=True)
+        fallback = np.where(np.isfinite(fallback), fallback, total / np.maximum(uploads.sum(-1, keepdims=True), 1))
     broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
     bandwidth = np.where(broken, fallback, bandwidth)
+    # No finite deadline (a drafting user whose rate is 0 at any share): any split is as late; an
+    # equal one keeps every number finite.
+    unreachable = ~np.isfinite(x)[..., None]
+    bandwidth = np.where(unreachable, total / np.maximum(uploads.sum(axis=-1, keepdims=True), 1), bandwidth)
     deadline = np.where(anyone, x, 0.0)
     return deadline.reshape(batch), np.where(uploads, bandwidth, 0.0).reshape(batch + (system.users,))
 
