@@ -7,8 +7,10 @@ and exits 2; a failure of multispin itself exits 1; stdout carries only the requ
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Annotated, Iterator
 
@@ -46,13 +48,30 @@ class _Group(TyperGroup):
             code = 130
         except BrokenPipeError:
             # The reader went away (`multispin plan ... | head`): stop quietly.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _silence_stdout()
             code = 1
         code = code if isinstance(code, int) else 0
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            code = code or 1
+        except OSError as exc:  # stdout on a full disk: one line, not Python's "Exception ignored"
+            typer.echo(f"multispin: error: cannot write to standard output: {exc.strerror or exc}", err=True)
+            _silence_stdout()
+            code = code or 2
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (an in-process runner)
+        pass
 
 
 app = typer.Typer(
@@ -118,17 +137,36 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, TyperException, BrokenPipeError):
         raise
+    except OSError as exc:
+        if exc.errno not in _WRITE_FAILURES:
+            _internal(exc)
+        typer.echo(f"multispin: error: cannot write output: {_one_line(exc.strerror or exc)}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:  # a bug of ours: say so in one line, traceback on request
-        if os.environ.get("MULTISPIN_DEBUG"):
-            raise
-        typer.echo(
-            f"multispin: internal error: {type(exc).__name__}: {_one_line(exc)} "
-            "(set MULTISPIN_DEBUG=1 for a traceback, and please report it)",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+        _internal(exc)
+
+
+_WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _internal(exc: BaseException) -> None:
+    if os.environ.get("MULTISPIN_DEBUG"):
+        raise exc
+    typer.echo(
+        f"multispin: internal error: {type(exc).__name__}: {_one_line(exc)} "
+        "(set MULTISPIN_DEBUG=1 for a traceback, and please report it)",
+        err=True,
+    )
+    raise typer.Exit(1) from None
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (a numerical RuntimeWarning that slipped through) as one line on stderr,
+    without the source line numpy would print."""
+    typer.echo(f"multispin: warning: {category.__name__}: {_one_line(message)} (please report it)", err=True)
 
 
 def main() -> None:
     """Console-script entry point."""
+    warnings.showwarning = _warning_line
     app()

@@ -46,7 +46,7 @@ def simulate(
     draft_jitter: Annotated[
         float,
         typer.Option("--draft-jitter", help="Draft-time jitter: the device time is multiplied by a lognormal "
-                     "draw with mean 1 and this standard deviation (0.1 = 10%).", min=0.0),
+                     "draw with mean 1 and this standard deviation (0.1 = 10%; at most 10).", min=0.0, max=10.0),
     ] = 0.0,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Simulate the baselines too.")] = True,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,

@@ -23,7 +23,13 @@ def pct(value: float) -> Text:
     if not np.isfinite(value):
         return Text("n/a", style="dim")
     style = "green" if value > 0.0005 else ("red" if value < -0.0005 else "dim")
-    return Text(f"{100 * value:+.1f}%", style=style)
+    return Text(f"{100 * value:+.1f}%" if abs(value) < 1e4 else f"{100 * value:+.2g}%", style=style)
+
+
+def short(value: float, fmt: str) -> str:
+    """``value`` in ``fmt`` while it stays short; past a billion in 3 significant digits (2.83e+20),
+    so an absurd but finite number (a hopeless baseline's round) is not cut off by the column."""
+    return format(value, fmt) if abs(value) < 1e9 else f"{value:.3g}"
 
 
 def _lengths(plan: Plan) -> str:
@@ -69,7 +75,7 @@ def summary_table(profile: Profile, report: PlanReport) -> Table:
             else Text("")
             for plan in planned
         ]
-        round_ms = f"{ev.round_s / MS:.2f}" if ev.feasible else "infeasible"
+        round_ms = short(ev.round_s / MS, ".2f") if ev.feasible else "infeasible"
         name = Text(row.name, style="bold" if row in planned else "")
         table.add_row(name, _lengths(row), f"{ev.goodput_tokens_per_s:,.1f}", round_ms, *gains)
     het = report.heterogeneous
