@@ -185,7 +185,7 @@ def test_malformed_config_json(tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text('{"hidden_size": 64,')
     line = _one_error_line(_run("--target", str(bad)))
-    assert str(bad) in line and "malformed JSON" in line
+    assert str(bad) in line and "invalid JSON" in line
 
 
 def test_config_json_missing_a_key(tmp_path):

@@ -138,7 +138,7 @@ def test_bad_configs_name_the_key(tmp_path, change, key, reason):
     assert reason in str(err.value)
 
 
-@pytest.mark.parametrize(("text", "reason"), [("{not json", "malformed JSON"), ("[1, 2]", "JSON object")])
+@pytest.mark.parametrize(("text", "reason"), [("{not json", "invalid JSON"), ("[1, 2]", "JSON object")])
 def test_malformed_config_json(tmp_path, text, reason):
     path = tmp_path / "config.json"
     path.write_text(text)

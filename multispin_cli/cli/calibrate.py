@@ -21,22 +21,22 @@ class Form(str, enum.Enum):
 
 
 def _read(source: str, what: str) -> tuple[str, str | None]:
-    """The text of a file, or of stdin for '-', and the path to name in errors."""
+    """The text of a file, or of stdin for '-', and the path to name in errors (within the limits
+    of multispin_cli.documents.files: a regular file, at most MAX_FILE_BYTES)."""
+    from multispin_cli.documents.files import MAX_FILE_BYTES, read_text
     from multispin_cli.errors import InputError
 
     if source == "-":
-        return sys.stdin.read(), None
-    path = Path(source)
+        text = sys.stdin.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise InputError(f"standard input: more than {MAX_FILE_BYTES:,} characters", key=f"--{what}")
+        return text, None
     try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except FileNotFoundError:
-        raise InputError(f"no such {what} file", path=path) from None
-    except IsADirectoryError:
-        raise InputError(f"is a directory, not a {what} file", path=path) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+        return read_text(source, InputError), source
+    except InputError as exc:
+        if exc.reason == "no such file":
+            raise InputError(f"no such {what} file", path=source) from None
+        raise
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 
 import numpy as np
 
 from multispin_cli.analysis.calibration import DraftCounts
+from multispin_cli.documents.files import parse_json
 from multispin_cli.errors import InputError
 
 PREFIX = "vllm:spec_decode_"
@@ -340,10 +340,7 @@ def _parse_csv(text: str, path) -> tuple[list[tuple[int, int, str]], bool]:
 
 
 def _parse_json(text: str, path) -> tuple[list[tuple[int, int, str]], bool, int | None]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc}", path=path) from None
+    data = parse_json(text, path)
     committed = False
     draft_length = None
     if isinstance(data, dict) and any(k in data for k in ("accepted", "committed")):

@@ -6,13 +6,15 @@ from another format version, or one missing keys, is a :class:`PlanFileError` na
 
 from __future__ import annotations
 
-import json
-import tomllib
+import difflib
+import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from multispin_cli.documents.files import parse_json, parse_toml, read_text
 from multispin_cli.errors import PlanFileError
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
@@ -77,25 +79,55 @@ class PlanFile:
 
 
 def _parse(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanFileError("no such file", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"cannot read: {exc}", path=path) from None
+    text = read_text(path, PlanFileError)
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlanFileError(f"invalid JSON: {exc}", path=path) from None
+        data = parse_json(text, path, PlanFileError)
     else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PlanFileError(f"invalid TOML: {exc}", path=path) from None
+        data = parse_toml(text, path, PlanFileError)
     if not isinstance(data, dict):
         raise PlanFileError("is not a plan document", path=path)
     return data
+
+
+# The keys a plan document holds (written by multispin_cli.render.document). A plan file is checked
+# as strictly as a profile: a key multispin does not write is a typo or an edit gone wrong. A new
+# output key must be added here too (tests/test_planfile.py round-trips every document).
+TOP_TABLES = ("plan", *PLAN_SECTIONS, "baselines")
+HEAD_KEYS = ("profile", "name", "mode", "users", "bandwidth_mhz", "max_draft_length", "batching", "target",
+             "target_model", "multispin_version", "format_version")
+SECTION_KEYS = ("draft_length", "goodput_tokens_per_s", "round_ms", "draft_upload_ms", "verify_ms", "verify_tokens",
+                "mean_draft_length", "upper_bound_tokens_per_s", "gap_to_upper_bound_percent", "gain_percent", "users")
+USER_KEYS = ("name", "draft_length", "bandwidth_mhz", "tokens_per_round", "tokens_per_s", "draft_upload_ms",
+             "draft_model")
+BASELINE_KEYS = ("goodput_tokens_per_s", "draft_length", "round_ms", "feasible", "note")
+TEXT_KEYS = ("profile", "name", "mode", "batching", "target", "target_model", "multispin_version", "draft_model",
+             "note")
+
+
+def _known(table: dict, keys: tuple[str, ...], path: Path, where: str) -> None:
+    """Every key of ``table`` is one of ``keys``; strings are text without control characters and
+    numbers are finite."""
+    if not isinstance(table, dict):
+        raise PlanFileError("must be a table", path=path, key=where)
+    for key, value in table.items():
+        at = f"{where}.{key}" if where else key
+        if key not in keys:
+            hint = difflib.get_close_matches(key, list(keys), n=1)
+            more = f" (did you mean '{hint[0]}'?)" if hint else " (is this a plan written by `multispin plan`?)"
+            raise PlanFileError(f"unknown key{more}", path=path, key=at)
+        if key in TEXT_KEYS:
+            _text(value, path, at)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise PlanFileError(f"must be a finite number, got {value!r}", path=path, key=at)
+
+
+def _text(value, path: Path, where: str) -> str:
+    if not isinstance(value, str):
+        raise PlanFileError(f"must be a string, got {type(value).__name__}", path=path, key=where)
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            raise PlanFileError(f"must not contain control characters (found {ch!r})", path=path, key=where)
+    return value
 
 
 def _get(table: dict, key: str, kind, path: Path, where: str):
@@ -105,7 +137,28 @@ def _get(table: dict, key: str, kind, path: Path, where: str):
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if not ok:
         raise PlanFileError(f"has the wrong type ({type(value).__name__})", path=path, key=f"{where}.{key}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PlanFileError(f"must be a finite number, got {value!r}", path=path, key=f"{where}.{key}")
     return value
+
+
+def _check_document(data: dict, path: Path) -> None:
+    """Tables, keys, texts and numbers of a whole plan document (see TOP_TABLES and the key lists)."""
+    _known({k: None for k in data}, TOP_TABLES, path, "")
+    _known(data["plan"], HEAD_KEYS, path, "plan")
+    for name in PLAN_SECTIONS:
+        if name in data:
+            _known(data[name], SECTION_KEYS, path, name)
+            gains = data[name].get("gain_percent", {})
+            if not isinstance(gains, dict):
+                raise PlanFileError("must be a table", path=path, key=f"{name}.gain_percent")
+            for other, value in gains.items():
+                _get(gains, other, (int, float), path, f"{name}.gain_percent")
+    baselines = data.get("baselines", {})
+    if not isinstance(baselines, dict):
+        raise PlanFileError("must be a table", path=path, key="baselines")
+    for name, table in baselines.items():
+        _known(table, BASELINE_KEYS, path, f"baselines.{name}")
 
 
 def load_plan_file(path: str | Path) -> PlanFile:
@@ -123,17 +176,24 @@ def load_plan_file(path: str | Path) -> PlanFile:
             path=path,
             key="plan.format_version",
         )
+    _check_document(data, path)
     plans = {}
     for name in PLAN_SECTIONS:
         if name not in data:
             continue
         section = data[name]
         users = []
+        seen: set[str] = set()
         rows = _get(section, "users", list, path, name)
         for i, row in enumerate(rows):
             where = f"{name}.users[{i + 1}]"
-            if not isinstance(row, dict):
-                raise PlanFileError("must be a table", path=path, key=where)
+            _known(row, USER_KEYS, path, where)
+            user_name = _get(row, "name", str, path, where)
+            if not user_name.strip():
+                raise PlanFileError("must not be empty", path=path, key=f"{where}.name")
+            if user_name in seen:
+                raise PlanFileError(f"user '{user_name}' is listed twice", path=path, key=f"{where}.name")
+            seen.add(user_name)
             users.append(
                 PlannedUser(
                     name=_get(row, "name", str, path, where),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 
 from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
+from multispin_cli.documents.files import parse_toml, read_text
 from multispin_cli.errors import ProfileError
 from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
 from multispin_cli.model.system import System
@@ -158,21 +160,11 @@ class Profile:
 
 
 def read_toml(path: Path) -> dict:
-    """Parse a TOML file, turning every failure into a ProfileError with the file and line."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise ProfileError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise ProfileError("is a directory, not a TOML file", path=path) from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read: {exc.strerror}", path=path) from None
-    try:
-        return tomllib.loads(text.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ProfileError("not UTF-8 text", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"invalid TOML: {exc}", path=path) from None
+    """Parse a TOML file, turning every failure into a ProfileError with the file and line.
+
+    Only regular files within the size and nesting limits of :mod:`multispin_cli.documents.files`.
+    """
+    return parse_toml(read_text(path, ProfileError), path, ProfileError)
 
 
 # --------------------------------------------------------------------------- checking values
@@ -234,6 +226,10 @@ class _Checker:
                 self.fail(name, f"must be one of {', '.join(spec.choices)}; got '{value}'{more}")
             if not value.strip():
                 self.fail(name, "must not be empty")
+            bad = _control_character(value, allow="\n\t" if name == "description" else "")
+            if bad is not None:
+                self.fail(name, f"must not contain control characters (found {bad!r}): names end up in tables, "
+                          "plan files and the comment lines of engine configs")
             return value
         if spec.kind == "int":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -299,6 +295,14 @@ class _Checker:
         return np.array(tokens), np.array(ms)
 
 
+def _control_character(text: str, allow: str = "") -> str | None:
+    """The first control or line-breaking character of ``text`` not in ``allow``, or None."""
+    for ch in text:
+        if ch not in allow and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return ch
+    return None
+
+
 def _kind(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
             dict: "a table"}.get(type(value), type(value).__name__)
@@ -311,14 +315,58 @@ def _fmt(value: float) -> str:
 # --------------------------------------------------------------------------- building the system
 
 
+# What an included fragment may hold: its tables and, for the tables a profile reads, their keys.
+# None: a table of free-form notes (the measurement or calibration evidence), only checked to be a
+# table. Each fragment is checked as strictly as a profile: a typo is an error, never ignored.
+FRAGMENT_TABLES: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "timings": {
+        "server": tuple(k.name for k in SERVER_KEYS if k.name != "timings"),
+        "draft": ("model", "draft_model", *_TIMINGS_DRAFT_KEYS),
+        "measurement": None,
+    },
+    "calibration": {
+        "acceptance": ("acceptance", "acceptance_ci95_low", "acceptance_ci95_high", "acceptance_by_position",
+                       "acceptance_by_position_ci95_low", "acceptance_by_position_ci95_high"),
+        "calibration": None,
+    },
+}
+
+
 def _fragment(owner: _Checker, key: str, table: str, base: Path) -> tuple[dict, Path]:
-    """The ``[table]`` of an included fragment, resolved relative to the including profile."""
+    """The ``[table]`` of an included fragment, resolved relative to the including profile.
+
+    Every table and key of the fragment must be one multispin writes (see FRAGMENT_TABLES).
+    """
     rel = owner.get(key)
     path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
     data = read_toml(path)
-    if table not in data or not isinstance(data[table], dict):
+    allowed = FRAGMENT_TABLES[key]
+    for name, value in data.items():
+        if name not in allowed:
+            hint = difflib.get_close_matches(name, list(allowed), n=1)
+            more = f" (did you mean [{hint[0]}]?)" if hint else f"; a {key} fragment has {', '.join(allowed)}"
+            raise ProfileError(f"unknown table{more}", path=path, key=name)
+        if not isinstance(value, dict):
+            raise ProfileError(f"must be a table, got {_kind(value)}", path=path, key=name)
+        keys = allowed[name]
+        for inner in value if keys is not None else ():
+            if inner not in keys:
+                hint = difflib.get_close_matches(inner, list(keys), n=1)
+                more = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(keys)}"
+                raise ProfileError(f"unknown key{more}", path=path, key=f"{name}.{inner}")
+    if table not in data:
         raise ProfileError(f"has no [{table}] table (is it a fragment written by multispin?)", path=path)
-    return data[table], path
+    fragment = data[table]
+    for label in ("model", "draft_model"):
+        if label in fragment:
+            _Checker(path, table, {label: fragment[label]}, (Key(label, "str"),)).get(label)
+    for bound in (k for k in fragment if "_ci95_" in k):
+        values = fragment[bound] if isinstance(fragment[bound], list) else [fragment[bound]]
+        for i, p in enumerate(values):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise ProfileError(f"must be probabilities in [0, 1], got {p!r}", path=path,
+                                   key=f"{table}.{bound}" + (f"[{i + 1}]" if isinstance(fragment[bound], list) else ""))
+    return fragment, path
 
 
 def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[str, ...], keys) -> _Checker:

@@ -13,13 +13,13 @@ refused with a clear message rather than timed as something they are not.
 from __future__ import annotations
 
 import difflib
-import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from multispin_cli.documents.catalog import profiles_dir
+from multispin_cli.documents.files import parse_json, read_text
 from multispin_cli.errors import InputError
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -198,15 +198,12 @@ def read_config_json(path: str | Path) -> ModelSpec:
     folder = path if path.is_dir() else path.parent
     file = path / "config.json" if path.is_dir() else path
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file" if not path.is_dir() else "folder has no config.json", path=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=file) from None
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path=file) from None
+        text = read_text(file)
+    except InputError as exc:
+        if exc.reason == "no such file" and path.is_dir():
+            raise InputError("folder has no config.json", path=file) from None
+        raise
+    config = parse_json(text, file)
     # The folder names a downloaded model (``models/Llama-2-7b-hf/config.json``); a lone file its stem.
     name = folder.resolve().name if file.name == "config.json" and folder.resolve().name else file.stem
     shape = shape_from_config(config, name=name, path=file, source=str(file))
