@@ -43,6 +43,11 @@ class InfeasibleError(InputError):
     """The constraints admit no plan; the message says which user and why."""
 
 
+class MeasurementError(MultispinError):
+    """Timings that failed their own checks (a machine busy while measuring); exit 1, since the input
+    was fine: measure again on an idle machine, or write them anyway with --force."""
+
+
 class MissingExtraError(InputError):
     """An optional feature whose extra is not installed; the message names the extra."""
 

@@ -78,6 +78,8 @@ def profile_hardware(
                                                    "stdout.")] = None,
     list_catalog: Annotated[bool, typer.Option("--list", help="List the model and hardware catalogs and "
                                                "exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write the timings even when the measurement fails its "
+                                        "checks (noted in the fragment).")] = False,
 ) -> None:
     """Measure draft and verification timings on this machine (or estimate them for catalog hardware) and
     write the timings fragment that a deployment profile includes with \\[server] timings = "file.toml"."""
@@ -98,7 +100,11 @@ def profile_hardware(
                 emit(render_text(view, width=FILE_WIDTH), output)
             return
 
+        from dataclasses import replace
+
+        from multispin_cli.errors import MeasurementError
         from multispin_cli.hardware.profiling import Settings, run_profile, with_wall_time
+        from multispin_cli.hardware.quality import profile_problems
 
         settings = Settings.make(quick=quick, batch_sizes=_batch_sizes(batch_sizes), repeats=repeats,
                                  context=context, max_draft_length=max_draft_length, backend=backend.value,
@@ -121,8 +127,24 @@ def profile_hardware(
             def progress(label: str, done: int, total: int) -> None:
                 bar.update(task, description=label, completed=done, total=total)
 
-            profile = run_profile(draft_spec, target_spec, settings, estimate=target_hw, draft_estimate=draft_hw,
-                                  measure_draft_here=local_draft, progress=progress)
+            def measure():
+                return run_profile(draft_spec, target_spec, settings, estimate=target_hw, draft_estimate=draft_hw,
+                                   measure_draft_here=local_draft, progress=progress)
+
+            profile = measure()
+            problems = profile_problems(profile)
+            if problems and fmt is not Format.table and not force:
+                # Repeat once: a passing burst of load is the usual cause; refuse if it persists.
+                warn(f"the measurement failed its checks ({'; '.join(problems)}); measuring once more")
+                profile = measure()
+                problems = profile_problems(profile)
+                if problems:
+                    raise MeasurementError(
+                        f"refusing to write timings that failed their checks twice: {'; '.join(problems)}. "
+                        "Measure on an idle machine, or pass --force to write them anyway")
+        if problems:
+            failed = tuple(f"check failed: {p}" for p in problems)
+            profile = replace(profile, notes=profile.notes + failed, warnings=profile.warnings + failed)
         profile = with_wall_time(profile, time.perf_counter() - started)
         for message in profile.warnings:
             warn(message)

@@ -136,6 +136,25 @@ def others_cpu_share(interval_s: float = 0.3) -> float | None:
     return (after[0] - before[0]) / (after[1] - before[1])
 
 
+def cpu_snapshot() -> tuple[int, int, float] | None:
+    """All CPUs' (busy, total) jiffies and this process's own CPU seconds, or None off Linux."""
+    times = _cpu_times()
+    if times is None:
+        return None
+    own = os.times()
+    return times[0], times[1], own.user + own.system
+
+
+def others_share_since(before: tuple[int, int, float] | None) -> float | None:
+    """Share of all CPUs busy with work other than this process's since ``before`` (0..1), or None."""
+    after = cpu_snapshot()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy = (after[0] - before[0]) / tick - (after[2] - before[2])
+    return min(max(busy / ((after[1] - before[1]) / tick), 0.0), 1.0)
+
+
 def describe_machine() -> MachineInfo:
     """The local machine, read from the operating system and numpy."""
     total, available = _meminfo()

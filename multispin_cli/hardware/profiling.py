@@ -25,7 +25,13 @@ import numpy as np
 from multispin_cli.errors import InputError
 from multispin_cli.hardware import costs
 from multispin_cli.hardware.fit import AFFINE_R2_THRESHOLD, AffineFit, MonotoneTable, fit_affine, monotone_table
-from multispin_cli.hardware.machine import MachineInfo, describe_machine, others_cpu_share
+from multispin_cli.hardware.machine import (
+    MachineInfo,
+    cpu_snapshot,
+    describe_machine,
+    others_cpu_share,
+    others_share_since,
+)
 from multispin_cli.hardware.models import DTYPE_BYTES, ModelShape, ModelSpec, fmt_bytes
 from multispin_cli.hardware.roofline import HardwareSpec, LocalPeaks, roofline_seconds
 
@@ -194,6 +200,7 @@ class HardwareProfile:
     wall_seconds: float = 0.0
     backend_detail: str = ""
     peak_rss_bytes: int | None = None  # the process's peak resident memory so far (Unix)
+    load_during_run: float | None = None  # share of the CPUs other processes used while measuring
 
     @property
     def planned_peak_bytes(self) -> int:
@@ -503,6 +510,7 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
 
     peaks = None
     backend_detail = ""
+    snapshot = cpu_snapshot() if measuring else None
     if measuring:
         ticker.show("measuring memory bandwidth and matmul rate")
         peaks = backend.measure_local_peaks(machine, settings)
@@ -538,7 +546,8 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
     return HardwareProfile(settings=settings, machine=machine, peaks=peaks, draft=draft_result,
                            verify=verify_result, memory_plan=tuple(plan), notes=tuple(warnings + notes),
                            warnings=tuple(warnings), wall_seconds=time.perf_counter() - started,
-                           backend_detail=backend_detail, peak_rss_bytes=_peak_rss() if measuring else None)
+                           backend_detail=backend_detail, peak_rss_bytes=_peak_rss() if measuring else None,
+                           load_during_run=others_share_since(snapshot) if measuring else None)
 
 
 def with_wall_time(profile: HardwareProfile, seconds: float) -> HardwareProfile:
