@@ -305,3 +305,17 @@ def test_extreme_profiles_through_the_cli(text, command, fmt):
     assert result.exit_code == 0, result.stderr
     for word in ("nan", "inf"):
         assert word not in result.stdout.lower().replace("infeasible", ""), result.stdout
+
+
+def test_the_readme_documents_every_range():
+    """The README's "Accepted ranges" table states each bounded key's range as the schema does."""
+    from multispin_cli.documents.catalog import profiles_dir
+    from multispin_cli.documents.profile import accepted_range
+
+    readme = (profiles_dir().parent / "README.md").read_text()
+    for table, keys in SCHEMA.items():
+        for key in keys:
+            text = accepted_range(key)
+            label = f"[{table}]" if table != "devices" else "[devices]"
+            if text is not None:
+                assert f"| `{label}` | `{key.name}` | {text} |" in readme, (table, key.name, text)

@@ -303,6 +303,17 @@ def _control_character(text: str, allow: str = "") -> str | None:
     return None
 
 
+def accepted_range(key: Key) -> str | None:
+    """The range a key accepts in interval notation, ``[0.001, 1e+05]`` or ``(0, 1]`` (None: any)."""
+    if key.low is None and key.above is None and key.below is None and key.high is None:
+        return None
+    lo = "(-inf" if key.low is None and key.above is None else (
+        f"[{_fmt(key.low)}" if key.low is not None else f"({_fmt(key.above)}")
+    hi = "inf)" if key.high is None and key.below is None else (
+        f"{_fmt(key.high)}]" if key.high is not None else f"{_fmt(key.below)})")
+    return f"{lo}, {hi}"
+
+
 def _kind(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
             dict: "a table"}.get(type(value), type(value).__name__)
