@@ -518,7 +518,11 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
     else:
         verify_result = estimate_verify(target.shape, target_hw, settings)
 
-    if verify_result.measured and verify_result.layer_scale > 1:
+    if verify_result.measured and verify_result.layer_scale > 1 and verify_result.model.hybrid:
+        m = verify_result.model
+        notes.append(f"target: one gated attention layer and one Gated DeltaNet layer were timed at each point and "
+                     f"multiplied by {m.attention_layers} and {m.linear_layers} layers, plus the final norm and LM head")
+    elif verify_result.measured and verify_result.layer_scale > 1:
         notes.append(f"target: one decoder layer was timed at each point and multiplied by {verify_result.layer_scale} "
                      "layers (every layer has the same shapes), plus the final norm and LM head")
     if verify_result.fit.clamped:
