@@ -224,29 +224,66 @@ def test_draft_runs_every_layer_in_order():
     assert all(not np.allclose(b, st.state) for b, st in zip(before, draft.states))
 
 
-def test_torch_backend_refuses_hybrids_with_a_pointer():
-    from multispin_cli.hardware.torch_backend import refuse_hybrid
+def test_torch_verify_checkpoints_match_chained_decodes():
+    torch = pytest.importorskip("torch", reason="the torch extra is not installed")
+    from multispin_cli.hardware import torch_backend as tb
+    from multispin_cli.hardware import torch_hybrid as th
 
-    refuse_hybrid(resolve_model("llama-68m").shape)
-    with pytest.raises(InputError, match="--backend numpy"):
-        refuse_hybrid(_tiny())
+    s = _tiny()
+    syn = tb._Synthetic(torch.float32, "cpu", 0)
+    w = th.deltanet_weights(s, syn)
+    verify = th.deltanet_state(s, syn, batch=2, max_new=4)
+    start, conv_start = verify.state.clone(), verify.conv.clone()
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        y = th.deltanet_forward(s, w, x, verify)
+        assert y.shape == (2, 3, 8) and torch.equal(verify.state, start)
+        decode = th.DeltaNetState(state=start.clone(), conv=conv_start.clone())
+        for i in range(3):
+            yi = th.deltanet_forward(s, w, x[:, i:i + 1], decode)
+            torch.testing.assert_close(yi[:, 0], y[:, i], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(decode.state, verify.checkpoints[:, i], rtol=1e-4, atol=1e-6)
+
+
+def test_torch_backend_runs_hybrids():
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    from multispin_cli.hardware import torch_backend as tb
+
+    s = _tiny()
+    target = tb.make_target(s, context=4, max_batch=2, max_new=3, llc_bytes=0, dtype="float32")
+    for batch, new in ((1, 1), (2, 3)):
+        parts = target.parts(batch, new)
+        assert [(name, mult) for name, _, mult in parts] == [("attention layer", 1), ("linear layer", 3), ("head", 1)]
+        for _, call, _ in parts:
+            call()
+    draft = tb.make_draft(s, context=4, max_steps=2, llc_bytes=0, dtype="float32")
+    draft.round(2)
+    assert "Gated DeltaNet" in draft.describe() and "Gated DeltaNet" in target.describe()
+    labels = [label for label, _ in tb.target_memory(s, 4, 2, 3, 6, 0, dtype="float32")]
+    assert any("checkpoints" in label for label in labels)
 
 
 # --------------------------------------------------------------------------- through the CLI
 
 
-def test_profile_hardware_measures_a_tiny_hybrid(tmp_path, monkeypatch):
-    monkeypatch.setattr(nb, "measure_local_peaks", lambda machine, settings: LocalPeaks(
-        20e9, 100e9, "test bandwidth", "test matmul", "float32"))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_profile_hardware_measures_a_tiny_hybrid(tmp_path, monkeypatch, backend):
+    if backend == "torch":
+        pytest.importorskip("torch", reason="the torch extra is not installed")
+    from multispin_cli.hardware import torch_backend as tb
+
+    peaks = lambda machine, settings: LocalPeaks(20e9, 100e9, "test bandwidth", "test matmul", "float32")  # noqa: E731
+    monkeypatch.setattr(nb, "measure_local_peaks", peaks)
+    monkeypatch.setattr(tb, "measure_local_peaks", peaks)
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"text_config": TINY_HYBRID, "model_type": "qwen3_5"}))
-    result = CliRunner().invoke(app, ["profile-hardware", "--draft", str(path), "--target", str(path), "--quick",
-                                      "--context", "8", "--max-draft-length", "2", "--format", "toml"])
+    common = ["--draft", str(path), "--target", str(path), "--quick", "--context", "8", "--max-draft-length", "2",
+              "--backend", backend]
+    result = CliRunner().invoke(app, ["profile-hardware", *common, "--format", "toml"])
     assert result.exit_code == 0, result.stderr
     doc = tomllib.loads(result.stdout)
     assert doc  # a fragment; the timing values themselves are the machine's
-    table = CliRunner().invoke(app, ["profile-hardware", "--draft", str(path), "--target", str(path), "--quick",
-                                     "--context", "8", "--max-draft-length", "2"])
+    table = CliRunner().invoke(app, ["profile-hardware", *common])
     assert table.exit_code == 0, table.stderr
     assert "Gated DeltaNet" in table.stdout
 

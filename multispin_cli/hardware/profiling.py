@@ -303,6 +303,8 @@ def _hardware_notes(shape: ModelShape, hw: HardwareSpec, settings: Settings, rol
     batch = max(settings.batch_sizes) if role == "target" else 1
     need = shape.total_params * p + batch * (settings.context + settings.max_draft_length + 1) * \
         shape.kv_bytes_per_token(p)
+    # a hybrid's recurrent state per sequence, and a checkpoint of it per verified position
+    need += batch * (settings.max_draft_length + 2 if role == "target" else 1) * shape.state_bytes_per_sequence(p)
     notes = []
     if need > hw.memory_bytes:
         notes.append(f"the {role} {shape.name} in {dtype} with its KV cache needs {fmt_bytes(need)}, more than "
