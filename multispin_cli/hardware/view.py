@@ -150,7 +150,8 @@ def catalog_view(models: dict[str, ModelShape], hardware: dict[str, HardwareSpec
         mt.add_column(col, justify="left" if col in ("name", "Hugging Face id") else "right", no_wrap=col == "name",
                       overflow="fold")
     for s in models.values():
-        mt.add_row(s.name, f"{s.total_params / 1e9:.3g}B", str(s.layers), str(s.hidden), f"{s.heads} / {s.kv_heads}",
+        layers = f"{s.layers} ({s.linear_layers} linear)" if s.hybrid else str(s.layers)
+        mt.add_row(s.name, f"{s.total_params / 1e9:.3g}B", layers, str(s.hidden), f"{s.heads} / {s.kv_heads}",
                    str(s.intermediate), str(s.vocab), s.hf_id or "")
     ht = _table()
     for col in ("name", "memory", "bandwidth", "peak TFLOP/s (dense)", "description"):
