@@ -27,6 +27,10 @@ is a change of index, not a recomputation): the state is read once per sequence 
 per position, ``N`` checkpoints. The convolution reads its ``kernel - 1`` saved inputs and keeps
 the ``N`` new ones. A decode step (``N = 1``) reads and writes the state once. The state is kept in
 ``state_dtype`` (float32 in Qwen3.5's configs, ``mamba_ssm_dtype``), the rest in the pass's dtype.
+SGLang writes the same per-position states (``intermediate_ssm`` and ``intermediate_conv_window``
+in ``python/sglang/srt/layers/attention/hybrid_linear_attn_backend.py``) and then copies the
+accepted one back into the request's state (``update_mamba_state_after_mtp_verify``): one more
+state read and write per sequence and round, after the pass, which this count leaves out.
 """
 
 from __future__ import annotations
