@@ -279,7 +279,8 @@ def test_profile_hardware_measures_a_tiny_hybrid(tmp_path, monkeypatch, backend)
     path.write_text(json.dumps({"text_config": TINY_HYBRID, "model_type": "qwen3_5"}))
     common = ["--draft", str(path), "--target", str(path), "--quick", "--context", "8", "--max-draft-length", "2",
               "--backend", backend]
-    result = CliRunner().invoke(app, ["profile-hardware", *common, "--format", "toml"])
+    # --force: a tiny model on a shared machine measures mostly noise, which the checks refuse
+    result = CliRunner().invoke(app, ["profile-hardware", *common, "--format", "toml", "--force"])
     assert result.exit_code == 0, result.stderr
     doc = tomllib.loads(result.stdout)
     assert doc  # a fragment; the timing values themselves are the machine's
