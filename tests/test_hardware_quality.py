@@ -114,3 +114,21 @@ def test_force_writes_the_failing_run_with_its_problems_noted(busy_machine, tmp_
     assert "measuring once more" not in result.stderr and "check failed: other processes kept 95%" in result.stderr
     notes = tomllib.loads(out.read_text())["measurement"]["notes"]
     assert any(n.startswith("check failed: other processes kept 95%") for n in notes)
+
+
+def test_plan_warns_about_timings_written_with_force(busy_machine, tmp_path):
+    out = tmp_path / "timings.toml"
+    forced = CliRunner().invoke(app, ["profile-hardware", "-d", busy_machine, "-t", busy_machine, *ARGS, "-o", out,
+                                      "--force"])
+    assert forced.exit_code == 0, forced.stderr
+    profile = tmp_path / "cell.toml"
+    profile.write_text('[system]\nbandwidth_mhz = 5\nmax_draft_length = 3\n[payload]\nvocab_size = 256\n'
+                       '[server]\ntimings = "timings.toml"\n[[devices]]\nname = "d"\ncount = 2\nacceptance = 0.7\n'
+                       'timings = "timings.toml"\nsnr_db = 10\n')
+    result = CliRunner().invoke(app, ["plan", str(profile), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)
+    lines = result.stderr.strip().splitlines()  # one per failed check (the tiny model's noise may add some)
+    assert all(line.startswith(f"multispin: warning: {out}: written with --force although its check failed: ")
+               for line in lines), result.stderr
+    assert any("other processes kept 95%" in line for line in lines)

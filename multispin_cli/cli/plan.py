@@ -39,6 +39,8 @@ def plan(
 
             check_plot_target(plot)
         loaded = load_profile(profile)
+        for line in loaded.warnings:
+            warn(line)
         report = plan_report(loaded.system, mode=mode.value)
         for line in verify_table_warnings(loaded.system, report):
             warn(line)

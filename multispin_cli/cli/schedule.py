@@ -59,6 +59,8 @@ def schedule(
 
             check_plot_target(plot)
         loaded = load_profile(profile)
+        for line in loaded.warnings:
+            warn(line)
         result = plan_schedule(loaded.system, sizes)
         from multispin_cli.render.schedule import common_draft_model
 

@@ -71,6 +71,8 @@ def simulate(
             raise InputError(f"must be a finite fraction >= 0, got {draft_jitter}", key="--draft-jitter")
         options = SimulationOptions(rounds=rounds, seed=seed, fading=fading.value, draft_jitter=draft_jitter)
         loaded = load_profile(profile)
+        for line in loaded.warnings:
+            warn(line)
         system = loaded.system
         if plan_file is not None:
             from multispin_cli.planners.baselines import all_baselines

@@ -154,6 +154,7 @@ class Profile:
     target_model: str | None
     users: tuple[UserInfo, ...]
     payload_kind: str
+    warnings: tuple[str, ...] = ()  # what the commands print on stderr (timings written despite failed checks)
 
 
 # --------------------------------------------------------------------------- reading TOML
@@ -343,7 +344,7 @@ FRAGMENT_TABLES: dict[str, dict[str, tuple[str, ...] | None]] = {
 }
 
 
-def _fragment(owner: _Checker, key: str, table: str, base: Path) -> tuple[dict, Path]:
+def _fragment(owner: _Checker, key: str, table: str, base: Path, notes: list[str]) -> tuple[dict, Path]:
     """The ``[table]`` of an included fragment, resolved relative to the including profile.
 
     Every table and key of the fragment must be one multispin writes (see FRAGMENT_TABLES).
@@ -367,6 +368,11 @@ def _fragment(owner: _Checker, key: str, table: str, base: Path) -> tuple[dict, 
                 raise ProfileError(f"unknown key{more}", path=path, key=f"{name}.{inner}")
     if table not in data:
         raise ProfileError(f"has no [{table}] table (is it a fragment written by multispin?)", path=path)
+    # Timings written with --force despite failed checks: the profile says so every time it is used.
+    evidence = data.get("measurement", {}).get("notes", [])
+    for note in evidence if isinstance(evidence, list) else ():
+        if isinstance(note, str) and note.startswith("check failed:"):
+            notes.append(f"{path}: written with --force although its {note}")
     fragment = data[table]
     for label in ("model", "draft_model"):
         if label in fragment:
@@ -380,7 +386,8 @@ def _fragment(owner: _Checker, key: str, table: str, base: Path) -> tuple[dict, 
     return fragment, path
 
 
-def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[str, ...], keys) -> _Checker:
+def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[str, ...], keys,
+            notes: list[str]) -> _Checker:
     """The entry's own keys over an included fragment's ones (the profile wins).
 
     The fragment's values are checked under the fragment's own file name first, so an error in a
@@ -388,7 +395,7 @@ def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[
     """
     if not checker.has(key):
         return checker
-    fragment, frag_path = _fragment(checker, key, table, base)
+    fragment, frag_path = _fragment(checker, key, table, base, notes)
     picked = {k: v for k, v in fragment.items() if k in allowed}
     frag_checker = _Checker(frag_path, table, picked, keys)
     for name in picked:
@@ -397,12 +404,12 @@ def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[
     return _Checker(checker.path, checker.where, merged, keys)
 
 
-def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
+def _server(data: dict, path: Path, notes: list[str]) -> tuple[VerifyTime, str, str | None]:
     if "server" not in data:
         raise ProfileError("missing the [server] table", path=path)
     checker = _Checker(path, "server", data["server"], SERVER_KEYS)
     allowed = tuple(k.name for k in SERVER_KEYS if k.name not in ("timings",))
-    server = _merged(checker, "timings", "server", path.parent, allowed, SERVER_KEYS)
+    server = _merged(checker, "timings", "server", path.parent, allowed, SERVER_KEYS, notes)
     affine = server.has("verify_base_ms") or server.has("verify_ms_per_token")
     table = server.has("verify_table")
     form = server.get("verify_model", None)
@@ -498,7 +505,8 @@ def load_profile(path: str | Path) -> Profile:
     system = _Checker(path, "system", data["system"], SYSTEM_KEYS)
     max_len = system.get("max_draft_length")
     bits, header, payload_kind = _payload(data, path)
-    verify, target, target_model = _server(data, path)
+    notes: list[str] = []
+    verify, target, target_model = _server(data, path, notes)
 
     devices = data.get("devices")
     if devices is None:
@@ -511,8 +519,8 @@ def load_profile(path: str | Path) -> Profile:
     tau, overhead, channels, infos = [], [], [], []
     for i, entry in enumerate(devices):
         dev = _Checker(path, f"devices[{i + 1}]", entry, DEVICE_KEYS)
-        dev = _merged(dev, "timings", "draft", path.parent, _TIMINGS_DRAFT_KEYS, DEVICE_KEYS)
-        dev = _merged(dev, "calibration", "acceptance", path.parent, _CALIBRATION_KEYS, DEVICE_KEYS)
+        dev = _merged(dev, "timings", "draft", path.parent, _TIMINGS_DRAFT_KEYS, DEVICE_KEYS, notes)
+        dev = _merged(dev, "calibration", "acceptance", path.parent, _CALIBRATION_KEYS, DEVICE_KEYS, notes)
         name = dev.get("name")
         count = dev.get("count")
         if len(names) + count > MAX_USERS:
@@ -560,4 +568,5 @@ def load_profile(path: str | Path) -> Profile:
         batching=system.get("batching"),
     )
     label = system.get("name") or path.stem
-    return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)
+    return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind,
+                   tuple(dict.fromkeys(notes)))
