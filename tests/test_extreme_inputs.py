@@ -222,8 +222,14 @@ def extreme_profiles(draw) -> str:
         if kind == "top-k":
             lines.append(f"top_k = {v('payload', 'top_k', 8)}")
     lines.append(f"header_bits = {v('payload', 'header_bits', 64.0)}")
-    lines += ["[server]", f"verify_base_ms = {v('server', 'verify_base_ms', 20.0)}",
-              f"verify_ms_per_token = {v('server', 'verify_ms_per_token', 0.1)}"]
+    lines.append("[server]")
+    if draw(st.integers(0, 4)) == 0:  # a measured table: times at the edges of their range, steps included
+        times = sorted(_value(draw, "server", "verify_base_ms", typical, wild) for typical in (20.0, 21.0, 35.0))
+        tokens = draw(st.sampled_from([(1, 8, 64), (1, 2, 3), (4, 1000, 10**9)]))
+        lines.append("verify_table = [" + ", ".join(f"[{n}, {_toml_value(t)}]" for n, t in zip(tokens, times)) + "]")
+    else:
+        lines += [f"verify_base_ms = {v('server', 'verify_base_ms', 20.0)}",
+                  f"verify_ms_per_token = {v('server', 'verify_ms_per_token', 0.1)}"]
     for i in range(draw(st.integers(1, 3))):
         # count: 1-2 users, or (wild) a count out of range; the 4,096-user edge is tested on its own.
         count = draw(st.sampled_from([1, 1, 2] + ([0, -1, 4097, 10**9, 2.5] if wild else [])))
