@@ -6,13 +6,20 @@ Two forms, held side by side in arrays so every function is vectorised over user
 * power-limited: ``r(W) = W log2(1 + Q / W)`` with ``Q = P g / N0`` (hertz), concave in W and
   bounded by ``Q / ln 2``. Its inverse has a closed form through the Lambert W function
   (:func:`snr_for_rate_ratio`).
+
+The link model (:mod:`multispin_cli.model.link`) turns SNR into spectral efficiency; with
+``shannon-gap`` or ``nr-cqi`` the rate of a power-limited user is ``W e(Q / W)`` and its inverse
+stays a closed form (see :meth:`Channel.bandwidth_for_rate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
+
+from multispin_cli.model.link import SHANNON, LinkModel
 
 LN2 = float(np.log(2.0))
 
@@ -26,38 +33,80 @@ class Channel:
     """
 
     power_limited: np.ndarray
-    spectral_efficiency: np.ndarray
+    spectral_efficiency: np.ndarray  # Shannon efficiency log2(1 + SNR) of fixed-SNR users
     snr_bandwidth_hz: np.ndarray
+    link: LinkModel = SHANNON
 
     @classmethod
-    def fixed_snr(cls, snr_linear) -> "Channel":
+    def fixed_snr(cls, snr_linear, link: LinkModel = SHANNON) -> "Channel":
         """Users whose SNR does not depend on their bandwidth share."""
         snr = np.atleast_1d(np.asarray(snr_linear, dtype=float))
-        return cls(np.zeros(snr.shape, bool), np.log2(1.0 + snr), np.full(snr.shape, np.nan))
+        return cls(np.zeros(snr.shape, bool), np.log2(1.0 + snr), np.full(snr.shape, np.nan), link)
 
     @classmethod
-    def power_limited_users(cls, snr_bandwidth_hz) -> "Channel":
+    def power_limited_users(cls, snr_bandwidth_hz, link: LinkModel = SHANNON) -> "Channel":
         """Users with a transmit power budget spread over their bandwidth."""
         q = np.atleast_1d(np.asarray(snr_bandwidth_hz, dtype=float))
-        return cls(np.ones(q.shape, bool), np.full(q.shape, np.nan), q)
+        return cls(np.ones(q.shape, bool), np.full(q.shape, np.nan), q, link)
 
     @classmethod
     def concat(cls, channels: list["Channel"]) -> "Channel":
-        """Users of several channels, in order."""
+        """Users of several channels, in order (one link model for all: the first one's)."""
         return cls(
             np.concatenate([c.power_limited for c in channels]),
             np.concatenate([c.spectral_efficiency for c in channels]),
             np.concatenate([c.snr_bandwidth_hz for c in channels]),
+            channels[0].link if channels else SHANNON,
         )
 
     def take(self, index) -> "Channel":
         """The channels of a subset (or a reordering) of the users."""
-        return Channel(self.power_limited[index], self.spectral_efficiency[index], self.snr_bandwidth_hz[index])
+        return Channel(self.power_limited[index], self.spectral_efficiency[index], self.snr_bandwidth_hz[index],
+                       self.link)
+
+    def with_link(self, link: LinkModel) -> "Channel":
+        """The same users under another link model."""
+        return replace(self, link=link)
+
+    @cached_property
+    def link_efficiency(self) -> np.ndarray:
+        """Spectral efficiency (bit/s/Hz) of each fixed-SNR user under the link model (NaN otherwise)."""
+        if self.link.is_shannon:
+            return self.spectral_efficiency
+        with np.errstate(invalid="ignore"):
+            return self.link.efficiency(np.exp2(self.spectral_efficiency) - 1.0)
+
+    @property
+    def monotone(self) -> bool:
+        """Whether more bandwidth never lowers any user's rate (false only for power-limited CQI users)."""
+        return self.link.kind != "nr-cqi" or not bool(self.power_limited.any())
 
     @property
     def max_rate_bps(self) -> np.ndarray:
-        """Rate with unlimited bandwidth: ``Q / ln 2`` for power-limited users, infinite otherwise."""
-        return np.where(self.power_limited, self.snr_bandwidth_hz / LN2, np.inf)
+        """Rate with unlimited bandwidth: bounded for power-limited users, infinite otherwise.
+
+        ``Q / (gap ln 2)`` on the Shannon curves; ``max_j e_j Q / snr_j`` with CQI steps (level j
+        holds while ``W <= Q / snr_j``). A fixed-SNR user below the lowest CQI level has rate 0.
+        """
+        q = self.snr_bandwidth_hz
+        if self.link.kind == "nr-cqi":
+            eff, snr = self.link.levels
+            power = (eff[None, :] * (q[:, None] / snr[None, :])).max(axis=1) if q.size else q
+        else:
+            power = q / (self.link.gap * LN2)
+        fixed = np.where(self.link_efficiency > 0, np.inf, 0.0)
+        return np.where(self.power_limited, power, fixed)
+
+    def best_rate_bps(self, bandwidth_hz) -> np.ndarray:
+        """The most rate each user reaches with at most ``bandwidth_hz`` (equals ``rate_bps`` where
+        the rate grows with bandwidth; with CQI steps a power-limited user may do better on less)."""
+        if self.monotone:
+            return self.rate_bps(bandwidth_hz)
+        w = np.asarray(bandwidth_hz, dtype=float)
+        eff, snr = self.link.levels
+        q = np.asarray(self.snr_bandwidth_hz)[..., None]
+        power = (eff * np.minimum(np.asarray(w)[..., None], q / snr)).max(axis=-1)
+        return np.where(self.power_limited, power, self.rate_bps(w))
 
     def snr_at(self, bandwidth_hz) -> np.ndarray:
         """Linear SNR each user sees with the given bandwidth."""
@@ -71,8 +120,11 @@ class Channel:
         w = np.asarray(bandwidth_hz, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             x = self.snr_bandwidth_hz / w
-            power = np.where(w > 0, w * np.log1p(x) / LN2, 0.0)
-        return np.where(self.power_limited, power, self.spectral_efficiency * w)
+            if self.link.is_shannon:
+                power = np.where(w > 0, w * np.log1p(x) / LN2, 0.0)
+            else:
+                power = np.where(w > 0, w * self.link.efficiency(np.where(w > 0, x, 0.0)), 0.0)
+        return np.where(self.power_limited, power, self.link_efficiency * w)
 
     def bandwidth_for_rate(self, rate_bps) -> tuple[np.ndarray, np.ndarray]:
         """Least bandwidth (Hz) that carries ``rate_bps``, and its derivative dW/dR (s).
@@ -82,12 +134,17 @@ class Channel:
         """
         rate = np.asarray(rate_bps, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            need = rate / self.spectral_efficiency
-        slope = np.broadcast_to(1.0 / self.spectral_efficiency, need.shape).copy()
+            need = rate / self.link_efficiency
+            slope = np.broadcast_to(1.0 / self.link_efficiency, need.shape).copy()
+        need = np.where(rate <= 0, 0.0, need)
         if not self.power_limited.any():
             return need, slope
         pl = np.broadcast_to(self.power_limited, rate.shape)
         q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[pl]
+        if self.link.kind == "nr-cqi":
+            need[pl], slope[pl] = _cqi_bandwidth(self.link, rate[pl], q)
+            return need, slope
+        q = q / self.link.gap  # Shannon with a gap: the same curve with a weaker SNR
         a = rate[pl] * LN2 / q
         x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
         ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
@@ -95,7 +152,51 @@ class Channel:
             d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
             need[pl] = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
             slope[pl] = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
+            if np.isfinite(self.link.cap):
+                # The cap binds where the SNR is high (little bandwidth): W >= R / cap as well.
+                capped = rate[pl] / self.link.cap
+                binds = capped > need[pl]
+                need[pl] = np.where(binds, capped, need[pl])
+                slope[pl] = np.where(binds, 1.0 / self.link.cap, slope[pl])
         return need, slope
+
+    def blocks_for_rate(self, rate_bps, block_hz: float) -> np.ndarray:
+        """Least whole number of blocks of ``block_hz`` that carries ``rate_bps`` (inf if none; 0 for
+        no rate). Where the rate grows with bandwidth this rounds the least bandwidth up; with CQI
+        steps a power-limited user takes, over the levels j it can hold, the least
+        ``ceil(R / (e_j B))`` blocks that keep ``n B <= Q / snr_j``."""
+        rate = np.asarray(rate_bps, dtype=float)
+        if self.monotone:
+            need, _ = self.bandwidth_for_rate(rate)
+            with np.errstate(invalid="ignore"):
+                blocks = np.ceil(need / block_hz * (1.0 - 1e-12))
+            return np.where(rate <= 0, 0.0, blocks)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fixed = np.ceil(rate / (self.link_efficiency * block_hz) * (1.0 - 1e-12))
+            eff, snr = self.link.levels
+            q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[..., None]
+            per_level = np.ceil(rate[..., None] / (eff * block_hz) * (1.0 - 1e-12))
+            per_level = np.where(per_level * block_hz <= q / snr * (1.0 + 1e-13), per_level, np.inf)
+        blocks = np.where(self.power_limited, per_level.min(axis=-1), fixed)
+        return np.where(rate <= 0, 0.0, blocks)
+
+
+def _cqi_bandwidth(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least bandwidth carrying ``rate`` for power-limited CQI users, and dW/dR.
+
+    On bandwidth W the SNR is ``Q / W``, so level j is held while ``W <= Q / snr_j`` and carries
+    ``e_j W``: the least bandwidth is the minimum over levels of ``R / e_j`` subject to
+    ``R / e_j <= Q / snr_j`` (a closed form; inf where no level can carry the rate).
+    """
+    eff, snr = link.levels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_level = rate[:, None] / eff[None, :]
+        per_level = np.where(per_level <= (q[:, None] / snr[None, :]) * (1.0 + 1e-13), per_level, np.inf)
+    best = np.argmin(per_level, axis=1) if per_level.size else np.zeros(0, int)
+    need = per_level[np.arange(rate.size), best] if rate.size else rate.copy()
+    slope = np.where(np.isfinite(need), 1.0 / eff[best], np.inf)
+    need = np.where(rate <= 0, 0.0, need)
+    return need, np.where(rate <= 0, 0.0, slope)
 
 
 def snr_for_rate_ratio(a) -> np.ndarray:
