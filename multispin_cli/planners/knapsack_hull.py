@@ -20,36 +20,58 @@ def upper_hull(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     """Each row's upper concave hull from level 0: (values, weights, levels), hull vertices first,
     padded with infinite weight. Vertices strictly gain value and weight; level 0 is always first.
 
-    Each pass moves every row from its current vertex to the point of steepest positive slope
-    beyond it (the nearest among equals), so a row with h vertices is done after h passes.
+    Points no hull can use are dropped first (where weights grow with the level: a point worth no
+    more than a cheaper one, or less than the next at the same weight, as when many draft lengths
+    need the same number of blocks), and the rest packed to the left. Then each pass moves every
+    row from its current vertex to the point of steepest positive slope beyond it (the nearest among
+    equals), so a row with h vertices is done after h passes.
     """
     shape = values.shape
     l1 = shape[-1]
     v = values.reshape(-1, l1)
     w = weights.reshape(-1, l1)
     n = v.shape[0]
-    hv = np.empty_like(v)
-    hw = np.full_like(w, np.inf)
-    hl = np.zeros(v.shape, dtype=np.int64)
-    rows = np.arange(n)
+    level = np.broadcast_to(np.arange(l1), v.shape)
+    # Pre-filter (a speed-up only: the passes below find the hull among any points).
+    with np.errstate(invalid="ignore"):
+        monotone = np.all(w[:, 1:] >= w[:, :-1], axis=1)
+    earlier = np.maximum.accumulate(v, axis=1)
+    keep = np.ones(v.shape, bool)
+    keep[:, 1:] = v[:, 1:] > earlier[:, :-1]
+    keep[:, :-1] &= ~((w[:, 1:] == w[:, :-1]) & (v[:, 1:] > v[:, :-1]))
+    keep &= np.isfinite(w)
+    keep = np.where(monotone[:, None], keep, np.isfinite(w))
+    keep[:, 0] = True
+    order = np.argsort(~keep, axis=1, kind="stable")
+    width = int(keep.sum(axis=1).max())
+    order = order[:, :width]
+    kept = np.take_along_axis(keep, order, axis=1)
+    v = np.take_along_axis(v, order, axis=1)
+    w = np.where(kept, np.take_along_axis(w, order, axis=1), np.inf)
+    level = np.take_along_axis(level, order, axis=1)
+
+    hv = np.empty((n, l1))
+    hw = np.full((n, l1), np.inf)
+    hl = np.zeros((n, l1), dtype=np.int64)
     cur = np.zeros(n, dtype=np.int64)
     hv[:, 0], hw[:, 0] = v[:, 0], w[:, 0]
     hv[:, 1:] = v[:, :1]
-    active = rows
-    for pos in range(1, l1):
+    active = np.arange(n)
+    for pos in range(1, width):
         if active.size == 0:
             break
         c = cur[active]
-        vc, wc = v[active, c][:, None], w[active, c][:, None]
-        dw = w[active] - wc
+        va, wa = v[active], w[active]
+        vc, wc = va[np.arange(active.size), c][:, None], wa[np.arange(active.size), c][:, None]
+        dw = wa - wc
         with np.errstate(divide="ignore", invalid="ignore"):
-            slope = (v[active] - vc) / dw
-        slope[~((dw > 0) & np.isfinite(dw) & (v[active] > vc))] = -np.inf
+            slope = (va - vc) / dw
+        slope[~((dw > 0) & np.isfinite(dw) & (va > vc))] = -np.inf
         nxt = np.argmax(slope, axis=1)
         go = slope[np.arange(active.size), nxt] > -np.inf
         active, nxt = active[go], nxt[go]
         cur[active] = nxt
-        hv[active, pos], hw[active, pos], hl[active, pos] = v[active, nxt], w[active, nxt], nxt
+        hv[active, pos], hw[active, pos], hl[active, pos] = v[active, nxt], w[active, nxt], level[active, nxt]
         hv[active, pos + 1:] = v[active, nxt][:, None]
     return hv.reshape(shape), hw.reshape(shape), hl.reshape(shape)
 

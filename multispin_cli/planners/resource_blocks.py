@@ -106,20 +106,42 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
         lo = users.latest(users.device + users.bits / users.channel.max_rate_bps)
     lo = np.minimum(lo, hi)
     ok = anyone & fits & np.isfinite(hi)
-    for _ in range(_BISECTIONS):
-        gap = hi - lo
-        open_ = ok & (gap > 4 * np.finfo(float).eps * hi)
-        if not open_.any():
-            break
-        mid = np.where(open_, lo + 0.5 * gap, hi)
-        feasible = users.total(users.need(mid)) <= total * (1 + 1e-12)
-        hi = np.where(open_ & feasible, mid, hi)
-        lo = np.where(open_ & ~feasible, mid, lo)
+
+    def fits_by(deadline):
+        return users.total(users.need(deadline)) <= total * (1 + 1e-12)
+
+    def bisect(lo, hi, open_, rel):
+        for _ in range(_BISECTIONS):
+            open_ = open_ & (hi - lo > rel * hi)
+            if not open_.any():
+                break
+            mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            feasible = fits_by(mid)
+            hi = np.where(open_ & feasible, mid, hi)
+            lo = np.where(open_ & ~feasible, mid, lo)
+        return lo, hi
+
+    exact = 4 * np.finfo(float).eps
+    if users.block_hz is None:
+        lo, hi = bisect(lo, hi, ok, exact)
+    else:
+        # Blocks: feasibility changes only at candidate finish times. A coarse bracket, then the
+        # candidate it points at (the last finish time on the counts at hi); if nothing just below
+        # that candidate fits, it is the least deadline, else bisect on to the last ulps.
+        lo, hi = bisect(lo, hi, ok, 1e-9)
+        snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
+        below = snapped * (1 - 1e-12)
+        sooner = ok & (below > lo) & fits_by(np.where(ok, below, hi))
+        hi = np.where(ok & ~sooner, snapped, hi)
+        if sooner.any():
+            lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
+            hi = np.where(sooner, hi2, hi)
     need = users.need(hi)
     if users.block_hz is None and system.channel.monotone:
         # More band never slows a user here: hand out the whole band in proportion, as the smooth
         # split does (its deadline can only fall).
-        scale = np.where(anyone, total / np.maximum(users.total(need), 1e-300), 0.0)
+        with np.errstate(divide="ignore", over="ignore"):
+            scale = np.where(anyone, total / np.maximum(users.total(need), 1e-300), 0.0)
         need = need * np.minimum(scale, 1e300)[users.row]
     need = np.where(ok[users.row], need, 0.0)
     bandwidth = np.zeros(lengths.size)

@@ -56,8 +56,12 @@ class Demand:
         need, slope = self.channel.bandwidth_for_rate(rate)
         if self.block_hz is None:
             return need, slope
-        blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
-        return blocks * self.block_hz, slope
+        if self.channel.monotone:  # the least bandwidth rounded up to whole blocks
+            with np.errstate(invalid="ignore"):
+                blocks = np.ceil(need / self.block_hz * (1.0 - 1e-12))
+        else:
+            blocks = self.channel.blocks_for_rate(rate, self.block_hz)
+        return np.maximum(blocks, self.min_blocks) * self.block_hz, slope
 
     def per_user(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Need (Hz) and its derivative in the deadline (Hz/s) of each drafting user (flat arrays)."""

@@ -192,8 +192,8 @@ def needs_line(profile: Profile, report: PlanReport) -> Text:
     need = _band(needs.needed_hz).removesuffix(" MHz")
     text = f"The {plan.name} plan needs {need} of {system.bandwidth_hz / MHZ:g} MHz"
     if needs.user_blocks is not None:
-        text += f" ({int(needs.user_blocks.sum())} of {system.resource_blocks} resource blocks)"
-    return Text(text + f"; {_band(needs.spare_hz)} spare.")
+        text += f" ({int(needs.user_blocks.sum())} of {system.resource_blocks} RBs)"
+    return Text(text + f", {_band(needs.spare_hz)} spare.")
 
 
 def plan_view(
