@@ -173,12 +173,48 @@ class Channel:
             return np.where(rate <= 0, 0.0, blocks)
         with np.errstate(divide="ignore", invalid="ignore"):
             fixed = np.ceil(rate / (self.link_efficiency * block_hz) * (1.0 - 1e-12))
-            eff, snr = self.link.levels
-            q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[..., None]
-            per_level = np.ceil(rate[..., None] / (eff * block_hz) * (1.0 - 1e-12))
-            per_level = np.where(per_level * block_hz <= q / snr * (1.0 + 1e-13), per_level, np.inf)
-        blocks = np.where(self.power_limited, per_level.min(axis=-1), fixed)
+        blocks = np.broadcast_to(fixed, rate.shape).copy()
+        pl = np.broadcast_to(self.power_limited, rate.shape)
+        q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[pl]
+        blocks[pl] = _cqi_blocks(self.link, rate[pl], q, block_hz)
         return np.where(rate <= 0, 0.0, blocks)
+
+
+def _cqi_levels_held(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """How many CQI levels can carry ``rate`` at all: level j can where ``R <= Q e_j / snr_j``, and
+    ``e_j / snr_j`` falls with j, so those levels are the first ones (a prefix)."""
+    eff, snr = link.levels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = rate / q * (1.0 - 1e-12)
+    return np.searchsorted(-(eff / snr), -np.where(np.isnan(ratio), np.inf, ratio), side="right")
+
+
+def _cqi_blocks(link: LinkModel, rate: np.ndarray, q: np.ndarray, block_hz: float) -> np.ndarray:
+    """Least whole blocks carrying ``rate`` for power-limited CQI users (flat arrays).
+
+    Level j needs ``n_j = ceil(R / (e_j B))`` blocks and holds while ``n_j B <= Q / snr_j``; n_j falls
+    with j, so the answer is n_j of the highest level that holds. Only levels that can carry the
+    rate at all qualify (the first J, :func:`_cqi_levels_held`), and rounding up to whole blocks
+    rarely costs more than a level or two: the top three are tried, every level only where none
+    of them holds.
+    """
+    eff, snr = link.levels
+    count = _cqi_levels_held(link, rate, q)
+    out = np.full(rate.shape, np.inf)
+    pending = count > 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for back in range(1, 4):
+            j = np.maximum(count - back, 0)
+            n = np.ceil(rate / (eff[j] * block_hz) * (1.0 - 1e-12))
+            ok = pending & (count - back >= 0) & (n * block_hz <= q / snr[j] * (1.0 + 1e-13))
+            out = np.where(ok, n, out)
+            pending &= ~ok
+        if pending.any():
+            idx = np.flatnonzero(pending)
+            per = np.ceil(rate[idx, None] / (eff * block_hz) * (1.0 - 1e-12))
+            per = np.where(per * block_hz <= q[idx, None] / snr * (1.0 + 1e-13), per, np.inf)
+            out[idx] = per.min(axis=1)
+    return out
 
 
 def _cqi_bandwidth(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,15 +222,19 @@ def _cqi_bandwidth(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> tuple[np
 
     On bandwidth W the SNR is ``Q / W``, so level j is held while ``W <= Q / snr_j`` and carries
     ``e_j W``: the least bandwidth is the minimum over levels of ``R / e_j`` subject to
-    ``R / e_j <= Q / snr_j`` (a closed form; inf where no level can carry the rate).
+    ``R / e_j <= Q / snr_j`` (a closed form; inf where no level can carry the rate). The levels
+    that qualify are the first J (:func:`_cqi_levels_held`) and ``R / e_j`` falls with j, so the
+    minimum is at level J.
     """
     eff, snr = link.levels
+    count = _cqi_levels_held(link, rate, q)
+    j = np.maximum(count - 1, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_level = rate[:, None] / eff[None, :]
-        per_level = np.where(per_level <= (q[:, None] / snr[None, :]) * (1.0 + 1e-13), per_level, np.inf)
-    best = np.argmin(per_level, axis=1) if per_level.size else np.zeros(0, int)
-    need = per_level[np.arange(rate.size), best] if rate.size else rate.copy()
-    slope = np.where(np.isfinite(need), 1.0 / eff[best], np.inf)
+        need = rate / eff[j]
+        held = (count > 0) & (need <= q / snr[j] * (1.0 + 1e-13))
+        lower = np.maximum(count - 2, 0)  # rounding at the edge: the level below then holds
+        need = np.where(held, need, np.where(count > 1, rate / eff[lower], np.inf))
+        slope = np.where(held, 1.0 / eff[j], np.where(count > 1, 1.0 / eff[lower], np.inf))
     need = np.where(rate <= 0, 0.0, need)
     return need, np.where(rate <= 0, 0.0, slope)
 
