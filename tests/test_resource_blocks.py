@@ -52,9 +52,10 @@ def block_cell(seed: int, *, link: str = "shannon", users: int | None = None, ma
 
 
 ORACLE = [(seed, link) for seed in range(16) for link in LINKS]
+SPOT = [(seed, link) for seed in range(8) for link in LINKS]
 
 
-@pytest.mark.parametrize("seed,link", ORACLE)
+@pytest.mark.parametrize("seed,link", SPOT)
 def test_block_split_is_the_least_deadline_over_every_whole_block_split(seed, link):
     system = block_cell(seed, link=link)
     rng = np.random.default_rng(seed)
@@ -95,7 +96,7 @@ def test_block_planners_equal_exhaustive_search_over_lengths_and_whole_block_spl
         assert plan_heterogeneous(continuous).goodput_tokens_per_s >= plan.goodput_tokens_per_s * (1 - 1e-12)
 
 
-@pytest.mark.parametrize("seed,link", ORACLE)
+@pytest.mark.parametrize("seed,link", SPOT)
 def test_hull_bound_bounds_and_its_plans_reach_the_optimum_without_the_exact_dp(seed, link, monkeypatch):
     """Large cells use the concave-hull LP instead of the exact DP: forced here on small cells."""
     import multispin_cli.planners.heterogeneous as het
