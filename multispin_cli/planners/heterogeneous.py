@@ -15,7 +15,9 @@ Decomposition (MODEL.md's sketch, made exact where it matters):
   knapsack over bandwidth (:mod:`multispin_cli.planners.knapsack`). Its items are well behaved: the demand
   ``W_k(L, D) = r_k^{-1}((h + s L) / (D - c_k - tau_k L))`` is convex in L for L >= 1 and G is
   concave, so the LP relaxation is solved exactly by a greedy over value per hertz, with a
-  Lagrange multiplier (the value per hertz of the last increment) on the bandwidth.
+  Lagrange multiplier (the value per hertz of the last increment) on the bandwidth. With whole
+  resource blocks or step/capped rates the demand is a step function of L instead; the LP is then
+  the greedy over each user's upper concave hull (:mod:`multispin_cli.planners.knapsack_hull`).
 * **Dinkelbach on the ratio.** The verification time enters as ``gamma * v1 * L_k`` per user
   (``v1`` the slope of T_v; for a measured table, each supporting line of its lower convex
   envelope); gamma is updated to the achieved ratio until it settles. With padded batching the

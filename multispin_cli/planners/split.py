@@ -6,6 +6,9 @@ convex and decreasing in D (an increasing convex inverse rate of a convex decrea
 so ``f(D) = sum_k W_k(D) - W`` has exactly one root past the floor where some user would need an
 infinite rate, and safeguarded Newton converges to it quickly and monotonically. Giving each user
 ``W_k(D*)`` makes all drafting users finish together: any other split makes one of them later.
+
+That is the smooth case (a continuous band, Shannon rates). Whole resource blocks and step or
+capped rates go to the exact bisection of :mod:`multispin_cli.planners.resource_blocks`.
 """
 
 from __future__ import annotations
