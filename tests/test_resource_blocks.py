@@ -172,3 +172,35 @@ def test_replanning_with_exactly_the_needed_band_keeps_the_goodput(seed):
             continue
         again = plan_heterogeneous(system.with_bandwidth(needs.needed_hz))
         assert again.goodput_tokens_per_s >= plan.goodput_tokens_per_s * (1 - 1e-3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leftover_blocks_are_all_handed_out_and_never_raise_the_deadline(seed):
+    system = block_cell(seed, users=3, max_len=3)
+    plan = plan_heterogeneous(system)
+    ev = plan.evaluation
+    if ev.draft_lengths.max() == 0:
+        return
+    least, minimal = least_deadline_split(system, ev.draft_lengths)
+    assert ev.draft_upload_s <= least * (1 + 1e-12)
+    # Shannon rates: more blocks never slow a user, so no block is left idle.
+    assert ev.bandwidth_hz.sum() == pytest.approx(system.bandwidth_hz)
+    assert np.all(ev.bandwidth_hz >= minimal - 1e-6)
+
+
+@pytest.mark.parametrize("seed,link", [(s, l) for s in range(6) for l in ("gap", "cqi")])
+def test_continuous_step_rate_split_is_the_least_deadline_that_fits(seed, link):
+    rng = np.random.default_rng(50 + seed)
+    system = random_system(rng, 4, 4)
+    system = replace(system, channel=system.channel.with_link(LINKS[link]))
+    lengths = rng.integers(1, 5, (5, 4))
+    deadline, bandwidth = least_deadline_split(system, lengths)
+    from multispin_cli.planners.split import bandwidth_for_deadline
+
+    for row in range(5):
+        if not np.isfinite(deadline[row]):
+            continue
+        assert bandwidth[row].sum() <= system.bandwidth_hz * (1 + 1e-9)
+        assert phase_seconds(system, lengths[row], bandwidth[row]).max() <= deadline[row] * (1 + 1e-12)
+        sooner, _ = bandwidth_for_deadline(system, lengths[row], deadline[row] * (1 - 1e-9))
+        assert sooner.sum() > system.bandwidth_hz
