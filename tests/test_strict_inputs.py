@@ -161,7 +161,8 @@ def test_inf_in_a_toml_plan_is_refused(write_profile, tmp_path):
         load_plan_file(out)
 
 
-@pytest.mark.parametrize("profile", ["llama2-a100-phones-jetsons", "campus-32-mixed", "narrowband-64-handhelds"])
+@pytest.mark.parametrize("profile", ["llama2-a100-phones-jetsons", "campus-32-mixed", "narrowband-64-handhelds",
+                                     "nr-30khz-51rb-qwen3"])
 @pytest.mark.parametrize("mode", ["both", "heterogeneous", "homogeneous"])
 def test_every_plan_document_reads_back(tmp_path, profile, mode):
     """The key lists of planfile.py cover what render/document.py writes (add new keys to both)."""

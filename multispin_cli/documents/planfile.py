@@ -94,14 +94,16 @@ def _parse(path: Path) -> dict:
 # output key must be added here too (tests/test_planfile.py round-trips every document).
 TOP_TABLES = ("plan", *PLAN_SECTIONS, "baselines")
 HEAD_KEYS = ("profile", "name", "mode", "users", "bandwidth_mhz", "max_draft_length", "batching", "target",
-             "target_model", "multispin_version", "format_version")
+             "target_model", "resource_blocks", "subcarrier_spacing_khz", "rate_model", "multispin_version",
+             "format_version")
 SECTION_KEYS = ("draft_length", "goodput_tokens_per_s", "round_ms", "draft_upload_ms", "verify_ms", "verify_tokens",
-                "mean_draft_length", "upper_bound_tokens_per_s", "gap_to_upper_bound_percent", "gain_percent", "users")
+                "mean_draft_length", "needed_bandwidth_mhz", "spare_bandwidth_mhz", "needed_resource_blocks",
+                "upper_bound_tokens_per_s", "gap_to_upper_bound_percent", "gain_percent", "users")
 USER_KEYS = ("name", "draft_length", "bandwidth_mhz", "tokens_per_round", "tokens_per_s", "draft_upload_ms",
-             "draft_model")
+             "needed_bandwidth_mhz", "resource_blocks", "needed_resource_blocks", "draft_model")
 BASELINE_KEYS = ("goodput_tokens_per_s", "draft_length", "round_ms", "feasible", "note")
-TEXT_KEYS = ("profile", "name", "mode", "batching", "target", "target_model", "multispin_version", "draft_model",
-             "note")
+TEXT_KEYS = ("profile", "name", "mode", "batching", "target", "target_model", "rate_model", "multispin_version",
+             "draft_model", "note")
 
 
 def _known(table: dict, keys: tuple[str, ...], path: Path, where: str) -> None:
