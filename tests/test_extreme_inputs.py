@@ -203,7 +203,16 @@ def extreme_profiles(draw) -> str:
     wild = draw(st.integers(0, 3)) == 0  # a quarter of the profiles have values outside the ranges
     v = lambda table, name, typical: _toml_value(_value(draw, table, name, typical, wild))  # noqa: E731
     lengths = [0, 1, 2, 3, 4, 4, 4, 128] + ([129, -1] if wild else [])
-    lines = ["[system]", f"bandwidth_mhz = {v('system', 'bandwidth_mhz', 5.0)}",
+    band = draw(st.integers(0, 9))
+    if band == 0:  # whole resource blocks instead of a continuous band
+        band_lines = [f"resource_blocks = {draw(st.sampled_from([1, 2, 25, 100000] + ([0, 100001] if wild else [])))}",
+                      f"subcarrier_spacing_khz = {draw(st.sampled_from([15, 120]))}"]
+    else:
+        band_lines = [f"bandwidth_mhz = {v('system', 'bandwidth_mhz', 5.0)}"]
+    if draw(st.integers(0, 9)) == 0:  # link adaptation
+        band_lines += [f'rate_model = "{draw(st.sampled_from(["shannon-gap", "nr-cqi"]))}"',
+                       f"snr_gap_db = {v('system', 'snr_gap_db', 3.0)}"]
+    lines = ["[system]", *band_lines,
              f"max_draft_length = {draw(st.sampled_from(lengths))}",
              f"downlink_ms = {v('system', 'downlink_ms', 0.5)}",
              f"noise_psd_dbm_per_hz = {v('system', 'noise_psd_dbm_per_hz', -174.0)}",

@@ -87,7 +87,10 @@ def _deadline_range(system: System) -> tuple[float, float]:
     """``[D_lo, D_hi]``: every drafting plan's deadline lies inside."""
     one = np.ones(system.users, dtype=int)
     alone = alone_seconds(system, one)
-    d_hi, _ = equal_finish_split(system, np.full(system.users, system.max_draft_length))
+    # A user whose rate is 0 at any bandwidth (below the lowest CQI level) never drafts: leave it
+    # out, or no deadline is late enough (inf) and the grid below turns to NaN.
+    capable = system.channel.max_rate_bps > 0
+    d_hi, _ = equal_finish_split(system, np.where(capable, system.max_draft_length, 0))
     if not np.isfinite(d_hi) and system.resource_block_hz is not None:
         d_hi = latest_useful_deadline(system)
     d_lo = float(np.min(alone))
@@ -356,8 +359,16 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
     # Below D_lo nobody can draft: there the autoregressive plan (no better than the start) is all.
     bound = best.value
 
-    if max_len > 0:
+    searchable = max_len > 0 and bool((system.channel.max_rate_bps > 0).any())
+    if searchable:
         d_lo, d_hi = _deadline_range(system)
+        searchable = bool(np.isfinite(d_lo) and np.isfinite(d_hi))
+        if not searchable:
+            # No finite range of deadlines to search (a user the split cannot serve at L_max with
+            # whole blocks or stepped rates): local search from the start, and no bound is claimed.
+            _polish(system, best, level_demand(system))
+            bound = np.inf
+    if searchable:
         points = _initial_points(d_lo, d_hi, start.evaluation.draft_upload_s)
         left, right = points[:-1], points[1:]
         levels_demand = level_demand(system)

@@ -112,10 +112,11 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
 
     def bisect(lo, hi, open_, rel):
         for _ in range(_BISECTIONS):
-            open_ = open_ & (hi - lo > rel * hi)
-            if not open_.any():
-                break
-            mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            with np.errstate(invalid="ignore"):  # plans no deadline meets (inf - inf) are not open
+                open_ = open_ & (hi - lo > rel * hi)
+                if not open_.any():
+                    break
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
             feasible = fits_by(mid)
             hi = np.where(open_ & feasible, mid, hi)
             lo = np.where(open_ & ~feasible, mid, lo)
@@ -140,9 +141,9 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
     if users.block_hz is None and system.channel.monotone:
         # More band never slows a user here: hand out the whole band in proportion, as the smooth
         # split does (its deadline can only fall).
-        with np.errstate(divide="ignore", over="ignore"):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # inf x 0: cleared just below
             scale = np.where(anyone, total / np.maximum(users.total(need), 1e-300), 0.0)
-        need = need * np.minimum(scale, 1e300)[users.row]
+            need = need * np.minimum(scale, 1e300)[users.row]
     need = np.where(ok[users.row], need, 0.0)
     bandwidth = np.zeros(lengths.size)
     bandwidth[users.flat] = need
