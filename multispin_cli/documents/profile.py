@@ -420,6 +420,7 @@ class _CellChecker(_Checker):
 
 
 _NUMERIC = ("float", "int")
+_CSV_KINDS = (*_NUMERIC, "str", "path", "choice", "probabilities")  # key kinds a devices file can hold
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -495,7 +496,7 @@ def _file_columns(path: Path) -> _DeviceColumns:
     """A devices file's rows as columns: numbers parsed and checked a column at a time."""
     from multispin_cli.documents.population import read_columns
 
-    allowed = tuple(k.name for k in DEVICE_KEYS if k.kind in (*_NUMERIC, "str", "path", "choice", "probabilities"))
+    allowed = tuple(k.name for k in DEVICE_KEYS if k.kind in _CSV_KINDS)
     table = read_columns(path, allowed)
     cols = _DeviceColumns(table.rows, lambda row, key: (path, table.where(row, key)), path.parent)
     for spec in DEVICE_KEYS:
