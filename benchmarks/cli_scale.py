@@ -85,10 +85,10 @@ def write_profile(folder: Path, users: int, source: str) -> Path:
     return path
 
 
-def run(command: list[str]) -> tuple[float, float, float]:
+def run(command: list[str], env: dict | None = None) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MiB) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode()
@@ -109,10 +109,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source", choices=("csv", "toml"), default="csv",
                         help="users as a devices_file CSV (default) or as [[devices]] tables")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of an older multispin: time its heterogeneous plan of the same "
+                             "[[devices]] profile too, runs interleaved with this one's so both see the same load")
     args = parser.parse_args()
+    if args.baseline is not None:
+        compare(args)
+        return
     print(f"users from {args.source}; median (range) of {args.repeats} runs\n")
-    print("| users | heterogeneous, whole process s | CPU s | peak memory MiB | homogeneous s |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| users | heterogeneous, whole process s | CPU s | peak memory MiB | homogeneous s | its CPU s "
+          "| its peak MiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for users in args.users:
             path = write_profile(Path(tmp), users, args.source)
@@ -120,7 +127,35 @@ def main() -> None:
             het = [run(base + ["heterogeneous"]) for _ in range(args.repeats)]
             hom = [run(base + ["homogeneous"]) for _ in range(args.repeats)]
             print(f"| {users:,} | {summary([h[0] for h in het], '.2f')} | {summary([h[1] for h in het], '.2f')} "
-                  f"| {summary([h[2] for h in het], '.0f')} | {summary([h[0] for h in hom], '.2f')} |", flush=True)
+                  f"| {summary([h[2] for h in het], '.0f')} | {summary([h[0] for h in hom], '.2f')} "
+                  f"| {summary([h[1] for h in hom], '.2f')} | {summary([h[2] for h in hom], '.0f')} |", flush=True)
+
+
+def compare(args) -> None:
+    """Before and after on the same profiles, interleaved: the older checkout reads [[devices]]."""
+    print(f"heterogeneous plan, whole process; median (range) of {args.repeats} interleaved runs\n")
+    print("| users | before: [[devices]] s | CPU s | MiB | after: [[devices]] s | CPU s | MiB "
+          "| after: devices_file s | CPU s | MiB | CPU before / after (CSV) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    old_env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+    with tempfile.TemporaryDirectory() as tmp:
+        for users in args.users:
+            toml = write_profile(Path(tmp), users, "toml")
+            csv = write_profile(Path(tmp), users, "csv")
+            tail = ["--format", "json", "--mode", "heterogeneous"]
+            cmd = [sys.executable, "-m", "multispin_cli", "plan"]
+            runs = {"before": [], "toml": [], "csv": []}
+            for _ in range(args.repeats):
+                runs["before"].append(run(cmd + [str(toml)] + tail, env=old_env))
+                runs["toml"].append(run(cmd + [str(toml)] + tail))
+                runs["csv"].append(run(cmd + [str(csv)] + tail))
+            cells = []
+            for key in ("before", "toml", "csv"):
+                r = runs[key]
+                cells += [summary([x[0] for x in r], ".2f"), summary([x[1] for x in r], ".2f"),
+                          summary([x[2] for x in r], ".0f")]
+            ratio = statistics.median(x[1] for x in runs["before"]) / statistics.median(x[1] for x in runs["csv"])
+            print(f"| {users:,} | " + " | ".join(cells) + f" | {ratio:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

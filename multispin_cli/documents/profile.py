@@ -739,7 +739,11 @@ def load_profile(path: str | Path) -> Profile:
         if name in TOP_KEYS_BY_NAME:
             continue
         if name not in SCHEMA:
-            hint = difflib.get_close_matches(name, [*SCHEMA, *TOP_KEYS_BY_NAME], n=1)
+            if not isinstance(data[name], (dict, list)):  # a top-level key, not a table
+                hint = difflib.get_close_matches(name, list(TOP_KEYS_BY_NAME), n=1)
+                more = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(TOP_KEYS_BY_NAME)}"
+                raise ProfileError(f"unknown key{more}", path=path, key=name)
+            hint = difflib.get_close_matches(name, list(SCHEMA), n=1)
             more = f" (did you mean [{hint[0]}]?)" if hint else f"; known tables: {', '.join(SCHEMA)}"
             raise ProfileError(f"unknown table{more}", path=path, key=name)
     if "system" not in data:
