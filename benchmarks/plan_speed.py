@@ -224,7 +224,7 @@ def main() -> None:
     print("\n## scipy on the continuous relaxation, rounded (not a peer: reported as it ends)\n")
     print("| users K | method | status | its D ms | worst user past D, ms | s | its relaxed tok/s "
           "| rounded + exact split tok/s | multispin tok/s |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for users in (10, 50):
         system = busy_cell(np.random.default_rng(users), users)
         het = plan_heterogeneous(system, start=plan_homogeneous(system))
