@@ -399,7 +399,13 @@ def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
 def load_profile(path: str | Path) -> Profile:
     """Read, validate and convert a deployment profile (SI units inside)."""
     path = Path(path)
-    data = read_toml(path)
+    return profile_from_data(read_toml(path), path)
+
+
+def profile_from_data(data: dict, path: str | Path) -> Profile:
+    """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    path = Path(path)
     for name in data:
         if name not in SCHEMA:
             hint = difflib.get_close_matches(name, list(SCHEMA), n=1)
