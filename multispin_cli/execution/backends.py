@@ -18,7 +18,7 @@ from typing import Iterator, Protocol
 from multispin_cli.errors import InputError, MissingExtraError
 from multispin_cli.execution.cells import ChunkResult, SweepJob, run_chunk
 
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 3.0
 
 
 class Backend(Protocol):
@@ -104,7 +104,7 @@ def dask_backend(*, address: str | None = None, scheduler_file: Path | None = No
     try:
         kwargs = {"address": address} if address else {"scheduler_file": str(scheduler_file)}
         try:
-            client = distributed.Client(**kwargs, timeout=f"{timeout_s}s", set_as_default=False)
+            client = distributed.Client(**kwargs, timeout=f"{timeout_s}s")
         except (OSError, TimeoutError, ValueError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise InputError(f"cannot reach the Dask scheduler at {where} within {timeout_s:g} s ({reason})",
