@@ -15,7 +15,7 @@ from multispin_cli.cli.app import Format, Mode, app, reported_errors
 def capacity(
     profile: Annotated[Path, typer.Argument(metavar="PROFILE", help="Deployment profile (TOML).",
                                             show_default=False)],
-    device: Annotated[Optional[str], typer.Option("--device", help="The [[devices]] group whose count grows.")]
+    device: Annotated[Optional[str], typer.Option("--device", help="The devices entry (by name) whose count grows.")]
     = None,
     min_user_tokens_per_s: Annotated[Optional[float], typer.Option(
         "--min-user-tokens-per-s", min=0, help="Every user at least this rate (tokens/s).")] = None,

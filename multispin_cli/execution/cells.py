@@ -9,9 +9,11 @@ from pathlib import Path
 from multispin_cli.analysis.scenarios import ScenarioSpec, draw_users
 from multispin_cli.analysis.sweep import SweepGrid, report_metrics
 from multispin_cli.documents.overrides import apply_drop, apply_overrides, base_acceptance
-from multispin_cli.documents.profile import Profile, profile_from_data
+from multispin_cli.documents.profile import SYSTEM_KEYS, Profile, profile_from_data
 from multispin_cli.errors import InputError
 from multispin_cli.planners.report import plan_report
+
+_CARRIER_DEFAULT_GHZ = next(k.default for k in SYSTEM_KEYS if k.name == "carrier_ghz")
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +41,7 @@ def cell_profile(job: SweepJob, index: int) -> Profile:
     cell = job.grid.cell(index)
     data = apply_overrides(job.base, zip((a.key for a in job.grid.axes), cell.values))
     if job.scenarios is not None and cell.scenario is not None:
-        carrier = data.get("system", {}).get("carrier_ghz", 3.5)
+        carrier = data.get("system", {}).get("carrier_ghz", _CARRIER_DEFAULT_GHZ)
         drop = draw_users(job.scenarios, cell.scenario, base_acceptance(data), float(carrier))
         data = apply_drop(data, drop, job.scenarios.tx_power_dbm)
     return profile_from_data(data, Path(job.path))
