@@ -58,14 +58,14 @@ def run_sweep(job: SweepJob, backend: Backend, *, chunk_size: int = DEFAULT_CHUN
     if not skip_invalid:
         _stop_on_invalid(done.values())
     if todo:
+        stops = {c.start: c.stop for c in todo}
         results = backend.run(job, todo)
         try:
             for result in results:
                 if result.invalid and not skip_invalid:
                     _stop_on_invalid([result])
                 if store is not None:
-                    stop = result.start + len(next(c for c in todo if c.start == result.start))
-                    store.save(result.start, stop, {"rows": result.rows, "invalid": result.invalid})
+                    store.save(result.start, stops[result.start], {"rows": result.rows, "invalid": result.invalid})
                 done[result.start] = result
                 if progress:
                     progress(len(result.rows) + len(result.invalid))
