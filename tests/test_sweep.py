@@ -276,3 +276,16 @@ def test_load_profile_is_profile_from_data(write_profile):
     path = write_profile()
     a, b = load_profile(path), profile_from_data(read_toml(path), path)
     assert a.system.names == b.system.names and a.path == b.path
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--plot", "x.svg"), "--plot draws goodput against the first --set key"),
+    (("--resume",), "--resume needs --output"),
+    (("--scheduler", "tcp://127.0.0.1:9", "--scheduler-file", "s.json"), "not both"),
+    (("--scheduler", "tcp://127.0.0.1:9", "--workers", "2"), "a Dask cluster has its own workers"),
+    (("--set", "system.bandwidth_mhz=1", "--set", "system.bandwidth_mhz=2"), "system.bandwidth_mhz is set twice"),
+])
+def test_conflicting_options_are_one_line(write_profile, tmp_path, monkeypatch, args, needle):
+    pytest.importorskip("matplotlib", reason="plot extra (matplotlib) not installed")
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(invoke("sweep", write_profile(), *args), needle)
