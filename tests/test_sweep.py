@@ -289,3 +289,17 @@ def test_conflicting_options_are_one_line(write_profile, tmp_path, monkeypatch, 
     pytest.importorskip("matplotlib", reason="plot extra (matplotlib) not installed")
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(invoke("sweep", write_profile(), *args), needle)
+
+
+def test_the_stopping_cell_is_the_lowest_invalid_one_whatever_the_order(write_profile):
+    path = write_profile()
+    job = sweep_job(path, ["devices.fast.acceptance=0.5,1.0,0.7,1.5,0.6"])
+
+    class Reversed(InlineBackend):
+        def run(self, job, chunks):
+            yield from super().run(job, list(reversed(chunks)))
+
+    with pytest.raises(InputError, match=r"^cell 1 \(devices.fast.acceptance=1\)"):
+        run_sweep(job, Reversed(), chunk_size=1)
+    result = run_sweep(job, Reversed(), chunk_size=2, skip_invalid=True)
+    assert [r["cell"] for r in result.rows] == [0, 2, 4] and [i for i, _ in result.invalid] == [1, 3]

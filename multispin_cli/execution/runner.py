@@ -61,14 +61,18 @@ def run_sweep(job: SweepJob, backend: Backend, *, chunk_size: int = DEFAULT_CHUN
         stops = {c.start: c.stop for c in todo}
         results = backend.run(job, todo)
         try:
+            first_bad = None  # the first chunk with an invalid cell, once every chunk before it is in
             for result in results:
-                if result.invalid and not skip_invalid:
-                    _stop_on_invalid([result])
                 if store is not None:
                     store.save(result.start, stops[result.start], {"rows": result.rows, "invalid": result.invalid})
                 done[result.start] = result
                 if progress:
                     progress(len(result.rows) + len(result.invalid))
+                if result.invalid and not skip_invalid:
+                    first_bad = result.start if first_bad is None else min(first_bad, result.start)
+                if first_bad is not None and all(c.start in done for c in todo if c.start < first_bad):
+                    # the lowest invalid cell of the whole sweep, whatever order the chunks finished in
+                    _stop_on_invalid([done[first_bad]])
         finally:
             close = getattr(results, "close", None)
             if close is not None:
