@@ -110,3 +110,27 @@ def test_table_view_states_the_answer_and_the_check(write_profile):
 ])
 def test_unmeetable_or_malformed_questions_exit_2_in_one_line(write_profile, args, needle):
     assert_one_line_error(invoke("capacity", write_profile(), *args), needle)
+
+
+# Probing a few blocks for many users trips RuntimeWarnings inside the resource-block planner
+# (planners/resource_blocks.py, NaN finish times of users without a block); they do not change the plans.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_bandwidth_search_counts_whole_blocks_when_the_profile_has_them(tmp_path):
+    from multispin_cli.documents.catalog import profiles_dir
+
+    path = profiles_dir() / "nr-30khz-51rb-qwen3.toml"
+    result = invoke("capacity", path, "--min-bandwidth-for-goodput", "340", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    head = json.loads(result.stdout)["capacity"]
+    n = head["resource_blocks"]
+    assert head["question"] == "resource_blocks" and head["previous_resource_blocks"] == n - 1
+    assert head["goodput_tokens_per_s_at_resource_blocks"] >= 340 > head[
+        "goodput_tokens_per_s_at_previous_resource_blocks"]
+
+    def with_blocks(count):
+        def edit(data):
+            data["system"]["resource_blocks"] = count
+        return edit
+
+    assert _plan_with(tmp_path, path, "b", with_blocks(n)).heterogeneous.goodput_tokens_per_s >= 340
+    assert _plan_with(tmp_path, path, "b1", with_blocks(n - 1)).heterogeneous.goodput_tokens_per_s < 340

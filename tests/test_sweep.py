@@ -303,3 +303,13 @@ def test_the_stopping_cell_is_the_lowest_invalid_one_whatever_the_order(write_pr
         run_sweep(job, Reversed(), chunk_size=1)
     result = run_sweep(job, Reversed(), chunk_size=2, skip_invalid=True)
     assert [r["cell"] for r in result.rows] == [0, 2, 4] and [i for i, _ in result.invalid] == [1, 3]
+
+
+def test_resource_blocks_and_bandwidth_replace_each_other(write_profile):
+    data = read_toml(write_profile())
+    blocks = apply_overrides(data, [("system.resource_blocks", 20)])
+    assert "bandwidth_mhz" not in blocks["system"]
+    assert profile_from_data(blocks, "x.toml").system.resource_blocks == 20
+    back = apply_overrides({**blocks, "system": {**blocks["system"], "min_resource_blocks": 2}},
+                           [("system.bandwidth_mhz", 3.0)])
+    assert back["system"] == {"bandwidth_mhz": 3.0, "max_draft_length": 8}

@@ -9,7 +9,9 @@ Addresses: ``TABLE.KEY`` for the plain tables (``system.bandwidth_mhz``, ``serve
 Setting a key replaces the keys it excludes in the same entry: ``acceptance`` drops
 ``acceptance_by_position``; a channel key (``snr_db``, ``spectral_efficiency_bps_per_hz``,
 ``tx_power_dbm``) drops the other channel forms; ``path_loss_db`` and ``distance_m`` drop each
-other. The result then goes through the profile's own validation, unchanged.
+other; in ``[system]``, ``resource_blocks`` drops ``bandwidth_mhz`` and ``bandwidth_mhz`` drops
+``resource_blocks`` with its ``subcarrier_spacing_khz`` and ``min_resource_blocks``. The result
+then goes through the profile's own validation, unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ REPLACES = {
     "tx_power_dbm": ("snr_db", "spectral_efficiency_bps_per_hz"),
     "path_loss_db": ("snr_db", "spectral_efficiency_bps_per_hz", "distance_m"),
     "distance_m": ("snr_db", "spectral_efficiency_bps_per_hz", "path_loss_db"),
+}
+# The same for [system]: a continuous band and whole resource blocks exclude each other.
+SYSTEM_REPLACES = {
+    "resource_blocks": ("bandwidth_mhz",),
+    "bandwidth_mhz": ("resource_blocks", "subcarrier_spacing_khz", "min_resource_blocks"),
 }
 MAX_VALUES = 100_000  # values one --set may expand to
 
@@ -156,8 +163,9 @@ def apply_overrides(data: dict, pairs: Iterable[tuple[str, float]]) -> dict:
         else:
             key = rest
             targets = [out.setdefault(table, {})]
+        replaces = {"devices": REPLACES, "system": SYSTEM_REPLACES}.get(table, {})
         for entry in targets:
-            for other in REPLACES.get(key, ()) if table == "devices" else ():
+            for other in replaces.get(key, ()):
                 entry.pop(other, None)
             entry[key] = value
     return out

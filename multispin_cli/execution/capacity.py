@@ -88,22 +88,33 @@ def user_capacity(profile: Path, device: str, min_tokens_per_s: float, *, mean: 
 
 
 def bandwidth_for_goodput(profile: Path, goodput_tokens_per_s: float, *, step_mhz: float = 0.1,
-                          mode: str = "both", max_mhz: float = 100_000.0) -> Capacity:
-    """The least band, in whole ``step_mhz`` steps, whose judged plan reaches the goodput target;
-    one step less falls short."""
+                          mode: str = "both", max_mhz: float = 100_000.0, max_blocks: int = 100_000) -> Capacity:
+    """The least band whose judged plan reaches the goodput target, one step less falling short: in
+    whole ``step_mhz`` steps of ``bandwidth_mhz``, or in whole blocks where the profile gives
+    ``resource_blocks``."""
     data = read_toml(profile)
     profile_from_data(data, profile)
-    key = "system.bandwidth_mhz"
-    limit = max(1, math.ceil(max_mhz / step_mhz))
+    blocks = isinstance(data.get("system"), dict) and "resource_blocks" in data["system"]
+    if blocks:
+        key, limit = "system.resource_blocks", max_blocks
 
-    def band(n: int) -> float:
-        return float(f"{n * step_mhz:.12g}")
+        def band(n: int) -> float:
+            return n
+    else:
+        key, limit = "system.bandwidth_mhz", max(1, math.ceil(max_mhz / step_mhz))
 
-    result = smallest_meeting(
-        lambda n: _probe(data, profile, key, band(n), mode, lambda p: float(p.goodput_tokens_per_s)),
-        lambda p: p.value >= goodput_tokens_per_s, limit=limit)
+        def band(n: int) -> float:
+            return float(f"{n * step_mhz:.12g}")
+
+    def goodput(p: Plan) -> float:
+        return float(p.goodput_tokens_per_s)
+
+    result = smallest_meeting(lambda n: _probe(data, profile, key, band(n), mode, goodput),
+                              lambda p: p.value >= goodput_tokens_per_s, limit=limit)
     if result is None:
-        top = _probe(data, profile, key, band(limit), mode, lambda p: float(p.goodput_tokens_per_s))
-        raise InputError(f"no band up to {band(limit):g} MHz reaches {goodput_tokens_per_s:g} tokens/s: the plan "
+        top = _probe(data, profile, key, band(limit), mode, goodput)
+        unit = "resource blocks" if blocks else "MHz"
+        raise InputError(f"no band up to {band(limit):g} {unit} reaches {goodput_tokens_per_s:g} tokens/s: the plan "
                          f"gives {top.value:.6g} tokens/s there", path=profile, key="--min-bandwidth-for-goodput")
-    return Capacity("bandwidth", key, band(result.answer), band(result.neighbour), result)
+    question = "resource_blocks" if blocks else "bandwidth"
+    return Capacity(question, key, band(result.answer), band(result.neighbour), result)

@@ -6,6 +6,7 @@ from rich.console import Group
 from rich.text import Text
 
 from multispin_cli.analysis.capacity import ASSUMPTION
+from multispin_cli.model.units import MHZ
 from multispin_cli.render.document import num, plan_document
 from multispin_cli.render.tables import plan_view
 
@@ -18,6 +19,14 @@ def _summary(result, target: float, *, mean: bool, device: str | None) -> dict:
                 "min_user_tokens_per_s": num(target), "judged_plan": plan, "count": int(result.answer),
                 "user_tokens_per_s_at_count": num(s.at_answer.value), "next_count": int(result.neighbour),
                 "user_tokens_per_s_at_next_count": num(s.at_neighbour.value)}
+    elif result.question == "resource_blocks":
+        head = {"question": "resource_blocks", "min_goodput_tokens_per_s": num(target), "judged_plan": plan,
+                "resource_blocks": int(result.answer),
+                "bandwidth_mhz": num(result.at_answer.profile.system.bandwidth_hz / MHZ),
+                "goodput_tokens_per_s_at_resource_blocks": num(s.at_answer.value)}
+        if s.at_neighbour is not None:
+            head["previous_resource_blocks"] = int(result.neighbour)
+            head["goodput_tokens_per_s_at_previous_resource_blocks"] = num(s.at_neighbour.value)
     else:
         head = {"question": "bandwidth", "min_goodput_tokens_per_s": num(target), "judged_plan": plan,
                 "bandwidth_mhz": num(result.answer), "goodput_tokens_per_s_at_bandwidth": num(s.at_answer.value)}
@@ -51,11 +60,12 @@ def capacity_view(result, target: float, *, mean: bool, device: str | None, max_
                  f"{int(result.neighbour)} gives {s.at_neighbour.value:.4g} tokens/s."),
         ]
     else:
-        lines = [Text.assemble(("Bandwidth: ", "bold"), (f"{result.answer:g} MHz", "bold green"),
+        unit = "resource blocks" if result.question == "resource_blocks" else "MHz"
+        lines = [Text.assemble(("Bandwidth: ", "bold"), (f"{result.answer:g} {unit}", "bold green"),
                                f" reaches {target:g} tokens/s ({plan} plan).")]
-        check = f"Checked: {result.answer:g} MHz gives {s.at_answer.value:.6g} tokens/s"
+        check = f"Checked: {result.answer:g} {unit} gives {s.at_answer.value:.6g} tokens/s"
         if s.at_neighbour is not None:
-            check += f", {result.neighbour:g} MHz gives {s.at_neighbour.value:.6g} tokens/s."
+            check += f", {result.neighbour:g} {unit} gives {s.at_neighbour.value:.6g} tokens/s."
         else:
             check += " (the smallest step)."
         lines.append(Text(check))
