@@ -802,7 +802,13 @@ def _link(system: _Checker) -> LinkModel:
 def load_profile(path: str | Path) -> Profile:
     """Read, validate and convert a deployment profile (SI units inside)."""
     path = Path(path)
-    data = read_toml(path)
+    return profile_from_data(read_toml(path), path)
+
+
+def profile_from_data(data: dict, path: str | Path) -> Profile:
+    """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    path = Path(path)
     for name in data:
         if name in TOP_KEYS_BY_NAME:
             continue
