@@ -83,8 +83,10 @@ SERVER_KEYS = (
         choices=("affine", "table")),
     Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", above=0),
     Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0),
-    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms non-decreasing; "
-        "linear in between, last slope beyond.", "[tokens, ms]"),
+    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms positive (it may "
+        "fall as well as rise); linear in between, the last slope beyond (flat if it falls).", "[tokens, ms]"),
+    Key("round_overhead_ms", "float", 0.0, "The serving engine's own time per round t_o (scheduling, sampling, "
+        "cache upkeep), paid whether or not anyone drafts.", "ms", low=0, high=3.6e6),
     Key("verify_r2", "float", None, "R^2 of the affine fit (informational, written by profile-hardware).",
         low=-math.inf, high=1),
 )
@@ -103,6 +105,9 @@ DEVICE_KEYS = (
     Key("timings", "path", None, "A fragment written by `multispin profile-hardware --format toml`; its "
         "`[draft]` keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_model", "str", None, "Draft model path or id, carried into the plan for exporters."),
+    Key("uplink", "choice", "shared", "`shared`: drafts go over the shared FDMA uplink; `none`: they reach "
+        "the server another way (a draft model next to the target, or a wired device), need no bandwidth "
+        "and no channel key.", choices=("shared", "none")),
     Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB"),
     Key("spectral_efficiency_bps_per_hz", "float", None, "Fixed spectral efficiency instead of `snr_db`.",
         "bit/s/Hz", above=0),
@@ -267,9 +272,6 @@ class _Checker:
                 self.fail(where, f"ms must be positive, got {_fmt(t)}")
             if tokens and n <= tokens[-1]:
                 self.fail(where, f"tokens must increase: {_fmt(n)} after {_fmt(tokens[-1])}")
-            if ms and t < ms[-1]:
-                self.fail(where, f"verify time must not decrease with more tokens: {_fmt(t)} ms at "
-                          f"{_fmt(n)} tokens after {_fmt(ms[-1])} ms at {_fmt(tokens[-1])}")
             tokens.append(n)
             ms.append(t)
         return np.array(tokens), np.array(ms)
@@ -314,7 +316,7 @@ def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[
     return _Checker(checker.path, checker.where, merged, keys)
 
 
-def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
+def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None, float]:
     if "server" not in data:
         raise ProfileError("missing the [server] table", path=path)
     checker = _Checker(path, "server", data["server"], SERVER_KEYS)
@@ -340,7 +342,7 @@ def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
     else:
         tokens, ms = server.get("verify_table", REQUIRED, why=' with verify_model = "table"')
         verify = VerifyTime.from_table(tokens, ms * MS)
-    return verify, server.get("target"), server.get("target_model")
+    return verify, server.get("target"), server.get("target_model"), server.get("round_overhead_ms") * MS
 
 
 def _payload(data: dict, path: Path) -> tuple[float, float, str]:
@@ -410,7 +412,7 @@ def load_profile(path: str | Path) -> Profile:
     system = _Checker(path, "system", data["system"], SYSTEM_KEYS)
     max_len = system.get("max_draft_length")
     bits, header, payload_kind = _payload(data, path)
-    verify, target, target_model = _server(data, path)
+    verify, target, target_model, round_overhead_s = _server(data, path)
 
     devices = data.get("devices")
     if devices is None:
@@ -420,7 +422,7 @@ def load_profile(path: str | Path) -> Profile:
 
     names: list[str] = []
     acceptance: list[float | list[float]] = []
-    tau, overhead, channels, infos = [], [], [], []
+    tau, overhead, channels, infos, off = [], [], [], [], []
     for i, entry in enumerate(devices):
         dev = _Checker(path, f"devices[{i + 1}]", entry, DEVICE_KEYS)
         dev = _merged(dev, "timings", "draft", path.parent, _TIMINGS_DRAFT_KEYS, DEVICE_KEYS)
@@ -438,7 +440,14 @@ def load_profile(path: str | Path) -> Profile:
             acc_label = ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
         draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
         overhead_ms = dev.get("draft_overhead_ms")
-        channel, channel_label = _device_channel(dev, system)
+        if dev.get("uplink") == "none":
+            for key in ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm", "path_loss_db", "distance_m"):
+                if dev.has(key):
+                    dev.fail(key, 'not used with uplink = "none" (the drafts do not use the shared uplink)')
+            channel, channel_label = Channel.fixed_snr(1.0), "no uplink"
+        else:
+            channel, channel_label = _device_channel(dev, system)
+        off.append(np.full(count, dev.get("uplink") == "none"))
         info = UserInfo(name, acc_label, channel_label, dev.get("draft_model"))
         user_names = [name] if count == 1 else [f"{name}-{j + 1}" for j in range(count)]
         names += user_names
@@ -468,6 +477,8 @@ def load_profile(path: str | Path) -> Profile:
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
+        round_overhead_s=round_overhead_s,
+        no_uplink=np.concatenate(off) if np.concatenate(off).any() else None,
     )
     label = system.get("name") or path.stem
     return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)

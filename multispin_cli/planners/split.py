@@ -6,6 +6,8 @@ convex and decreasing in D (an increasing convex inverse rate of a convex decrea
 so ``f(D) = sum_k W_k(D) - W`` has exactly one root past the floor where some user would need an
 infinite rate, and safeguarded Newton converges to it quickly and monotonically. Giving each user
 ``W_k(D*)`` makes all drafting users finish together: any other split makes one of them later.
+Users whose drafts do not use the shared uplink take no bandwidth; the deadline is at least their
+draft time.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Demand:
         self.q = ch.snr_bandwidth_hz[user]
         self.any_pl = bool(self.pl.any())
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
+        # Drafting users off the shared uplink need no bandwidth, but only from their draft time on.
+        free = (np.asarray(lengths) > 0) & system.off_uplink
+        self.free_index = np.flatnonzero(free)
+        self.free_device = device.ravel()[self.free_index]
 
     def per_user(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Need (Hz) and its derivative in the deadline (Hz/s) of each drafting user (flat arrays)."""
@@ -87,6 +93,7 @@ class Demand:
                 need[:, self.pl] = np.where(reach, self.q[self.pl] / x, np.inf)
         out = np.zeros((d.size, self.rows * self.users))
         out[:, self.index] = np.where(ok, need, np.inf)
+        out[:, self.free_index] = np.where(d[:, None] >= self.free_device[None, :], 0.0, np.inf)
         return out.reshape((d.size,) + self.shape)
 
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +190,9 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
         fallback = total * load / load.sum(axis=-1, keepdims=True)
     broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
     bandwidth = np.where(broken, fallback, bandwidth)
-    deadline = np.where(anyone, x, 0.0)
+    # Users off the uplink only draft: the round waits for them too (the floor includes them).
+    free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
+    deadline = np.maximum(np.where(anyone, x, 0.0), free)
     return deadline.reshape(batch), np.where(uploads, bandwidth, 0.0).reshape(batch + (system.users,))
 
 
