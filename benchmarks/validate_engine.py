@@ -36,12 +36,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--max-draft-length", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first run (the next runs count up)")
     parser.add_argument("--out", type=Path, default=None, help="keep each run's TOML here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="multispin-validate-"))
     config = folder / "config.json"
     config.write_text(json.dumps(CONFIG))
-    for run in range(args.runs):
+    for run in range(args.seed, args.seed + args.runs):
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "multispin_cli", "validate", "--target", str(config), "--draft-layers", "1",
@@ -49,13 +50,13 @@ def main() -> None:
              "--seed", str(run), "--format", "json"], capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         if done.returncode != 0:
-            sys.exit(f"run {run + 1} failed ({done.returncode}): {done.stderr.strip()}")
+            sys.exit(f"seed {run} failed ({done.returncode}): {done.stderr.strip()}")
         doc = json.loads(done.stdout)
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"validate-run{run + 1}.json").write_text(done.stdout)
+            (args.out / f"validate-seed{run}.json").write_text(done.stdout)
         s, m = doc["summary"], doc["model"]
-        print(f"run {run + 1} (seed {run}, {wall:.0f} s wall, {doc['validate']['clock']}): draft "
+        print(f"seed {run} ({wall:.0f} s wall, {doc['validate']['clock']}): draft "
               f"{m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round, engine "
               f"{m['round_overhead_ms']} ms/round, acceptance at position 1 {m['acceptance_by_position'][0]}")
         print("| L | measured tok/s | predicted tok/s | error | rounds | tokens/round (pred.) |")

@@ -190,6 +190,8 @@ class EngineRun:
     seconds: float
     draft_s: float
     verify_s: float
+    # per round after the first: (tokens drafted, draft phase s, verify s, whole round s)
+    round_rows: tuple[tuple[int, float, float, float], ...] = ()
 
     @property
     def overhead_s(self) -> float:
@@ -224,7 +226,11 @@ class _Timer:
         def timed_generate(*args, **kwargs):
             start = clock()
             out = self._generate(*args, **kwargs)
-            self.events.append(("draft", start, clock(), 0))
+            end = clock()
+            given = kwargs.get("input_ids", args[0] if args else None)
+            sequences = getattr(out, "sequences", out)
+            drafted = int(sequences.shape[-1] - given.shape[-1]) if given is not None else 0
+            self.events.append(("draft", start, end, drafted))
             return out
 
         pair.draft.generate = timed_generate
@@ -274,6 +280,11 @@ def run_engine(pair: ModelPair, prompt, draft_length: int, new_tokens: int) -> E
     later = [e for e in timer.events if e[1] >= first_end]
     committed_after_first = verify[1][3] + 1 - prompt.shape[1]  # the second pass starts at the cache length
     tokens = int(out.shape[1] - prompt.shape[1] - committed_after_first)
+    rows = []
+    for before, this in zip(verify[:-1], verify[1:]):  # round = from one target pass's end to the next's
+        drafts = [e for e in timer.events if e[0] == "draft" and before[2] <= e[1] < this[1]]
+        rows.append((sum(e[3] for e in drafts), sum(e[2] - e[1] for e in drafts), this[2] - this[1],
+                     this[2] - before[2]))
     return EngineRun(
         draft_length=draft_length,
         tokens=tokens,
@@ -281,6 +292,7 @@ def run_engine(pair: ModelPair, prompt, draft_length: int, new_tokens: int) -> E
         seconds=end - first_end,
         draft_s=sum(e[2] - e[1] for e in later if e[0] == "draft"),
         verify_s=sum(e[2] - e[1] for e in later if e[0] == "verify"),
+        round_rows=tuple(rows),
     )
 
 
@@ -365,22 +377,22 @@ def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, n
     prompt = prompt_ids(pair, prompt_len, seed)
     say("calibration: target's greedy text")
     text = _greedy_text(pair, prompt, new_tokens)
-    context = text[:, : prompt_len + new_tokens // 2]
+    context = text[:, : prompt_len + new_tokens // 2]  # the runs' average context
     say(f"verification time at N = 1..{max_draft_length + 1}")
     tokens, seconds, spread = measure_verify_table(pair, context, max_draft_length + 1, repeats, clock)
     say("engine loop: per-round costs")
     plain = [run_engine(pair, prompt, 0, new_tokens) for _ in range(max(1, repeats // 2))]
     round_overhead = float(np.median([r.per_round(r.overhead_s) for r in plain]))
-    lengths = sorted({1, max(2, max_draft_length)})
     rows = []
-    for length in lengths:
+    for length in sorted({1, max(2, max_draft_length)}):
         for _ in range(max(1, repeats // 2)):
-            r = run_engine(pair, prompt, length, new_tokens)
-            # The drafting round's own cost: the assistant's call plus the loop's work beyond plain decoding.
-            rows.append((length, r.per_round(r.draft_s) + r.per_round(r.overhead_s) - round_overhead))
+            run = run_engine(pair, prompt, length, new_tokens)
+            # A drafting round's own cost: the assistant's call plus the loop's work beyond plain
+            # decoding, against the tokens actually drafted (the last rounds draft fewer).
+            rows += [(n, whole - verify - round_overhead) for n, _, verify, whole in run.round_rows if n > 0]
     x = np.array([r[0] for r in rows], dtype=float)
     y = np.array([r[1] for r in rows])
-    slope, intercept = np.polyfit(x, y, 1)
+    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float(np.mean(y / x)), 0.0)
     say("acceptance by position")
     accept = acceptance_by_position(pair, text, prompt_len, max(1, max_draft_length))
     return EngineProfile(tuple(int(n) for n in tokens), tuple(float(s) for s in seconds), spread,

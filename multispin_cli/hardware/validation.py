@@ -38,7 +38,6 @@ class ValidationSettings:
     new_tokens: int = 256
     prompt_tokens: int = 32
     repeats: int = 3
-    profile_tokens: int = 64
     seed: int = 0
 
     def check(self) -> None:
@@ -169,7 +168,7 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
                       init_std=settings.init_std, seed=settings.seed, device=device)
     top = max(max(settings.lengths), 1)
     profile = profile_engine(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
-                             new_tokens=settings.profile_tokens, repeats=max(3, settings.repeats),
+                             new_tokens=settings.new_tokens, repeats=max(3, settings.repeats),
                              seed=settings.seed + 1000, progress=say)
     system = engine_system(profile, top)
     plan = plan_homogeneous(system)
