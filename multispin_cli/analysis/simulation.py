@@ -251,7 +251,10 @@ def simulate_rounds(
     bits = upload_bits(system, lengths)[cols]
     rate = system.channel.rate_bps(bandwidth)[cols]
     snr = system.channel.snr_at(bandwidth)[cols]
-    nominal_deadline = float((compute + bits / rate).max(initial=0.0))
+    sends = bits > 0  # drafting users off the shared uplink send nothing over it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nominal_upload = np.where(sends, bits / rate, 0.0)
+    nominal_deadline = float((compute + nominal_upload).max(initial=0.0))
     server_s = float(predicted.verify_s + system.server_fixed_s)
     jitter = float(options.draft_jitter)
     fading = options.fading == "rayleigh"
@@ -272,10 +275,10 @@ def simulate_rounds(
                 draft = compute * _lognormal_factor(jitter_rng, (n, users), jitter)[:, cols]
             if fading:
                 gain = fading_rng.standard_exponential((n, users))[:, cols]
-                with np.errstate(divide="ignore"):
-                    upload = bits / (bandwidth[cols] * np.log2(1.0 + snr * gain))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    upload = np.where(sends, bits / (bandwidth[cols] * np.log2(1.0 + snr * gain)), 0.0)
             else:
-                upload = bits / rate
+                upload = nominal_upload
             deadline = (draft + upload).max(axis=1)
         else:
             deadline = np.full(n, nominal_deadline)
