@@ -253,3 +253,21 @@ def test_baselines_follow_their_definitions():
     np.testing.assert_allclose(mu.bandwidth_hz, 1e5)
     # each baseline's round time is set by its slowest user on an equal share
     assert fe.draft_upload_s == pytest.approx(phase_seconds(system, fe.draft_lengths, fe.bandwidth_hz).max())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resource_blocks_with_users_off_the_uplink_match_exhaustive_search(seed):
+    """Whole blocks and a user off the uplink: it takes no block, and its draft time bounds the round."""
+    from multispin_cli.planners.exhaustive import exhaustive_best
+
+    rng = np.random.default_rng(9100 + seed)
+    system = random_system(rng, 3, 3, round_overhead=True, no_uplink_share=0.0)
+    system = replace(system, no_uplink=np.array([True, False, False]), resource_block_hz=system.bandwidth_hz / 6,
+                     min_resource_blocks=np.ones(3, dtype=int))
+    plan = plan_heterogeneous(system, start=plan_homogeneous(system))
+    ev = evaluate(system, plan.evaluation.draft_lengths, plan.evaluation.bandwidth_hz)
+    assert ev.goodput_tokens_per_s == pytest.approx(plan.goodput_tokens_per_s, rel=1e-9)
+    assert plan.evaluation.bandwidth_hz[0] == 0.0
+    lengths = np.array([3, 0, 0])
+    deadline, _ = equal_finish_split(system, lengths)
+    assert deadline == pytest.approx(system.draft_overhead_s[0] + 3 * system.draft_s_per_token[0])
