@@ -68,7 +68,11 @@ def test_planners_reproduce_the_stored_optimum(index):
     stored = record["heterogeneous"]
     assert het.evaluation.goodput_tokens_per_s == pytest.approx(stored["goodput_tokens_per_s"], rel=1e-12)
     assert het.evaluation.draft_lengths.tolist() == stored["draft_lengths"]
-    assert het.upper_bound_tokens_per_s == pytest.approx(stored["upper_bound_tokens_per_s"], rel=1e-9)
+    if record["cell"]["verify_affine"]:
+        assert het.upper_bound_tokens_per_s == pytest.approx(stored["upper_bound_tokens_per_s"], rel=1e-9)
+    else:  # measured tables: the bound weighs the table at every total draft length now, so it may be tighter
+        assert het.evaluation.goodput_tokens_per_s <= het.upper_bound_tokens_per_s
+        assert het.upper_bound_tokens_per_s <= stored["upper_bound_tokens_per_s"] * (1 + 1e-9)
 
 
 def test_stored_small_plans_are_the_exhaustive_optimum():

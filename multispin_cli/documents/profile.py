@@ -112,10 +112,13 @@ SERVER_KEYS = (
         "`[server]` keys are used where this table does not set them. Relative to the profile."),
     Key("verify_model", "choice", None, "Which verification-time form to use when both are given.",
         choices=("affine", "table")),
-    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", low=MIN_TIME_MS, high=1e7),
+    Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", low=MIN_TIME_MS,
+        high=1e7),
     Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0, high=1e6),
-    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms non-decreasing; "
-        "linear in between, last slope beyond.", "[tokens, ms]"),
+    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms positive (it may "
+        "fall as well as rise); linear in between, the last slope beyond (flat if it falls).", "[tokens, ms]"),
+    Key("round_overhead_ms", "float", 0.0, "The serving engine's own time per round t_o (scheduling, sampling, "
+        "cache upkeep), paid whether or not anyone drafts.", "ms", low=0, high=3.6e6),
     Key("verify_r2", "float", None, "R^2 of the affine fit (informational, written by profile-hardware).",
         low=-math.inf, high=1),
 )
@@ -135,6 +138,9 @@ DEVICE_KEYS = (
     Key("timings", "path", None, "A fragment written by `multispin profile-hardware --format toml`; its "
         "`[draft]` keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_model", "str", None, "Draft model path or id, carried into the plan for exporters."),
+    Key("uplink", "choice", "shared", "`shared`: drafts go over the shared FDMA uplink; `none`: they reach "
+        "the server another way (a draft model next to the target, or a wired device), need no bandwidth "
+        "and no channel key.", choices=("shared", "none")),
     Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB", low=-100,
         high=100),
     Key("spectral_efficiency_bps_per_hz", "float", None, "Fixed spectral efficiency instead of `snr_db`.",
@@ -316,12 +322,9 @@ class _Checker:
             if n < 1 or not n.is_integer() or n > MAX_VERIFY_TOKENS:
                 self.fail(where, f"tokens must be an integer in [1, {_fmt(MAX_VERIFY_TOKENS)}], got {_fmt(n)}")
             if not MIN_TIME_MS <= t <= MAX_VERIFY_MS:
-                self.fail(where, f"ms must be in [{_fmt(MIN_TIME_MS)}, {_fmt(MAX_VERIFY_MS)}], got {_fmt(t)}")
+                self.fail(where, f"ms must be positive, in [{_fmt(MIN_TIME_MS)}, {_fmt(MAX_VERIFY_MS)}], got {_fmt(t)}")
             if tokens and n <= tokens[-1]:
                 self.fail(where, f"tokens must increase: {_fmt(n)} after {_fmt(tokens[-1])}")
-            if ms and t < ms[-1]:
-                self.fail(where, f"verify time must not decrease with more tokens: {_fmt(t)} ms at "
-                          f"{_fmt(n)} tokens after {_fmt(ms[-1])} ms at {_fmt(tokens[-1])}")
             tokens.append(n)
             ms.append(t)
         return np.array(tokens), np.array(ms)
@@ -435,7 +438,7 @@ def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[
     return _Checker(checker.path, checker.where, merged, keys)
 
 
-def _server(data: dict, path: Path, notes: list[str]) -> tuple[VerifyTime, str, str | None]:
+def _server(data: dict, path: Path, notes: list[str] | None = None) -> tuple[VerifyTime, str, str | None, float]:
     if "server" not in data:
         raise ProfileError("missing the [server] table", path=path)
     checker = _Checker(path, "server", data["server"], SERVER_KEYS)
@@ -461,7 +464,7 @@ def _server(data: dict, path: Path, notes: list[str]) -> tuple[VerifyTime, str, 
     else:
         tokens, ms = server.get("verify_table", REQUIRED, why=' with verify_model = "table"')
         verify = VerifyTime.from_table(tokens, ms * MS)
-    return verify, server.get("target"), server.get("target_model")
+    return verify, server.get("target"), server.get("target_model"), server.get("round_overhead_ms") * MS
 
 
 def _payload(data: dict, path: Path) -> tuple[float, float, str]:
@@ -693,6 +696,7 @@ class _Users:
     channel: Channel
     infos: Sequence[UserInfo]
     min_resource_blocks: np.ndarray  # (K,) int: the device's own, else the [system] value
+    no_uplink: np.ndarray  # (K,) bool: uplink = "none"
 
 
 def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int | None = None,
@@ -727,7 +731,8 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
                   np.concatenate([p.draft_s_per_token for p in parts]),
                   np.concatenate([p.draft_overhead_s for p in parts]),
                   Channel.concat([p.channel for p in parts]), UserInfos.concat([p.infos for p in parts]),
-                  np.concatenate([p.min_resource_blocks for p in parts]))
+                  np.concatenate([p.min_resource_blocks for p in parts]),
+                  np.concatenate([p.no_uplink for p in parts]))
 
 
 def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: int | None,
@@ -760,10 +765,15 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
     if row is not None:
         cols.fail(row, "count", f"makes more than {MAX_USERS} users in the profile (the most multispin plans)")
 
-    # The channel: exactly one form per row.
+    # The channel: exactly one form per row, none for a device off the uplink.
+    off = np.array([bool(h) and u == "none" for h, u in zip(has("uplink"), v["uplink"])], dtype=bool)
+    for key in ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm", "path_loss_db", "distance_m"):
+        row = _first(off & has(key))
+        if row is not None:
+            cols.fail(row, key, 'not used with uplink = "none" (the drafts do not use the shared uplink)')
     forms = ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm")
     given = np.stack([has(f) for f in forms])
-    row = _first(given.sum(axis=0) != 1)
+    row = _first((given.sum(axis=0) != 1) & ~off)
     if row is not None:
         present = [f for f, g in zip(forms, given[:, row]) if g]
         reason = "gives no channel" if not present else f"gives more than one channel ({', '.join(present)})"
@@ -785,8 +795,8 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         q = dbm_to_watts(v["tx_power_dbm"]) * db_to_linear(-loss_db) / noise_w_per_hz
         # expm1/log1p: a very low SNR keeps its small efficiency instead of rounding to 0
         linear = np.where(snr, db_to_linear(v["snr_db"]), np.expm1(v["spectral_efficiency_bps_per_hz"] * math.log(2)))
-        channel = Channel(power.copy(), np.where(power, np.nan, np.log1p(linear) / math.log(2)),
-                          np.where(power, q, np.nan))
+        channel = Channel(power.copy(), np.where(power, np.nan, np.where(off, 1.0, np.log1p(linear) / math.log(2))),
+                          np.where(power, q, np.nan))  # off the uplink: a placeholder, never used
     row = _first(power & ~by_loss & (loss_db < 0))
     if row is not None:
         cols.fail(row, "distance_m", f"gives a path loss of {loss_db[row]:.3g} dB at {system.get('carrier_ghz'):g} GHz: "
@@ -830,8 +840,9 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         draft_s_per_token=(v["draft_ms_per_token"] * MS)[expand],
         draft_overhead_s=(number("draft_overhead_ms") * MS)[expand],
         channel=channel.take(expand),
-        infos=UserInfos(v, expand, has_acc, snr, eff, by_loss),
+        infos=UserInfos(v, expand, has_acc, snr, eff, by_loss, off),
         min_resource_blocks=min_blocks[expand],
+        no_uplink=off[expand],
     )
 
 
@@ -853,9 +864,10 @@ class UserInfos(Sequence):
         info = self._made.get(row)
         if info is None:
             v = self._columns
-            scalar, snr, eff, by_loss = (flag[row] for flag in self._flags)
+            scalar, snr, eff, by_loss, off = (flag[row] for flag in self._flags)
             info = UserInfo(v["name"][row], _acceptance_label(v, row, scalar),
-                            _channel_label(v, row, snr, eff, by_loss), v["draft_model"][row])
+                            "no uplink" if off else _channel_label(v, row, snr, eff, by_loss),
+                            v["draft_model"][row])
             self._made[row] = info
         return info
 
@@ -945,7 +957,7 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
     link = _link(system)
     bits, header, payload_kind = _payload(data, path)
     notes: list[str] = []
-    verify, target, target_model = _server(data, path, notes)
+    verify, target, target_model, round_overhead_s = _server(data, path, notes)
     users = _devices(data, path, system, max_len, blocks, notes)
 
     sys_obj = System(
@@ -961,6 +973,8 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
+        round_overhead_s=round_overhead_s,
+        no_uplink=users.no_uplink if users.no_uplink.any() else None,
         resource_block_hz=block_hz,
         min_resource_blocks=None if blocks is None else users.min_resource_blocks,
     )

@@ -34,7 +34,7 @@ def _increments(values: np.ndarray, weights: np.ndarray):
     w = weights[..., 1:]
     with np.errstate(divide="ignore", invalid="ignore"):
         slope0 = gain0 / w  # inf weights give 0 (or nan where the gain is inf too)
-    slope0[~((gain0 > 0) & (w > 0) & (w < np.inf))] = -np.inf
+    slope0[~((gain0 > 0) & (w >= 0) & (w < np.inf))] = -np.inf  # w = 0 (no uplink): slope inf
     first = np.argmax(slope0, axis=-1)  # index of level first+1
     has_first = np.take_along_axis(slope0, first[..., None], axis=-1)[..., 0] > -np.inf
 

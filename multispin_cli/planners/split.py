@@ -6,6 +6,8 @@ convex and decreasing in D (an increasing convex inverse rate of a convex decrea
 so ``f(D) = sum_k W_k(D) - W`` has exactly one root past the floor where some user would need an
 infinite rate, and safeguarded Newton converges to it quickly and monotonically. Giving each user
 ``W_k(D*)`` makes all drafting users finish together: any other split makes one of them later.
+Users whose drafts do not use the shared uplink take no bandwidth; the deadline is at least their
+draft time.
 
 That is the smooth case (a continuous band, Shannon rates). Whole resource blocks and step or
 capped rates go to the exact bisection of :mod:`multispin_cli.planners.resource_blocks`.
@@ -47,6 +49,10 @@ class Demand:
         user = flat % self.users
         self.channel = ch.take(user)
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
+        # Drafting users off the shared uplink need no bandwidth, but only from their draft time on.
+        free = (np.asarray(lengths) > 0) & system.off_uplink
+        self.free_index = np.flatnonzero(free)
+        self.free_device = device.ravel()[self.free_index]
         # Resource-block mode: whole blocks, at least the user's minimum (see _need).
         self.block_hz = system.resource_block_hz
         if self.block_hz is not None:
@@ -91,6 +97,7 @@ class Demand:
             need, _ = self._need(rate)
         out = np.zeros((d.size, self.rows * self.users))
         out[:, self.index] = np.where(ok, need, np.inf)
+        out[:, self.free_index] = np.where(d[:, None] >= self.free_device[None, :], 0.0, np.inf)
         return out.reshape((d.size,) + self.shape)
 
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +144,12 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     """
     lengths = np.asarray(lengths)
     if not system.smooth:  # whole resource blocks, or step/capped rates: exact bisection instead
-        return least_deadline_split(system, lengths)
+        deadline, bandwidth = least_deadline_split(system, lengths)
+        if system.no_uplink is None:
+            return deadline, bandwidth
+        free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
+        with np.errstate(invalid="ignore"):  # an infeasible plan (inf) stays infeasible
+            return np.maximum(deadline, free), bandwidth
     batch = lengths.shape[:-1]
     lengths = lengths.reshape(-1, system.users)
     total = system.bandwidth_hz
@@ -200,7 +212,9 @@ def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]
     # equal one keeps every number finite.
     unreachable = ~np.isfinite(x)[..., None]
     bandwidth = np.where(unreachable, total / np.maximum(uploads.sum(axis=-1, keepdims=True), 1), bandwidth)
-    deadline = np.where(anyone, x, 0.0)
+    # Users off the uplink only draft: the round waits for them too (the floor includes them).
+    free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
+    deadline = np.maximum(np.where(anyone, x, 0.0), free)
     return deadline.reshape(batch), np.where(uploads, bandwidth, 0.0).reshape(batch + (system.users,))
 
 
