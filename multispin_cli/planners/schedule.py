@@ -2,7 +2,7 @@
 
 Serving engines that read a draft length per batch size (vLLM's Dynamic Speculative Decoding,
 TensorRT-LLM's ``draft_len_schedule``) change one common length as the load changes, which is the
-homogeneous problem of MODEL.md 3 solved once per batch size B. Each B is planned with
+homogeneous problem of docs/model.md 3 solved once per batch size B. Each B is planned with
 :func:`~multispin_cli.planners.homogeneous.plan_homogeneous`, so the schedule matches the homogeneous planner
 at every batch size by construction.
 
