@@ -397,8 +397,19 @@ def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read, validate and convert a deployment profile (SI units inside)."""
-    path = Path(path)
+    """Read, validate and convert a deployment profile (SI units inside).
+
+    ``path`` is a TOML file, or the name of a shipped profile when no such file exists
+    (:func:`~multispin_cli.documents.catalog.resolve_profile`); the result keeps the name as given."""
+    from multispin_cli.documents.catalog import resolve_profile, shipped_profiles
+
+    given = Path(path)
+    path = resolve_profile(given)
+    if not path.exists() and len(given.parts) == 1 and not given.suffix:
+        hint = difflib.get_close_matches(given.name, list(shipped_profiles()), n=1, cutoff=0.5)
+        more = f"did you mean {hint[0]}? " if hint else ""
+        raise ProfileError(f"no such file, and no shipped profile of that name ({more}`multispin profiles` "
+                           "lists them)", path=given)
     data = read_toml(path)
     for name in data:
         if name not in SCHEMA:
@@ -470,4 +481,4 @@ def load_profile(path: str | Path) -> Profile:
         batching=system.get("batching"),
     )
     label = system.get("name") or path.stem
-    return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)
+    return Profile(str(given), label, sys_obj, target, target_model, tuple(infos), payload_kind)

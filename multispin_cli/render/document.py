@@ -68,6 +68,7 @@ def _users(profile: Profile, plan: Plan) -> list[dict]:
         }
         if profile.users[k].draft_model:
             row["draft_model"] = profile.users[k].draft_model
+        row["device"] = profile.users[k].device
         rows.append(row)
     return rows
 
