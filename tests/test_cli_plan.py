@@ -112,7 +112,7 @@ def test_output_into_a_missing_folder_is_a_clear_error(write_profile, tmp_path):
         (["plan", "x.toml", "--format", "yaml"], "multispin: error: --format: 'yaml' is not one of"),
         (["plan", "x.toml", "--rows", "-1"], "multispin: error: --rows: "),
         (["plna"], "multispin: error: No such command"),
-        (["export", "p.toml", "-e", "tgi"], "multispin: error: --engine: 'tgi' is not one of 'vllm'"),
+        (["schedule", "x.toml", "-m", "both"], "multispin: error: No such option: -m"),
         (["export", "p.toml"], "multispin: error: --engine: missing option"),
     ],
 )
