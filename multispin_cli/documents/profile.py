@@ -179,6 +179,8 @@ class _Checker:
                 hint = difflib.get_close_matches(name, list(self.keys), n=1)
                 more = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(self.keys)}"
                 raise ProfileError(f"unknown key{more}", path=path, key=self.key(name))
+        for name, value in table.items():  # every given key, even one this cell does not use
+            self._check(self.keys[name], value)
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name

@@ -30,6 +30,18 @@ def num(value: float) -> float:
     return float(f"{value:.10g}")
 
 
+def shares_mhz(bandwidth_hz: np.ndarray, total_hz: float) -> list[float]:
+    """Each user's share in MHz, rounded like every number, such that a split of the whole band still
+    sums to the band: the rounding residue goes to the largest share (20 MHz, not 20.000000002)."""
+    shares = [num(w / MHZ) for w in bandwidth_hz]
+    total = num(total_hz / MHZ)
+    if shares and math.isclose(float(np.sum(bandwidth_hz)), total_hz, rel_tol=1e-9):
+        big = int(np.argmax(bandwidth_hz))
+        rest = math.fsum(s for i, s in enumerate(shares) if i != big)
+        shares[big] = total - rest  # not rounded again: that would bring the residue back
+    return shares
+
+
 def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> dict:
     ev = plan.evaluation
     section: dict = {}
@@ -56,12 +68,13 @@ def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> d
 def _users(profile: Profile, plan: Plan) -> list[dict]:
     ev = plan.evaluation
     rate = ev.user_tokens_per_s
+    shares = shares_mhz(ev.bandwidth_hz, profile.system.bandwidth_hz)
     rows = []
     for k, name in enumerate(profile.system.names):
         row = {
             "name": name,
             "draft_length": int(ev.draft_lengths[k]),
-            "bandwidth_mhz": num(ev.bandwidth_hz[k] / MHZ),
+            "bandwidth_mhz": shares[k],
             "tokens_per_round": num(ev.tokens_per_round[k]),
             "tokens_per_s": num(rate[k]),
             "draft_upload_ms": num(ev.phase_s[k] / MS),

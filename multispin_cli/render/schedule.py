@@ -9,7 +9,7 @@ from multispin_cli import __version__
 from multispin_cli.render.export import batch_ranges, trtllm_schedule, vllm_schedule, DRAFT_PLACEHOLDER
 from multispin_cli.documents.profile import Profile
 from multispin_cli.render.document import cell_header, num
-from multispin_cli.render.tables import new_table, pct
+from multispin_cli.render.tables import new_table, pct, target_label
 from multispin_cli.planners.schedule import Schedule
 from multispin_cli.model.units import MHZ, MS
 
@@ -72,8 +72,9 @@ def schedule_view(profile: Profile, schedule: Schedule) -> Group:
     head = Text.assemble(
         (profile.name, "bold"),
         f": draft length by batch size; {system.bandwidth_hz / MHZ:g} MHz uplink shared by the batch, "
-        f"users drawn evenly from the profile's {system.users}, target {profile.target}, "
-        f"L_max {system.max_draft_length}",
+        f"users drawn evenly from the profile's {system.users}, "
+        + (f"{target_label(profile)}, " if target_label(profile) else "")
+        + f"L_max {system.max_draft_length}",
     )
     table = new_table("Schedule")
     table.add_column("batch\nsize", justify="right")
