@@ -61,7 +61,7 @@ def schedule(
         if eng is not None:
             from multispin_cli.render.export import export_schedule
 
-            exported = export_schedule(sizes, result.draft_lengths.tolist(), eng,
+            exported = export_schedule(sizes, result.scheduled_lengths.tolist(), eng,
                                        draft_model=common_draft_model(loaded), label=loaded.name)
             for note in exported.notes:
                 warn(note)

@@ -145,7 +145,7 @@ def schedule_figure(profile, schedule):
     FigureCanvasAgg(fig)
     ax, ax_g = fig.subplots(2, 1, sharex=True)
     b = schedule.batch_sizes
-    ax.step(b, schedule.draft_lengths, where="pre", color="tab:blue")  # (b_{i-1}, b_i] runs L(b_i), as exported
+    ax.step(b, schedule.scheduled_lengths, where="pre", color="tab:blue")  # (b_{i-1}, b_i] runs L(b_i), as exported
     ax.plot(b, schedule.draft_lengths, "o", color="tab:blue", label="optimal common draft length")
     if schedule.stops_at is not None:
         ax.axvline(schedule.stops_at, color="tab:red", linestyle="--", linewidth=1,
