@@ -55,6 +55,8 @@ def test_identical_users_fold_and_rows_caps(write_profile):
     assert "laptop-rtx-1..4" in out and "phone-1..4" in out
     capped = invoke("plan", "campus-32-mixed", "--rows", "2", env={"COLUMNS": "80"}).stdout
     assert "3 more rows" in capped and "--rows 0 shows all" in capped
+    assert "workstation-1..4" in capped  # a folded row's label is not broken
+    assert "…" not in capped  # per-position acceptance reads first..last, not cut
 
 
 def test_headline_counts_and_target_label(write_profile):
@@ -75,3 +77,13 @@ def test_document_shares_sum_to_the_band(name):
         if total > 0:
             assert math.isclose(total, band_mhz, rel_tol=1e-14), total
         assert all("device" in u for u in users)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("name", ["campus-32-mixed", "qwen3-l4-laptops-phones", "narrowband-64-handhelds",
+                                  "llama2-a100-phones-jetsons"])
+def test_shipped_profiles_fit(name, width):
+    out = invoke("plan", name, "--rows", "0", env={"COLUMNS": str(width)}).stdout
+    assert "…" not in out
+    assert all(len(line) <= width and line == line.rstrip() for line in out.splitlines())
+    assert out.split("Users")[1].splitlines()[3].endswith("tok/s"), "the last column is cut"

@@ -448,7 +448,8 @@ def load_profile(path: str | Path) -> Profile:
             acc_label = f"{alpha:.3g}"
         else:
             alpha = dev.get("acceptance_by_position")
-            acc_label = ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
+            # first..last position, like a range of draft lengths ("0.92..0.62"); one value alone
+            acc_label = f"{alpha[0]:.2f}" if len(alpha) == 1 else f"{alpha[0]:.2f}..{alpha[-1]:.2f}"
         draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
         overhead_ms = dev.get("draft_overhead_ms")
         channel, channel_label = _device_channel(dev, system)

@@ -171,19 +171,37 @@ def _user_label(names: tuple[str, ...], first: int, count: int) -> str:
     return f"{a}..{b} ({count})"
 
 
-def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT_ROWS, width: int = 80) -> Table:
+def _min_width(table: Table) -> int:
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).minimum
+
+
+def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT_ROWS, width: int = 80,
+                bars: bool = True) -> Table:
     """Per user (identical neighbours folded into one row): inputs, then each plan's choice.
 
     With two plans side by side in fewer than 100 columns the channel column gives way to the
-    bandwidth bars.
+    bandwidth bars, and the bars give way too when the numbers would not fit otherwise.
     """
+    if bars:
+        table = users_table(profile, report, max_rows=max_rows, width=width, bars=False)
+        with_bars = _users_table(profile, report, max_rows=max_rows, width=width, bars=True)
+        return with_bars if _min_width(with_bars) <= width else table
+    return _users_table(profile, report, max_rows=max_rows, width=width, bars=False)
+
+
+def _users_table(profile: Profile, report: PlanReport, *, max_rows: int, width: int, bars: bool) -> Table:
     system = profile.system
     plans = report.plans
     last = plans[-1]
     channel = len(plans) == 1 or width >= 100
     table = new_table("Users")
     tag = (lambda plan: f"{plan.name[:3]}\n") if len(plans) > 1 else (lambda plan: "\n")
-    table.add_column("\nuser", overflow="fold")
+    labels = [_user_label(system.names, r.first, r.count) for r in _groups(profile, plans)]
+    table.add_column("\nuser", overflow="fold", min_width=min(20, max(map(len, labels), default=4)))
     table.add_column("\naccept", justify="right", overflow="fold")
     table.add_column("draft\nms/tok", justify="right")
     if channel:
@@ -191,7 +209,8 @@ def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT
     for plan in plans:
         table.add_column(f"{tag(plan)}L", justify="right")
         table.add_column(f"{tag(plan)}band", justify="right")
-    table.add_column(f"{tag(last)}share", no_wrap=True)
+    if bars:
+        table.add_column(f"{tag(last)}share", no_wrap=True)
     if len(plans) == 1:
         table.add_column("tokens\n/round", justify="right")
     table.add_column(f"{tag(last)}tok/s", justify="right")
@@ -208,21 +227,22 @@ def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT
             ev = plan.evaluation
             cells += [str(int(ev.draft_lengths[k])), band(ev.bandwidth_hz[k])]
         ev = last.evaluation
-        cells.append(_bar(ev.bandwidth_hz[k] / widest))
+        if bars:
+            cells.append(_bar(ev.bandwidth_hz[k] / widest))
         if len(plans) == 1:
             cells.append(f"{ev.tokens_per_round[k]:.3f}")
         cells.append(f"{ev.user_tokens_per_s[k]:.2f}")
         table.add_row(*cells)
     text_columns = {0, 1, 3} if channel else {0, 1}
-    share_column = next(i for i, c in enumerate(table.columns) if str(c.header).endswith("share"))
-    fit_numbers(table, set(range(len(table.columns))) - text_columns - {share_column})
+    share_column = {i for i, c in enumerate(table.columns) if str(c.header).endswith("share")}
+    fit_numbers(table, set(range(len(table.columns))) - text_columns - share_column)
     notes = []
-    notes.append("band: each user's share of the uplink; share: the same as bars, scaled to the largest")
+    notes.append("band: each user's part of the uplink" + (f"; share: the {last.name} band as bars" if bars else ""))
     if len(shown) < len(groups):
         hidden = sum(r.count for r in groups[len(shown):])
         notes.append(f"{len(groups) - len(shown)} more rows ({hidden} users) not shown: --rows 0 shows all")
     if notes:
-        table.caption = "; ".join(notes)
+        table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
 
