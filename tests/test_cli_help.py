@@ -145,3 +145,16 @@ def test_bare_multispin_prints_help_once():
 def test_shell_completion_is_offered():
     text = _help()
     assert "--install-completion" in text and "--show-completion" in text
+
+
+def test_old_spellings_still_work(tmp_path):
+    """Renamed options keep their old spelling as a hidden alias (listed in the CHANGELOG)."""
+    plan = tmp_path / "plan.toml"
+    assert CliRunner().invoke(app, ["plan", "qwen3-l4-laptops-phones", "-f", "toml", "-o", str(plan)]).exit_code == 0
+    new = CliRunner().invoke(app, ["export", str(plan), "-e", "vllm", "--mode", "homogeneous"])
+    for old in (["--plan", "homogeneous"], ["-p", "homogeneous"]):
+        result = CliRunner().invoke(app, ["export", str(plan), "-e", "vllm", *old])
+        assert result.exit_code == 0 and result.stdout == new.stdout
+    counters = ["calibrate", "--drafts", "100", "--accepted-tokens", "250", "-f", "json"]
+    assert (CliRunner().invoke(app, [*counters, "-L", "5"]).stdout
+            == CliRunner().invoke(app, [*counters, "--draft-length", "5"]).stdout != "")

@@ -106,8 +106,11 @@ def plan_figure(profile, report):
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"{profile.name}: {system.users} users, {system.bandwidth_hz / MHZ:g} MHz uplink, "
-                 f"target {profile.target}")
+    from multispin_cli.render.tables import plural, target_label
+
+    label = target_label(profile)
+    ax.set_title(f"{profile.name}: {plural(system.users, 'user')}, {system.bandwidth_hz / MHZ:g} MHz uplink"
+                 + (f", {label}" if label else ""))
 
     x = np.arange(system.users)
     width = 0.8 / len(plans)
