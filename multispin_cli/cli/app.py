@@ -25,9 +25,10 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _plain_arguments() -> None:
-    """Name a positional argument by its metavar alone: `multispin plan [OPTIONS] PROFILE`, not
-    `{PROFILE}` with a `<path>` type beside it (typer's default). Skipped if typer changes shape."""
+def _plain_help() -> None:
+    """Plain help text: a positional argument is named by its metavar alone (`multispin plan
+    [OPTIONS] PROFILE`, not typer's `{PROFILE}` with a `<path>` type beside it), and text wraps at
+    spaces only. Each patch is skipped if typer changes shape (tests/test_cli_help.py notices)."""
     from typer.core import TyperArgument
 
     display_type, usage_name = (getattr(TyperArgument, n, None) for n in ("display_type_rich", "_usage_display_name"))
@@ -58,7 +59,7 @@ def _plain_arguments() -> None:
     TextWrapper.__init__ = no_hyphen_breaks
 
 
-_plain_arguments()
+_plain_help()
 
 
 def _usage_message(exc: TyperException) -> str:
