@@ -10,6 +10,7 @@ import re
 import pytest
 
 from builders import invoke
+from multispin_cli.documents.catalog import shipped_profiles
 from multispin_cli.render.tables import band
 
 
@@ -80,8 +81,7 @@ def test_document_shares_sum_to_the_band(name):
 
 
 @pytest.mark.parametrize("width", [80, 120])
-@pytest.mark.parametrize("name", ["campus-32-mixed", "qwen3-l4-laptops-phones", "narrowband-64-handhelds",
-                                  "llama2-a100-phones-jetsons"])
+@pytest.mark.parametrize("name", sorted(shipped_profiles()))
 def test_shipped_profiles_fit(name, width):
     out = invoke("plan", name, "--rows", "0", env={"COLUMNS": str(width)}).stdout
     assert "…" not in out

@@ -407,7 +407,7 @@ def load_profile(path: str | Path) -> Profile:
 
     given = Path(path)
     path = resolve_profile(given)
-    if not path.exists() and len(given.parts) == 1 and not given.suffix:
+    if not path.exists() and len(given.parts) == 1 and given.suffix != ".toml":
         hint = difflib.get_close_matches(given.name, list(shipped_profiles()), n=1, cutoff=0.5)
         more = f"did you mean {hint[0]}? " if hint else ""
         raise ProfileError(f"no such file, and no shipped profile of that name ({more}`multispin profiles` "
