@@ -188,3 +188,11 @@ def test_schema_and_loader_reject_a_wrong_type_or_choice(table, key, tmp_path):
     with pytest.raises(ProfileError) as err:
         load_profile(path)
     assert key in str(err.value)
+
+
+@pytest.mark.parametrize("command", [["sweep", "--set", "system.bandwidth_mhz=5,10", "--workers", "1"],
+                                     ["capacity", "--min-bandwidth-for-goodput", "100"]])
+def test_sweep_and_capacity_take_names_too(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(command[0], "qwen3-l4-laptops-phones", *command[1:])
+    assert result.exit_code == 0, result.stderr

@@ -8,6 +8,7 @@ profile reference is written from it. Loading converts to SI units. Any problem 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import tomllib
@@ -465,7 +466,14 @@ def load_profile(path: str | Path) -> Profile:
         more = f"did you mean {hint[0]}? " if hint else ""
         raise ProfileError(f"no such file, and no shipped profile of that name ({more}`multispin profiles` "
                            "lists them)", path=given)
-    data = read_toml(path)
+    profile = profile_from_data(read_toml(path), path)
+    return profile if path == given else dataclasses.replace(profile, path=str(given))
+
+
+def profile_from_data(data: dict, path: str | Path) -> Profile:
+    """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    path = Path(path)
     for name in data:
         if name not in SCHEMA:
             hint = difflib.get_close_matches(name, list(SCHEMA), n=1)
@@ -548,4 +556,4 @@ def load_profile(path: str | Path) -> Profile:
         min_resource_blocks=None if blocks is None else np.concatenate(min_blocks).astype(int),
     )
     label = system.get("name") or path.stem
-    return Profile(str(given), label, sys_obj, target, target_model, tuple(infos), payload_kind)
+    return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)
