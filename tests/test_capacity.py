@@ -112,9 +112,6 @@ def test_unmeetable_or_malformed_questions_exit_2_in_one_line(write_profile, arg
     assert_one_line_error(invoke("capacity", write_profile(), *args), needle)
 
 
-# Probing a few blocks for many users trips RuntimeWarnings inside the resource-block planner
-# (planners/resource_blocks.py, NaN finish times of users without a block); they do not change the plans.
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_bandwidth_search_counts_whole_blocks_when_the_profile_has_them(tmp_path):
     from multispin_cli.documents.catalog import profiles_dir
 

@@ -112,10 +112,11 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
 
     def bisect(lo, hi, open_, rel):
         for _ in range(_BISECTIONS):
-            open_ = open_ & (hi - lo > rel * hi)
-            if not open_.any():
-                break
-            mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            with np.errstate(invalid="ignore"):  # a plan no split can run has lo = hi = inf
+                open_ = open_ & (hi - lo > rel * hi)
+                if not open_.any():
+                    break
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
             feasible = fits_by(mid)
             hi = np.where(open_ & feasible, mid, hi)
             lo = np.where(open_ & ~feasible, mid, lo)
@@ -172,7 +173,8 @@ def spend_leftover(system: System, lengths, bandwidth_hz) -> np.ndarray:
     own = blocks[users.user]
     extra = np.arange(left + 1)
     finish = np.stack([users.finish((own + j) * block) for j in extra], axis=1)  # (m, left + 1)
-    gain = np.minimum.accumulate(finish[:, :-1] - finish[:, 1:], axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf where a user cannot finish on any count
+        gain = np.nan_to_num(np.minimum.accumulate(finish[:, :-1] - finish[:, 1:], axis=1), nan=-np.inf)
     order = np.argsort(-gain, axis=None, kind="stable")[:left]
     order = order[gain.ravel()[order] > 0]
     counts = np.bincount(order // left, minlength=users.user.size)
