@@ -226,7 +226,9 @@ def test_tokens_per_round_stay_within_one_and_l_plus_one(users, length, alpha, s
                            overhead_ms=(0,) * users, max_len=6)
     lengths, bandwidth = fixed(system, length)
     result = simulate_plan(system, lengths, bandwidth, SimulationOptions(rounds=50, seed=seed, fading="rayleigh"))
-    assert np.all(result.user_tokens_per_round >= 1) and np.all(result.user_tokens_per_round <= length + 1)
+    # Means of 50 rounds: a user who never gets a draft accepted averages 1 to rounding (1 - 1e-16).
+    tokens = result.user_tokens_per_round
+    assert np.all(tokens >= 1 - 1e-12) and np.all(tokens <= length + 1 + 1e-12)
     low, high = result.ci95_tokens_per_s
     assert 0 <= low <= result.goodput_tokens_per_s <= high
 
