@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import Format, FormatOpt, Mode, OutputOpt, ProfileArg, RowsOpt, SeedOpt
 
 MAX_ROUNDS = 10_000_000  # as multispin_cli.analysis.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
 PROGRESS_ELEMENTS = 20_000_000  # rounds x users x plans above which a terminal gets a progress bar
@@ -24,36 +25,34 @@ class Fading(str, enum.Enum):
     rayleigh = "rayleigh"
 
 
-@app.command()
+@app.command(short_help="Monte Carlo check of a plan against its prediction.")
 def simulate(
-    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
+    profile: ProfileArg,
     plan_file: Annotated[
         Optional[Path],
-        typer.Option("--plan", "-p", help="Simulate the plan(s) in this file (from `multispin plan --format "
-                     "toml|json`) instead of planning the profile.", show_default=False),
+        typer.Option("--plan", "-p", metavar="PLAN", help="Simulate the plans of this plan file (from multispin "
+                     "plan --format toml|json) instead of planning the profile.", show_default=False),
     ] = None,
     mode: Annotated[
         Optional[Mode],
         typer.Option("--mode", "-m", help="Plans to compute and simulate: homogeneous, heterogeneous, or both "
                      "(the default). Not with --plan.", show_default=False),
     ] = None,
-    rounds: Annotated[int, typer.Option("--rounds", "-n", help="Rounds simulated per plan.", min=1,
+    rounds: Annotated[int, typer.Option("--rounds", "-n", metavar="N", help="Rounds simulated per plan.", min=1,
                                         max=MAX_ROUNDS)] = 20_000,
-    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed: the same seed gives the same numbers.",
-                                      min=0)] = 0,
+    seed: SeedOpt = 0,
     fading: Annotated[Fading, typer.Option("--fading", help="none, or rayleigh: each round every user's SNR is "
                                            "scaled by an Exp(1) draw.")] = Fading.none,
     draft_jitter: Annotated[
         float,
-        typer.Option("--draft-jitter", help="Draft-time jitter: the device time is multiplied by a lognormal "
-                     "draw with mean 1 and this standard deviation (0.1 = 10%; at most 10).", min=0.0, max=10.0),
+        typer.Option("--draft-jitter", metavar="F", help="Draft-time jitter: the device time is multiplied by a "
+                     "lognormal draw with mean 1 and this standard deviation (0.1 = 10%; at most 10).", min=0.0,
+                     max=10.0),
     ] = 0.0,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Simulate the baselines too.")] = True,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
-    ] = None,
-    rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    rows: RowsOpt = 40,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():

@@ -34,6 +34,14 @@ class PlannedUser:
     bandwidth_mhz: float
     tokens_per_s: float
     draft_model: str | None = None
+    device: str | None = None  # the [[devices]] group (plan files before 0.2 do not say)
+
+    def in_device(self, group: str) -> bool:
+        """Whether this user belongs to the [[devices]] entry ``group`` (name, or name-1 .. name-N)."""
+        if self.device is not None:
+            return self.device == group
+        head, _, tail = self.name.rpartition("-")
+        return self.name == group or (head == group and tail.isdigit())
 
 
 @dataclass(frozen=True)
@@ -100,10 +108,10 @@ SECTION_KEYS = ("draft_length", "goodput_tokens_per_s", "round_ms", "draft_uploa
                 "mean_draft_length", "needed_bandwidth_mhz", "spare_bandwidth_mhz", "needed_resource_blocks",
                 "upper_bound_tokens_per_s", "gap_to_upper_bound_percent", "gain_percent", "users")
 USER_KEYS = ("name", "draft_length", "bandwidth_mhz", "tokens_per_round", "tokens_per_s", "draft_upload_ms",
-             "needed_bandwidth_mhz", "resource_blocks", "needed_resource_blocks", "draft_model")
+             "needed_bandwidth_mhz", "resource_blocks", "needed_resource_blocks", "draft_model", "device")
 BASELINE_KEYS = ("goodput_tokens_per_s", "draft_length", "round_ms", "feasible", "note")
 TEXT_KEYS = ("profile", "name", "mode", "batching", "target", "target_model", "rate_model", "multispin_version",
-             "draft_model", "note")
+             "draft_model", "device", "note")
 
 
 def _known(table: dict, keys: tuple[str, ...], path: Path, where: str) -> None:
@@ -203,6 +211,7 @@ def load_plan_file(path: str | Path) -> PlanFile:
                     bandwidth_mhz=float(_get(row, "bandwidth_mhz", (int, float), path, where)),
                     tokens_per_s=float(_get(row, "tokens_per_s", (int, float), path, where)),
                     draft_model=row.get("draft_model"),
+                    device=row.get("device") if isinstance(row.get("device"), str) else None,
                 )
             )
             if users[-1].draft_length < 0 or users[-1].bandwidth_mhz < 0:
