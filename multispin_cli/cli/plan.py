@@ -25,6 +25,9 @@ def plan(
     plot: Annotated[
         Optional[Path], typer.Option("--plot", help="Also plot goodput vs draft length and per-user bars (.png/.svg).")
     ] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Fading draws for the adaptive plan (profiles with "
+                                         "fading only).")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the fading draws.")] = 0,
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():
@@ -38,8 +41,14 @@ def plan(
             from multispin_cli.render.plotting import check_plot_target
 
             check_plot_target(plot)
+        from multispin_cli.errors import InputError
+
+        if samples < 1:
+            raise InputError(f"must be a positive integer, got {samples}", key="--samples")
+        if seed < 0:
+            raise InputError(f"must be a non-negative integer, got {seed}", key="--seed")
         loaded = load_profile(profile)
-        report = plan_report(loaded.system, mode=mode.value)
+        report = plan_report(loaded.system, mode=mode.value, samples=samples, seed=seed)
         for line in verify_table_warnings(loaded.system, report):
             warn(line)
         if fmt is Format.table:
@@ -51,6 +60,12 @@ def plan(
             view = plan_view(
                 loaded, report, insights=explain(loaded.system, report.plans), max_rows=rows, width=width
             )
+            if report.adaptive is not None:
+                from rich.console import Group
+
+                from multispin_cli.render.adaptive import adaptive_view
+
+                view = Group(view, adaptive_view(loaded, report.adaptive, max_rows=rows))
             if console is not None:
                 console.print(view)
             else:

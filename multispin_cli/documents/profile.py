@@ -19,6 +19,7 @@ import numpy as np
 
 from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
+from multispin_cli.model.fading import FADING_KINDS, Fading
 from multispin_cli.errors import ProfileError
 from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
 from multispin_cli.model.system import System
@@ -60,6 +61,17 @@ SYSTEM_KEYS = (
     Key("carrier_ghz", "float", 3.5, "Carrier frequency, for path loss from `distance_m`.", "GHz", above=0),
     Key("path_loss_exponent", "float", 3.0, "Log-distance path-loss exponent n for `distance_m`: "
         "PL(d) = FSPL(1 m) + 10 n log10(d / 1 m).", low=1.0, high=8.0),
+    Key("fading", "choice", "none", "Uplink fading: `none` (a channel that never changes), `rayleigh` or "
+        "`rician`: every round each user's SNR is scaled by a random power gain of mean 1.",
+        choices=FADING_KINDS),
+    Key("rician_k_db", "float", None, "Rician K factor (line-of-sight over scattered power), only with "
+        "fading = `rician`.", "dB", low=-30.0, high=40.0),
+    Key("shadowing_db", "float", 0.0, "Log-normal shadowing on top of the fading: standard deviation of the "
+        "SNR in dB (median 0 dB).", "dB", low=0.0, high=20.0),
+    Key("coherence_ms", "float", 0.0, "Coherence time T_c: consecutive rounds' gains are correlated by "
+        "exp(-T / T_c), T the round time (0 = independent every round).", "ms", low=0.0),
+    Key("csi_delay_ms", "float", 0.0, "Age of the channel state a per-round decision uses: the upload sees a "
+        "gain correlated by exp(-delay / T_c) with it.", "ms", low=0.0),
 )
 
 PAYLOAD_KEYS = (
@@ -110,6 +122,10 @@ DEVICE_KEYS = (
         "(N0 W)).", "dBm"),
     Key("path_loss_db", "float", None, "Path loss 1/g for `tx_power_dbm`.", "dB", low=0),
     Key("distance_m", "float", None, "Distance to the base station, instead of `path_loss_db`.", "m", above=0),
+    Key("fading", "choice", None, "This device's fading, instead of the [system] one.", choices=FADING_KINDS),
+    Key("rician_k_db", "float", None, "This device's Rician K factor (with fading = `rician`).", "dB",
+        low=-30.0, high=40.0),
+    Key("shadowing_db", "float", None, "This device's shadowing standard deviation.", "dB", low=0.0, high=20.0),
 )
 
 TABLES = {"system": SYSTEM_KEYS, "payload": PAYLOAD_KEYS, "server": SERVER_KEYS}
@@ -396,6 +412,38 @@ def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
     return Channel.power_limited_users(q), label
 
 
+def _fading_defaults(system: _Checker) -> tuple[str, float | None, float]:
+    kind = system.get("fading")
+    k_db = system.get("rician_k_db")
+    if k_db is not None and kind != "rician":
+        system.fail("rician_k_db", f'only used with fading = "rician" (fading is "{kind}")')
+    return kind, k_db, system.get("shadowing_db")
+
+
+def _device_fading(dev: _Checker, kind: str, k_db: float | None, shadow: float) -> tuple[bool, float, float]:
+    """(fades, linear K factor, shadowing dB) of one device entry, over the [system] defaults."""
+    own = dev.get("fading")
+    if dev.has("rician_k_db") and (own or kind) != "rician":
+        dev.fail("rician_k_db", f'only used with fading = "rician" (fading is "{own or kind}")')
+    kind = own or kind
+    k_db = dev.get("rician_k_db") if dev.has("rician_k_db") else k_db
+    shadow = dev.get("shadowing_db") if dev.has("shadowing_db") else shadow
+    if kind == "rician" and k_db is None:
+        dev.fail("rician_k_db", 'missing (required with fading = "rician", here or in [system])')
+    k_lin = 10.0 ** (k_db / 10.0) if kind == "rician" else 0.0
+    return kind != "none", k_lin, shadow
+
+
+def _fading(system: _Checker, rows: list[tuple[int, bool, float, float]]) -> Fading | None:
+    """The cell's fading, or None where no user's channel varies (the static model, unchanged)."""
+    if not any(fades or shadow > 0 for _, fades, _, shadow in rows):
+        return None
+    counts = [r[0] for r in rows]
+    return Fading(np.repeat([r[1] for r in rows], counts), np.repeat([r[2] for r in rows], counts),
+                  np.repeat([r[3] for r in rows], counts), system.get("coherence_ms") * MS,
+                  system.get("csi_delay_ms") * MS)
+
+
 def load_profile(path: str | Path) -> Profile:
     """Read, validate and convert a deployment profile (SI units inside)."""
     path = Path(path)
@@ -418,6 +466,8 @@ def load_profile(path: str | Path) -> Profile:
     if not isinstance(devices, list) or not devices:
         raise ProfileError("must be a non-empty array of tables ([[devices]])", path=path, key="devices")
 
+    fade_kind, fade_k_db, fade_shadow = _fading_defaults(system)
+    fade_rows: list[tuple[int, bool, float, float]] = []
     names: list[str] = []
     acceptance: list[float | list[float]] = []
     tau, overhead, channels, infos = [], [], [], []
@@ -447,6 +497,7 @@ def load_profile(path: str | Path) -> Profile:
         overhead.append(np.full(count, overhead_ms * MS))
         channels.append(Channel.concat([channel] * count) if count > 1 else channel)
         infos += [info] * count
+        fade_rows.append((count, *_device_fading(dev, fade_kind, fade_k_db, fade_shadow)))
 
     seen: set[str] = set()
     for name in names:
@@ -468,6 +519,7 @@ def load_profile(path: str | Path) -> Profile:
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
+        fading=_fading(system, fade_rows),
     )
     label = system.get("name") or path.stem
     return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)

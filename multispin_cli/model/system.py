@@ -10,6 +10,7 @@ import numpy as np
 
 from multispin_cli.model.acceptance import expected_tokens
 from multispin_cli.model.channel import Channel
+from multispin_cli.model.fading import Fading
 from multispin_cli.model.verifier import VerifyTime
 
 Batching = Literal["ragged", "padded"]
@@ -35,6 +36,12 @@ class System:
     verify: VerifyTime
     downlink_s: float = 0.0
     batching: Batching = "ragged"
+    fading: Fading | None = None  # None: a channel that never changes
+
+    @property
+    def fades(self) -> bool:
+        """Whether any user's channel varies from round to round."""
+        return self.fading is not None and self.fading.active
 
     @property
     def users(self) -> int:
@@ -56,6 +63,7 @@ class System:
             draft_s_per_token=self.draft_s_per_token[index],
             draft_overhead_s=self.draft_overhead_s[index],
             channel=self.channel.take(index),
+            fading=None if self.fading is None else self.fading.take(index),
         )
 
     def with_bandwidth(self, bandwidth_hz: float) -> "System":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
 from multispin_cli.planners.baselines import all_baselines
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
@@ -27,6 +28,7 @@ class PlanReport:
     homogeneous: Plan | None
     heterogeneous: Plan | None
     baselines: dict[str, Plan]
+    adaptive: AdaptivePlan | None = None  # only for a fading cell
 
     @property
     def plans(self) -> list[Plan]:
@@ -34,8 +36,12 @@ class PlanReport:
         return [p for p in (self.homogeneous, self.heterogeneous) if p is not None]
 
 
-def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
-    """Plan the cell in the given mode and evaluate the baselines beside it."""
+def plan_report(system: System, *, mode: Mode = "both", samples: int = DEFAULT_SAMPLES, seed: int = 0) -> PlanReport:
+    """Plan the cell in the given mode and evaluate the baselines beside it.
+
+    For a cell whose channel fades, also solve the adaptive rule (``samples`` fading draws from
+    ``seed``), starting from the homogeneous and heterogeneous plans.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     baselines = all_baselines(system)
@@ -43,10 +49,14 @@ def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
     heterogeneous = None
     if mode in ("heterogeneous", "both"):
         heterogeneous = plan_heterogeneous(system, start=homogeneous)
+    adaptive = None
+    if system.fades:
+        starts = [p for p in (homogeneous, heterogeneous) if p is not None]
+        adaptive = plan_adaptive(system, starts, system.fading, samples=samples, seed=seed)
     if mode == "heterogeneous":
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None
-    return PlanReport(mode, homogeneous, heterogeneous, baselines)
+    return PlanReport(mode, homogeneous, heterogeneous, baselines, adaptive)
 
 
 def verify_table_warnings(system: System, report: PlanReport) -> list[str]:
