@@ -24,6 +24,15 @@ class Fading(str, enum.Enum):
     rayleigh = "rayleigh"
 
 
+class Policy(str, enum.Enum):
+    """Per-round control policy on a fading uplink."""
+
+    static = "static"
+    adaptive_split = "adaptive-split"
+    adaptive = "adaptive"
+    oracle = "oracle"
+
+
 @app.command()
 def simulate(
     profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
@@ -41,8 +50,12 @@ def simulate(
                                         max=MAX_ROUNDS)] = 20_000,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed: the same seed gives the same numbers.",
                                       min=0)] = 0,
-    fading: Annotated[Fading, typer.Option("--fading", help="none, or rayleigh: each round every user's SNR is "
-                                           "scaled by an Exp(1) draw.")] = Fading.none,
+    fading: Annotated[Optional[Fading], typer.Option("--fading", help="Override the profile's fading kind for "
+                                                     "every user: none, or rayleigh (SNR scaled by an Exp(1) draw "
+                                                     "each round).", show_default=False)] = None,
+    policy: Annotated[Optional[Policy], typer.Option("--policy", help="Per-round control on a fading uplink; "
+                                                     "default: each plan under its own policy.",
+                                                     show_default=False)] = None,
     draft_jitter: Annotated[
         float,
         typer.Option("--draft-jitter", help="Draft-time jitter: the device time is multiplied by a lognormal "
@@ -54,6 +67,8 @@ def simulate(
         Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
     ] = None,
     rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
+    samples: Annotated[int, typer.Option("--samples", help="Fading draws when planning the adaptive plan.",
+                                         min=1)] = 2000,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():
@@ -69,9 +84,18 @@ def simulate(
             raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")
         if not math.isfinite(draft_jitter):
             raise InputError(f"must be a finite fraction >= 0, got {draft_jitter}", key="--draft-jitter")
-        options = SimulationOptions(rounds=rounds, seed=seed, fading=fading.value, draft_jitter=draft_jitter)
+        options = SimulationOptions(rounds=rounds, seed=seed, fading="profile" if fading is None else fading.value,
+                                    draft_jitter=draft_jitter)
         loaded = load_profile(profile)
         system = loaded.system
+        faded = options.fading_of(system)
+        if faded.active:
+            from dataclasses import replace
+
+            system = replace(system, fading=faded)
+        elif policy is not None and policy.value in ("adaptive", "oracle"):
+            raise InputError(f"needs a fading channel (set [system] fading in the profile, or --fading rayleigh), "
+                             f"got policy {policy.value!r} on a static one", key="--policy")
         if plan_file is not None:
             from multispin_cli.planners.baselines import all_baselines
             from multispin_cli.planners.homogeneous import plan_homogeneous
@@ -91,15 +115,29 @@ def simulate(
             from multispin_cli.planners.report import plan_report
 
             chosen = (mode or Mode.both).value
-            report = plan_report(system, mode=chosen)
-            plans = report.plans
+            report = plan_report(system, mode=chosen, samples=samples, seed=seed)
+            plans = report.plans + ([report.adaptive] if report.adaptive is not None else [])
             others = report.baselines if baselines else {}
             source = "the homogeneous and heterogeneous plans" if chosen == "both" else f"the {chosen} plan"
 
-        total = rounds * (len(plans) + len(others))
-        with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
-            results = simulate_plans(system, plans, options, kind="plan", progress=advance)
-            results += simulate_plans(system, others, options, kind="baseline", progress=advance)
+        if faded.active:
+            from multispin_cli.cli.simulate_policies import controlled_entries
+
+            entries = controlled_entries(system, plans, others, None if policy is None else policy.value,
+                                         plan_file=plan_file, samples=samples)
+            from multispin_cli.analysis.simulation import simulate_controlled
+            from multispin_cli.planners.homogeneous import plan_homogeneous
+
+            options = replace(options, correlation_round_s=plan_homogeneous(system).evaluation.round_s)
+            total = rounds * len(entries)
+            with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
+                results = [simulate_controlled(system, control, predicted, options, name=name, kind=kind,
+                                               progress=advance) for name, kind, control, predicted in entries]
+        else:
+            total = rounds * (len(plans) + len(others))
+            with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
+                results = simulate_plans(system, plans, options, kind="plan", progress=advance)
+                results += simulate_plans(system, others, options, kind="baseline", progress=advance)
         run = SimulationRun(loaded.path, loaded.name, system.names, source, options, tuple(results))
 
         if fmt is Format.table:
