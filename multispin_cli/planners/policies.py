@@ -126,10 +126,10 @@ def _needs(system: System, deadline_s, gain) -> np.ndarray:
 
 
 def _choose(values: np.ndarray, needs: np.ndarray, price) -> np.ndarray:
-    """``argmax_L values - price * need`` (the shortest on ties)."""
+    """``argmax_L values - price * need`` (the shortest on ties; price > 0, so an infinite need loses)."""
     p = np.asarray(price, dtype=float)[..., None, None]
-    with np.errstate(invalid="ignore"):
-        score = np.where(np.isfinite(needs), values - p * needs, -np.inf)
+    score = needs * -p
+    score += values
     return np.argmax(score, axis=-1)
 
 
@@ -194,7 +194,7 @@ def oracle_lengths(system: System, gain, *, gamma: float, slope: float, deadline
         for _ in range(bisections):
             mid = 0.5 * (lo + hi)
             chosen = _choose(values, needs, mid)
-            used = np.take_along_axis(needs, chosen[..., None], axis=-1)[..., 0].sum(axis=-1)
+            used = np.take_along_axis(needs, chosen[..., None], axis=-1).sum(axis=(-1, -2))
             fits = used <= total
             hi = np.where(fits, mid, hi)
             lo = np.where(fits, lo, mid)
@@ -271,4 +271,58 @@ def _oracle_decide(system: System, control: Controller, gain: np.ndarray) -> tup
             better = score > best_score
             best_score = np.where(better, score, best_score)
             best = (np.where(better[:, None], lengths, best[0]), np.where(better[:, None], bandwidth, best[1]))
+    if (system.max_draft_length + 1) ** system.users <= EXHAUSTIVE_PLANS:
+        return _exhaustive(system, control.gamma, gain)
+    if system.users <= LOCAL_SEARCH_USERS:
+        best = _local_search(system, control.gamma, gain, *best, best_score)
     return best
+
+
+EXHAUSTIVE_PLANS = 256  # cells this small: the oracle tries every length vector (exact)
+
+
+def _exhaustive(system, gamma, gain):
+    """The exact per-round optimum by enumeration (tiny cells only)."""
+    import itertools
+
+    grid = np.array(list(itertools.product(range(system.max_draft_length + 1), repeat=system.users)))
+    rows = max(1, 200_000 // grid.shape[0])
+    out_l, out_w = [], []
+    for i in range(0, gain.shape[0], rows):
+        g = gain[i:i + rows]
+        trial = np.broadcast_to(grid[None], (g.shape[0],) + grid.shape)
+        channel = system.channel.faded(np.broadcast_to(g[:, None, :], trial.shape))
+        _, bw = round_split(system, trial, channel)
+        bw = bw.reshape(trial.shape)
+        value = tokens_per_round(system, trial).sum(axis=-1) - gamma * round_seconds_on(system, trial, bw, channel)
+        pick = np.argmax(value, axis=1)
+        r = np.arange(g.shape[0])
+        out_l.append(grid[pick])
+        out_w.append(bw[r, pick])
+    return np.concatenate(out_l), np.concatenate(out_w)
+
+
+LOCAL_SEARCH_USERS = 16  # small cells: the oracle also tries every one-user step (exact split each)
+
+
+def _local_search(system, gamma, gain, lengths, bandwidth, score, passes: int = 3):
+    """Improve each round by moving one user's length up or down one step while it pays."""
+    users, top = system.users, system.max_draft_length
+    steps = np.concatenate([np.eye(users, dtype=int), -np.eye(users, dtype=int)])  # (2K, K)
+    for _ in range(passes):
+        trial = np.clip(lengths[:, None, :] + steps[None], 0, top)  # (R, 2K, K)
+        channel = system.channel.faded(np.broadcast_to(gain[:, None, :], trial.shape))
+        _, bw = round_split(system, trial, channel)
+        bw = bw.reshape(trial.shape)
+        t = round_seconds_on(system, trial, bw, channel)
+        value = tokens_per_round(system, trial).sum(axis=-1) - gamma * t
+        pick = np.argmax(value, axis=1)
+        top_value = np.take_along_axis(value, pick[:, None], axis=1)[:, 0]
+        better = top_value > score + 1e-12 * np.abs(score)
+        if not better.any():
+            break
+        rows = np.arange(trial.shape[0])
+        lengths = np.where(better[:, None], trial[rows, pick], lengths)
+        bandwidth = np.where(better[:, None], bw[rows, pick], bandwidth)
+        score = np.where(better, top_value, score)
+    return lengths, bandwidth
