@@ -10,7 +10,8 @@ import typer
 
 from multispin_cli.cli.app import app, reported_errors, warn
 
-ENGINE_HELP = "vllm, sglang, llama.cpp, trtllm or hf (transformers)."
+ENGINE_HELP = ("vllm, sglang, llama.cpp, trtllm or hf (transformers); or rule: the adaptive plan's per-user "
+               "draft lengths and skip thresholds as JSON for a scheduler.")
 
 
 class PlanChoice(str, enum.Enum):
@@ -54,6 +55,15 @@ def export(
         from multispin_cli.documents.output import emit
         from multispin_cli.documents.planfile import load_plan_file
 
+        if engine == "rule":
+            from multispin_cli.render.adaptive import rule_document
+            from multispin_cli.render.document import to_json
+
+            loaded = load_plan_file(plan_file)
+            emit(to_json(rule_document(loaded.document, path=loaded.path)), output)
+            if output is not None:
+                typer.echo(f"multispin: wrote the adaptive rule to {output}", err=True)
+            return
         eng = get_engine(engine)
         loaded = load_plan_file(plan_file)
         section = loaded.section(which.value if which is not None else None)

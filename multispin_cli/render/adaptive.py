@@ -89,3 +89,29 @@ def adaptive_view(profile: Profile, plan: AdaptivePlan, *, max_rows: int = 40) -
         parts.append(Text(f"({len(names) - len(shown)} more users: --rows 0 shows all)"))
     parts.append(Text(f"{plan.samples:,} fading draws, seed {plan.seed}; oracle on {plan.oracle_samples:,} of them."))
     return Group(*parts)
+
+
+RULE_TEXT = ("Each round, from its latest channel state: user k drafts the largest L with "
+             "length_above_snr_db[L-1] <= its SNR (dB); below skip_below_snr_db it drafts nothing (the server "
+             "still gives it one token). Then the band is split so that every drafting user finishes its "
+             "draft and upload at the same time.")
+SNR_BASIS = ("SNR of a fixed-SNR user; for a power-limited user, its received power over the noise in the "
+             "whole uplink band (P g / (N0 W)).")
+
+
+def rule_document(plan_document: dict, *, path: str) -> dict:
+    """The adaptive rule of a plan file, in the form a scheduler applies (per-user SNR thresholds)."""
+    from multispin_cli.errors import PlanFileError
+
+    section = plan_document.get("adaptive")
+    if not isinstance(section, dict) or not isinstance(section.get("users"), list):
+        raise PlanFileError("holds no [adaptive] plan (plan a profile whose [system] fading is not none)", path=path)
+    users = []
+    for row in section["users"]:
+        if not isinstance(row, dict) or "length_above_snr_db" not in row:
+            raise PlanFileError("an [[adaptive.users]] entry lacks length_above_snr_db", path=path,
+                                key="adaptive.users")
+        users.append({k: row[k] for k in ("name", "draft_length", "skip_below_snr_db", "length_above_snr_db")
+                      if k in row})
+    return {"policy": "adaptive", "rule": RULE_TEXT, "snr_basis": SNR_BASIS,
+            "goodput_tokens_per_s": section.get("goodput_tokens_per_s"), "users": users}
