@@ -129,10 +129,11 @@ def simulate(
             from multispin_cli.planners.homogeneous import plan_homogeneous
 
             options = replace(options, correlation_round_s=plan_homogeneous(system).evaluation.round_s)
-            total = rounds * len(entries)
+            total = sum(_capped(options, e[2].policy, policy).rounds for e in entries)
             with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
-                results = [simulate_controlled(system, control, predicted, options, name=name, kind=kind,
-                                               progress=advance) for name, kind, control, predicted in entries]
+                results = [simulate_controlled(system, control, predicted, _capped(options, control.policy, policy),
+                                               name=name, kind=kind, progress=advance)
+                           for name, kind, control, predicted in entries]
         else:
             total = rounds * (len(plans) + len(others))
             with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
@@ -154,6 +155,18 @@ def simulate(
             emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} simulation to {output}", err=True)
+
+
+ORACLE_ROUNDS = 5_000  # the oracle's per-round search is costly: fewer rounds unless asked for by --policy
+
+
+def _capped(options, policy: str, asked):
+    """The oracle beside other plans runs at most ORACLE_ROUNDS rounds (its entry says how many)."""
+    from dataclasses import replace
+
+    if policy == "oracle" and asked is None and options.rounds > ORACLE_ROUNDS:
+        return replace(options, rounds=ORACLE_ROUNDS)
+    return options
 
 
 class _progress:
