@@ -124,7 +124,11 @@ def test_kv_heads_default_to_heads_and_text_config_is_unwrapped():
         ({"hidden_size": 66, "num_attention_heads": 4, "num_key_value_heads": 4}, "hidden_size", "head_dim"),
         ({"tie_word_embeddings": "yes"}, "tie_word_embeddings", "true or false"),
         ({"num_local_experts": 8}, "num_local_experts", "mixture-of-experts"),
-        ({"layer_types": ["linear_attention", "full_attention"]}, "layer_types", "hybrid"),
+        ({"layer_types": ["mamba", "full_attention", "full_attention"]}, "layer_types", "not supported"),
+        ({"layer_types": ["linear_attention", "full_attention"]}, "layer_types", "num_hidden_layers is 3"),
+        ({"layer_types": ["linear_attention"] * 2 + ["full_attention"]}, "linear_num_key_heads", "missing"),
+        ({"layer_types": ["linear_attention"] * 2 + ["full_attention"], "linear_num_key_heads": 3,
+          "linear_num_value_heads": 4}, "linear_num_value_heads", "multiple"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, change, key, reason):

@@ -5,9 +5,12 @@ vocabulary and whether the LM head shares the embedding. Weight values never mat
 of a dense forward pass, so a shape is all the measuring backends and the roofline need.
 
 Supported: Llama-style decoders (pre-norm RMSNorm, rotary attention with grouped KV heads, gated
-SiLU MLP) as written by the ``llama``, ``mistral``, ``qwen2`` and ``qwen3`` config families.
-Hybrid attention (linear-attention layers, as in Qwen3.5) and mixture-of-experts configs are
-refused with a clear message rather than timed as something they are not.
+SiLU MLP) as written by the ``llama``, ``mistral``, ``qwen2`` and ``qwen3`` config families, and
+Qwen3.5-style hybrids (``qwen3_5_text``): ``layer_types`` mixes ``full_attention`` layers (with a
+sigmoid output gate on the attention) and ``linear_attention`` layers, which are Gated DeltaNet
+layers: a fixed-size recurrent state per value head instead of a KV cache, fed through a short
+causal convolution. Mixture-of-experts configs and other layer kinds are refused with a clear
+message rather than timed as something they are not.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 # Keys that mark an architecture this cost model does not describe.
 _MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 _ATTENTION_LAYER_TYPES = ("full_attention", "sliding_attention")
+LINEAR_ATTENTION = "linear_attention"  # a Gated DeltaNet layer (Qwen3-Next / Qwen3.5)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,61 @@ class ModelShape:
     dtype: str | None = None  # the published weights' dtype (torch_dtype), informational
     hf_id: str | None = None
     source: str = ""
+    # Hybrid models (Qwen3.5): how many of ``layers`` are Gated DeltaNet layers, and their shapes.
+    linear_layers: int = 0
+    linear_key_heads: int = 0
+    linear_value_heads: int = 0
+    linear_key_dim: int = 0
+    linear_value_dim: int = 0
+    conv_kernel: int = 0
+    state_dtype: str | None = None  # dtype engines keep the recurrent state in (mamba_ssm_dtype)
+    attn_output_gate: bool = False  # q_proj also yields a per-head sigmoid gate on the attention output
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether some layers are Gated DeltaNet (linear attention) layers."""
+        return self.linear_layers > 0
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers with softmax attention and a KV cache."""
+        return self.layers - self.linear_layers
+
+    @property
+    def linear_key_width(self) -> int:
+        """Width of the concatenated linear-attention key (and query) heads."""
+        return self.linear_key_heads * self.linear_key_dim
+
+    @property
+    def linear_value_width(self) -> int:
+        """Width of the concatenated linear-attention value heads."""
+        return self.linear_value_heads * self.linear_value_dim
+
+    @property
+    def conv_width(self) -> int:
+        """Channels of the causal convolution (q, k and v go through it)."""
+        return 2 * self.linear_key_width + self.linear_value_width
+
+    @property
+    def linear_in_width(self) -> int:
+        """Outputs of a Gated DeltaNet layer's input projections: q, k, v, the gate z, beta and the decay."""
+        return 2 * self.linear_key_width + 2 * self.linear_value_width + 2 * self.linear_value_heads
+
+    @property
+    def linear_params(self) -> int:
+        """All weights of one Gated DeltaNet layer: projections, convolution, decay parameters, the
+        gated norm, the output projection, the MLP and the two RMSNorms."""
+        return (self.hidden * self.linear_in_width + self.conv_width * self.conv_kernel
+                + 2 * self.linear_value_heads + self.linear_value_dim
+                + self.linear_value_width * self.hidden + self.mlp_params + 2 * self.hidden)
+
+    def state_elements(self) -> int:
+        """Recurrent-state values of one Gated DeltaNet layer for one sequence (heads x d_k x d_v)."""
+        return self.linear_value_heads * self.linear_key_dim * self.linear_value_dim
+
+    def conv_state_elements(self) -> int:
+        """Convolution-state values of one Gated DeltaNet layer for one sequence (the last kernel-1 inputs)."""
+        return self.conv_width * max(self.conv_kernel - 1, 0)
 
     @property
     def q_width(self) -> int:
@@ -59,9 +118,14 @@ class ModelShape:
         return self.kv_heads * self.head_dim
 
     @property
+    def q_out_width(self) -> int:
+        """Outputs of the query projection: the queries, and the output gate when the model has one."""
+        return self.q_width * (2 if self.attn_output_gate else 1)
+
+    @property
     def attention_params(self) -> int:
-        """Q, K, V and O projection weights of one layer."""
-        return self.hidden * (self.q_width + 2 * self.kv_width) + self.q_width * self.hidden
+        """Q (and gate), K, V and O projection weights of one attention layer."""
+        return self.hidden * (self.q_out_width + 2 * self.kv_width) + self.q_width * self.hidden
 
     @property
     def mlp_params(self) -> int:
@@ -75,8 +139,14 @@ class ModelShape:
 
     @property
     def layer_params(self) -> int:
-        """All weights of one decoder layer."""
+        """All weights of one (softmax-attention) decoder layer."""
         return self.attention_params + self.mlp_params + self.norm_params
+
+    @property
+    def stack_params(self) -> int:
+        """All weights of every decoder layer (attention and Gated DeltaNet layers)."""
+        return self.attention_layers * self.layer_params + self.linear_layers * (
+            self.linear_params if self.hybrid else 0)
 
     @property
     def head_params(self) -> int:
@@ -87,20 +157,30 @@ class ModelShape:
     def total_params(self) -> int:
         """Every weight: layers, embedding, LM head (once if tied) and the final norm."""
         untied_head = 0 if self.tied_embeddings else self.head_params
-        return self.layers * self.layer_params + self.vocab * self.hidden + untied_head + self.hidden
+        return self.stack_params + self.vocab * self.hidden + untied_head + self.hidden
 
     def weight_bytes(self, bytes_per_param: int) -> int:
         """Bytes a decode step streams: every layer plus the LM head (the embedding is a row lookup)."""
-        return (self.layers * self.layer_params + self.head_params + self.hidden) * bytes_per_param
+        return (self.stack_params + self.head_params + self.hidden) * bytes_per_param
 
     def kv_bytes_per_token(self, bytes_per_param: int) -> int:
-        """KV-cache bytes one token occupies across all layers."""
-        return self.layers * 2 * self.kv_width * bytes_per_param
+        """KV-cache bytes one token occupies across the attention layers."""
+        return self.attention_layers * 2 * self.kv_width * bytes_per_param
+
+    def state_bytes_per_sequence(self, bytes_per_param: int) -> int:
+        """Recurrent and convolution state of one sequence across the Gated DeltaNet layers (constant
+        in the context length); the recurrent state in ``state_dtype`` when the config names one."""
+        state_p = DTYPE_BYTES.get(self.state_dtype or "", bytes_per_param)
+        return self.linear_layers * (self.state_elements() * state_p + self.conv_state_elements() * bytes_per_param)
 
     def summary(self) -> str:
         """One line: size and shape."""
         gqa = f", {self.kv_heads} KV heads" if self.kv_heads != self.heads else ""
-        return (f"{self.name}: {self.total_params / 1e9:.3g}B params, {self.layers} layers, hidden "
+        hybrid = ""
+        if self.hybrid:
+            hybrid = (f" ({self.linear_layers} Gated DeltaNet: {self.linear_key_heads} QK / {self.linear_value_heads} V "
+                      f"heads x {self.linear_key_dim})")
+        return (f"{self.name}: {self.total_params / 1e9:.3g}B params, {self.layers} layers{hybrid}, hidden "
                 f"{self.hidden}, {self.heads} heads x {self.head_dim}{gqa}, MLP {self.intermediate}, "
                 f"vocab {self.vocab}{', tied embeddings' if self.tied_embeddings else ''}")
 
@@ -145,12 +225,24 @@ def shape_from_config(config: Any, *, name: str, path: str | Path | None = None,
             raise InputError(f"a mixture-of-experts model ({experts} experts) is not supported: the cost "
                              "model times dense decoder layers only", path=path, key=key)
     layer_types = config.get("layer_types")
+    layers = _positive_int(config, "num_hidden_layers", path)
+    interval = config.get("full_attention_interval")
+    if layer_types is None and "linear_num_value_heads" in config and isinstance(interval, int) and interval > 0:
+        # Qwen3-Next / Qwen3.5 configs without the list: every interval-th layer is full attention
+        layer_types = ["full_attention" if (i + 1) % interval == 0 else LINEAR_ATTENTION for i in range(layers)]
+    linear: dict[str, Any] = {}
     if isinstance(layer_types, list):
-        other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYER_TYPES))
+        other = sorted({str(t) for t in layer_types} - set(_ATTENTION_LAYER_TYPES) - {LINEAR_ATTENTION})
         if other:
-            raise InputError(f"hybrid layers ({', '.join(other)}) are not supported: the cost model times "
-                             "softmax-attention decoder layers only (Qwen3.5-style linear attention is not "
-                             "modelled)", path=path, key="layer_types")
+            raise InputError(f"layer kinds {', '.join(other)} are not supported: the cost model times "
+                             "softmax-attention and Gated DeltaNet (linear_attention) layers", path=path,
+                             key="layer_types")
+        if len(layer_types) != layers:
+            raise InputError(f"lists {len(layer_types)} layers but num_hidden_layers is {layers}", path=path,
+                             key="layer_types")
+        count = sum(1 for t in layer_types if t == LINEAR_ATTENTION)
+        if count:
+            linear = _linear_attention(config, path, count)
     hidden = _positive_int(config, "hidden_size", path)
     heads = _positive_int(config, "num_attention_heads", path)
     kv_heads = _positive_int(config, "num_key_value_heads", path, default=heads)
@@ -176,7 +268,7 @@ def shape_from_config(config: Any, *, name: str, path: str | Path | None = None,
     model_type = str(config.get("model_type", "") or "")
     return ModelShape(
         name=name,
-        layers=_positive_int(config, "num_hidden_layers", path),
+        layers=layers,
         hidden=hidden,
         heads=heads,
         kv_heads=kv_heads,
@@ -189,7 +281,28 @@ def shape_from_config(config: Any, *, name: str, path: str | Path | None = None,
         dtype=dtype if isinstance(dtype, str) else None,
         hf_id=hf_id,
         source=source,
+        attn_output_gate=bool(config.get("attn_output_gate", False)) and bool(linear),
+        **linear,
     )
+
+
+def _linear_attention(config: dict, path: str | Path | None, count: int) -> dict[str, Any]:
+    """The Gated DeltaNet shapes of a hybrid config, as :class:`ModelShape` fields."""
+    key_heads = _positive_int(config, "linear_num_key_heads", path)
+    value_heads = _positive_int(config, "linear_num_value_heads", path)
+    if value_heads % key_heads:
+        raise InputError(f"linear_num_value_heads ({value_heads}) must be a multiple of linear_num_key_heads "
+                         f"({key_heads})", path=path, key="linear_num_value_heads")
+    state_dtype = config.get("mamba_ssm_dtype")
+    return {
+        "linear_layers": count,
+        "linear_key_heads": key_heads,
+        "linear_value_heads": value_heads,
+        "linear_key_dim": _positive_int(config, "linear_key_head_dim", path),
+        "linear_value_dim": _positive_int(config, "linear_value_head_dim", path),
+        "conv_kernel": _positive_int(config, "linear_conv_kernel_dim", path),
+        "state_dtype": state_dtype if state_dtype in DTYPE_BYTES else None,
+    }
 
 
 def read_config_json(path: str | Path) -> ModelSpec:

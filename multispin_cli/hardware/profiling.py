@@ -303,6 +303,8 @@ def _hardware_notes(shape: ModelShape, hw: HardwareSpec, settings: Settings, rol
     batch = max(settings.batch_sizes) if role == "target" else 1
     need = shape.total_params * p + batch * (settings.context + settings.max_draft_length + 1) * \
         shape.kv_bytes_per_token(p)
+    # a hybrid's recurrent state per sequence, and a checkpoint of it per verified position
+    need += batch * (settings.max_draft_length + 2 if role == "target" else 1) * shape.state_bytes_per_sequence(p)
     notes = []
     if need > hw.memory_bytes:
         notes.append(f"the {role} {shape.name} in {dtype} with its KV cache needs {fmt_bytes(need)}, more than "
@@ -518,7 +520,11 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
     else:
         verify_result = estimate_verify(target.shape, target_hw, settings)
 
-    if verify_result.measured and verify_result.layer_scale > 1:
+    if verify_result.measured and verify_result.layer_scale > 1 and verify_result.model.hybrid:
+        m = verify_result.model
+        notes.append(f"target: one gated attention layer and one Gated DeltaNet layer were timed at each point and "
+                     f"multiplied by {m.attention_layers} and {m.linear_layers} layers, plus the final norm and LM head")
+    elif verify_result.measured and verify_result.layer_scale > 1:
         notes.append(f"target: one decoder layer was timed at each point and multiplied by {verify_result.layer_scale} "
                      "layers (every layer has the same shapes), plus the final norm and LM head")
     if verify_result.fit.clamped:

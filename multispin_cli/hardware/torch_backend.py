@@ -312,6 +312,13 @@ def _synthetic_copies(s: ModelShape, p: int, llc_bytes: int, device: str, whole:
 # --------------------------------------------------------------------------- runners
 
 
+def _hybrid():
+    """The hybrid (Gated DeltaNet) runners, which build on this module."""
+    from multispin_cli.hardware import torch_hybrid
+
+    return torch_hybrid
+
+
 class _Runner:
     def __init__(self, shape: ModelShape, *, dtype: str | None, weights_dir: Path | None, llc_bytes: int, seed: int,
                  whole: bool = False):
@@ -455,6 +462,8 @@ def _p(dtype: str | None) -> int:
 def draft_memory(shape: ModelShape, context: int, max_steps: int, llc_bytes: int, *, dtype: str | None = None,
                  weights_dir: Path | None = None) -> list[tuple[str, int]]:
     """What :class:`TorchDraft` will allocate (on the device), before allocating anything."""
+    if shape.hybrid:
+        return _hybrid().draft_memory(shape, context, max_steps, llc_bytes, dtype=dtype, weights_dir=weights_dir)
     p = _p(dtype)
     s = shape
     copies = s.layers if weights_dir else _synthetic_copies(s, p, llc_bytes, device_name(), True)
@@ -470,6 +479,9 @@ def draft_memory(shape: ModelShape, context: int, max_steps: int, llc_bytes: int
 def target_memory(shape: ModelShape, context: int, max_batch: int, max_new: int, max_tokens: int, llc_bytes: int, *,
                   dtype: str | None = None, weights_dir: Path | None = None) -> list[tuple[str, int]]:
     """What :class:`TorchTarget` will allocate (on the device), before allocating anything."""
+    if shape.hybrid:
+        return _hybrid().target_memory(shape, context, max_batch, max_new, max_tokens, llc_bytes, dtype=dtype,
+                                       weights_dir=weights_dir)
     p = _p(dtype)
     s = shape
     copies = s.layers if weights_dir else _synthetic_copies(s, p, llc_bytes, device_name(), False)
@@ -541,6 +553,9 @@ def describe_backend(settings) -> str:
 def make_draft(shape: ModelShape, *, context: int, max_steps: int, llc_bytes: int, dtype: str | None = None,
                weights_dir: Path | None = None) -> TorchDraft:
     """The draft runner (see :class:`TorchDraft`)."""
+    if shape.hybrid:
+        return _hybrid().HybridDraft(shape, context=context, max_steps=max_steps, llc_bytes=llc_bytes, dtype=dtype,
+                                     weights_dir=weights_dir)
     return TorchDraft(shape, context=context, max_steps=max_steps, llc_bytes=llc_bytes, dtype=dtype,
                       weights_dir=weights_dir)
 
@@ -548,5 +563,8 @@ def make_draft(shape: ModelShape, *, context: int, max_steps: int, llc_bytes: in
 def make_target(shape: ModelShape, *, context: int, max_batch: int, max_new: int, llc_bytes: int,
                 dtype: str | None = None, weights_dir: Path | None = None) -> TorchTarget:
     """The target runner (see :class:`TorchTarget`)."""
+    if shape.hybrid:
+        return _hybrid().HybridTarget(shape, context=context, max_batch=max_batch, max_new=max_new,
+                                      llc_bytes=llc_bytes, dtype=dtype, weights_dir=weights_dir)
     return TorchTarget(shape, context=context, max_batch=max_batch, max_new=max_new, llc_bytes=llc_bytes,
                        dtype=dtype, weights_dir=weights_dir)

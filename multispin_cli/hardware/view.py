@@ -97,7 +97,10 @@ def verify_table(profile: HardwareProfile) -> Group:
         lines.append(f"smallest pass ({first.batch} x {first.new_tokens}): {_ms(v.decode_seconds)} ms; weights "
                      f"{_gb(v.weight_bytes)} / {_rate(v.bandwidth_bytes_per_s)} = {_ms(v.bandwidth_bound_seconds)} "
                      f"ms; ratio {v.decode_vs_bandwidth:.2f}")
-    if v.measured and v.layer_scale > 1:
+    if v.measured and v.layer_scale > 1 and v.model.hybrid:
+        lines.append(f"one attention and one Gated DeltaNet layer timed and multiplied by {v.model.attention_layers} "
+                     f"and {v.model.linear_layers} layers, plus the LM head")
+    elif v.measured and v.layer_scale > 1:
         lines.append(f"one layer timed and multiplied by {v.layer_scale} layers, plus the LM head")
     title = _title(f"Target {v.model.name} on {v.device} ({v.dtype}): verification of N = batch x (L + 1) tokens")
     table = _table()
@@ -147,7 +150,8 @@ def catalog_view(models: dict[str, ModelShape], hardware: dict[str, HardwareSpec
         mt.add_column(col, justify="left" if col in ("name", "Hugging Face id") else "right", no_wrap=col == "name",
                       overflow="fold")
     for s in models.values():
-        mt.add_row(s.name, f"{s.total_params / 1e9:.3g}B", str(s.layers), str(s.hidden), f"{s.heads} / {s.kv_heads}",
+        layers = f"{s.layers} ({s.linear_layers} linear)" if s.hybrid else str(s.layers)
+        mt.add_row(s.name, f"{s.total_params / 1e9:.3g}B", layers, str(s.hidden), f"{s.heads} / {s.kv_heads}",
                    str(s.intermediate), str(s.vocab), s.hf_id or "")
     ht = _table()
     for col in ("name", "memory", "bandwidth", "peak TFLOP/s (dense)", "description"):
