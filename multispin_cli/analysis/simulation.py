@@ -89,8 +89,11 @@ class SimulationOptions:
             raise InputError(f"must be a finite fraction >= 0, got {self.draft_jitter!r}", key="draft_jitter")
 
     def fading_of(self, system: System) -> Fading:
-        """The fading simulated: the profile's, with every user switched to ``fading`` unless "profile"."""
+        """The fading simulated: the profile's ("profile"), none at all ("none", shadowing included), or
+        the profile's with every user switched to the kind ``fading``."""
         base = system.fading if system.fading is not None else Fading.none(system.users)
+        if self.fading == "none":
+            return Fading.none(system.users)
         return base if self.fading == "profile" else base.with_kind(self.fading)
 
 
