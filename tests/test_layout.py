@@ -1,6 +1,6 @@
 """The package layout shows the design: each layer imports only from the layers below it.
 
-errors -> model -> planners -> analysis -> documents -> render -> hardware -> cli. A module that
+errors -> model -> planners -> analysis -> documents -> render -> execution -> hardware -> cli. A module that
 reaches upward (say, a planner importing the profile loader) would tie the pure computation to
 files or output, so this test fails on it, function-level imports included.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import multispin_cli
 
-LAYERS = ("errors", "model", "planners", "analysis", "documents", "render", "hardware", "cli")
+LAYERS = ("errors", "model", "planners", "analysis", "documents", "render", "execution", "hardware", "cli")
 PACKAGE = Path(multispin_cli.__file__).parent
 
 

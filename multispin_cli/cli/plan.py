@@ -33,7 +33,7 @@ def plan(
     with reported_errors():
         from multispin_cli.render.insights import explain
         from multispin_cli.documents.output import emit
-        from multispin_cli.planners.report import plan_report, verify_table_warnings
+        from multispin_cli.planners.report import plan_report, resource_block_warnings, verify_table_warnings
         from multispin_cli.documents.profile import load_profile
         from multispin_cli.render.document import plan_document, to_json, to_toml
 
@@ -49,7 +49,7 @@ def plan(
             raise InputError(f"must be a non-negative integer, got {seed}", key="--seed")
         loaded = load_profile(profile)
         report = plan_report(loaded.system, mode=mode.value, samples=samples, seed=seed)
-        for line in verify_table_warnings(loaded.system, report):
+        for line in verify_table_warnings(loaded.system, report) + resource_block_warnings(loaded.system, report):
             warn(line)
         if fmt is Format.table:
             from multispin_cli.render.tables import plan_view

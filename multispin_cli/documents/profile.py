@@ -20,6 +20,7 @@ import numpy as np
 from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.fading import FADING_KINDS, Fading
+from multispin_cli.model.link import RATE_MODELS, LinkModel
 from multispin_cli.errors import ProfileError
 from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
 from multispin_cli.model.system import System
@@ -29,6 +30,8 @@ from multispin_cli.model.verifier import VerifyTime
 REQUIRED = object()  # as a default: the key must be given
 _SPEC = object()  # as an argument: use the key's own default
 MAX_DRAFT_LENGTH_LIMIT = 128
+SUBCARRIER_SPACINGS_KHZ = (15, 30, 60, 120)
+SUBCARRIERS_PER_BLOCK = 12
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,21 @@ class Key:
 SYSTEM_KEYS = (
     Key("name", "str", None, "Label of the cell, shown in the output."),
     Key("description", "str", None, "Free text (ignored by the planner)."),
-    Key("bandwidth_mhz", "float", REQUIRED, "Total uplink bandwidth W shared by FDMA.", "MHz", above=0),
+    Key("bandwidth_mhz", "float", None, "Total uplink bandwidth W shared by FDMA, split continuously "
+        "(required unless `resource_blocks` is given; not both).", "MHz", above=0),
+    Key("resource_blocks", "int", None, "Instead of `bandwidth_mhz`: the uplink is N whole resource blocks "
+        "of 12 subcarriers each; every drafting user gets whole blocks.", "blocks", low=1),
+    Key("subcarrier_spacing_khz", "int", 15, "Subcarrier spacing with `resource_blocks`: 15, 30, 60 or 120 "
+        "(a block is 12 subcarriers: 180 kHz at 15 kHz).", "kHz"),
+    Key("min_resource_blocks", "int", 1, "Least blocks a drafting user gets with `resource_blocks` (a "
+        "device may override it).", "blocks", low=1),
+    Key("rate_model", "choice", "shannon", "Link adaptation: `shannon` (log2(1 + SNR)), `shannon-gap` "
+        "(log2(1 + SNR / gap), capped), `nr-cqi` (the spectral efficiency of the highest 5G NR CQI level "
+        "the SNR reaches, TS 38.214 Table 5.2.2.1-2).", choices=RATE_MODELS),
+    Key("snr_gap_db", "float", 0.0, "SNR gap of practical coding for `shannon-gap`, and the gap above the "
+        "Shannon limit at which `nr-cqi` levels are reached.", "dB", low=0),
+    Key("max_spectral_efficiency_bps_per_hz", "float", None, "Highest spectral efficiency for "
+        "`shannon-gap` (no cap when absent).", "bit/s/Hz", above=0),
     Key("max_draft_length", "int", 16, "Largest draft length L_max the planners consider.", "tokens",
         low=0, high=MAX_DRAFT_LENGTH_LIMIT),
     Key("downlink_ms", "float", 0.0, "Downlink time per round t_dn (accepted prefix + one token).", "ms", low=0),
@@ -126,6 +143,8 @@ DEVICE_KEYS = (
     Key("rician_k_db", "float", None, "This device's Rician K factor (with fading = `rician`).", "dB",
         low=-30.0, high=40.0),
     Key("shadowing_db", "float", None, "This device's shadowing standard deviation.", "dB", low=0.0, high=20.0),
+    Key("min_resource_blocks", "int", None, "This device's least blocks when drafting, instead of the "
+        "[system] value.", "blocks", low=1),
 )
 
 TABLES = {"system": SYSTEM_KEYS, "payload": PAYLOAD_KEYS, "server": SERVER_KEYS}
@@ -444,10 +463,50 @@ def _fading(system: _Checker, rows: list[tuple[int, bool, float, float]]) -> Fad
                   system.get("csi_delay_ms") * MS)
 
 
+def _band(system: _Checker) -> tuple[float, float | None, int | None]:
+    """The uplink: (W in Hz, block width in Hz or None, number of blocks or None)."""
+    if system.has("resource_blocks") and system.has("bandwidth_mhz"):
+        system.fail("resource_blocks", "give either bandwidth_mhz or resource_blocks, not both")
+    if not system.has("resource_blocks"):
+        for key in ("subcarrier_spacing_khz", "min_resource_blocks"):
+            if system.has(key):
+                system.fail(key, "only used with resource_blocks")
+        return system.get("bandwidth_mhz", REQUIRED, why=" unless resource_blocks is given") * MHZ, None, None
+    blocks = system.get("resource_blocks")
+    spacing = system.get("subcarrier_spacing_khz")
+    if spacing not in SUBCARRIER_SPACINGS_KHZ:
+        system.fail("subcarrier_spacing_khz", f"must be one of {', '.join(map(str, SUBCARRIER_SPACINGS_KHZ))}; "
+                    f"got {spacing}")
+    minimum = system.get("min_resource_blocks")
+    if minimum > blocks:
+        system.fail("min_resource_blocks", f"exceeds the cell's {blocks} resource blocks: no user could draft")
+    block_hz = SUBCARRIERS_PER_BLOCK * spacing * 1e3
+    return blocks * block_hz, block_hz, blocks
+
+
+def _link(system: _Checker) -> LinkModel:
+    """The rate model of every user's uplink."""
+    kind = system.get("rate_model")
+    if kind != "shannon-gap" and system.has("max_spectral_efficiency_bps_per_hz"):
+        system.fail("max_spectral_efficiency_bps_per_hz", 'only used with rate_model = "shannon-gap"')
+    if kind == "shannon" and system.has("snr_gap_db"):
+        system.fail("snr_gap_db", 'only used with rate_model = "shannon-gap" or "nr-cqi"')
+    if kind == "shannon":
+        return LinkModel()
+    cap = system.get("max_spectral_efficiency_bps_per_hz")
+    return LinkModel(kind, float(db_to_linear(system.get("snr_gap_db"))), math.inf if cap is None else cap)
+
+
 def load_profile(path: str | Path) -> Profile:
     """Read, validate and convert a deployment profile (SI units inside)."""
     path = Path(path)
-    data = read_toml(path)
+    return profile_from_data(read_toml(path), path)
+
+
+def profile_from_data(data: dict, path: str | Path) -> Profile:
+    """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    path = Path(path)
     for name in data:
         if name not in SCHEMA:
             hint = difflib.get_close_matches(name, list(SCHEMA), n=1)
@@ -457,6 +516,8 @@ def load_profile(path: str | Path) -> Profile:
         raise ProfileError("missing the [system] table", path=path)
     system = _Checker(path, "system", data["system"], SYSTEM_KEYS)
     max_len = system.get("max_draft_length")
+    bandwidth_hz, block_hz, blocks = _band(system)
+    link = _link(system)
     bits, header, payload_kind = _payload(data, path)
     verify, target, target_model = _server(data, path)
 
@@ -470,7 +531,7 @@ def load_profile(path: str | Path) -> Profile:
     fade_rows: list[tuple[int, bool, float, float]] = []
     names: list[str] = []
     acceptance: list[float | list[float]] = []
-    tau, overhead, channels, infos = [], [], [], []
+    tau, overhead, channels, infos, min_blocks = [], [], [], [], []
     for i, entry in enumerate(devices):
         dev = _Checker(path, f"devices[{i + 1}]", entry, DEVICE_KEYS)
         dev = _merged(dev, "timings", "draft", path.parent, _TIMINGS_DRAFT_KEYS, DEVICE_KEYS)
@@ -489,6 +550,13 @@ def load_profile(path: str | Path) -> Profile:
         draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
         overhead_ms = dev.get("draft_overhead_ms")
         channel, channel_label = _device_channel(dev, system)
+        if dev.has("min_resource_blocks"):
+            if blocks is None:
+                dev.fail("min_resource_blocks", "only used with [system] resource_blocks")
+            if dev.get("min_resource_blocks") > blocks:
+                dev.fail("min_resource_blocks", f"exceeds the cell's {blocks} resource blocks: this device "
+                         "could never draft")
+        min_blocks.append(np.full(count, dev.get("min_resource_blocks", system.get("min_resource_blocks"))))
         info = UserInfo(name, acc_label, channel_label, dev.get("draft_model"))
         user_names = [name] if count == 1 else [f"{name}-{j + 1}" for j in range(count)]
         names += user_names
@@ -511,15 +579,17 @@ def load_profile(path: str | Path) -> Profile:
         accept_prob=position_matrix(acceptance=acceptance, max_draft_length=max_len),
         draft_s_per_token=np.concatenate(tau),
         draft_overhead_s=np.concatenate(overhead),
-        channel=Channel.concat(channels),
+        channel=Channel.concat(channels).with_link(link),
         bits_per_token=bits,
         header_bits=header,
-        bandwidth_hz=system.get("bandwidth_mhz") * MHZ,
+        bandwidth_hz=bandwidth_hz,
         max_draft_length=max_len,
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
         fading=_fading(system, fade_rows),
+        resource_block_hz=block_hz,
+        min_resource_blocks=None if blocks is None else np.concatenate(min_blocks).astype(int),
     )
     label = system.get("name") or path.stem
     return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)

@@ -6,13 +6,20 @@ Two forms, held side by side in arrays so every function is vectorised over user
 * power-limited: ``r(W) = W log2(1 + Q / W)`` with ``Q = P g / N0`` (hertz), concave in W and
   bounded by ``Q / ln 2``. Its inverse has a closed form through the Lambert W function
   (:func:`snr_for_rate_ratio`).
+
+The link model (:mod:`multispin_cli.model.link`) turns SNR into spectral efficiency; with
+``shannon-gap`` or ``nr-cqi`` the rate of a power-limited user is ``W e(Q / W)`` and its inverse
+stays a closed form (see :meth:`Channel.bandwidth_for_rate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
+
+from multispin_cli.model.link import SHANNON, LinkModel
 
 LN2 = float(np.log(2.0))
 
@@ -26,33 +33,53 @@ class Channel:
     """
 
     power_limited: np.ndarray
-    spectral_efficiency: np.ndarray
+    spectral_efficiency: np.ndarray  # Shannon efficiency log2(1 + SNR) of fixed-SNR users
     snr_bandwidth_hz: np.ndarray
+    link: LinkModel = SHANNON
 
     @classmethod
-    def fixed_snr(cls, snr_linear) -> "Channel":
+    def fixed_snr(cls, snr_linear, link: LinkModel = SHANNON) -> "Channel":
         """Users whose SNR does not depend on their bandwidth share."""
         snr = np.atleast_1d(np.asarray(snr_linear, dtype=float))
-        return cls(np.zeros(snr.shape, bool), np.log2(1.0 + snr), np.full(snr.shape, np.nan))
+        return cls(np.zeros(snr.shape, bool), np.log2(1.0 + snr), np.full(snr.shape, np.nan), link)
 
     @classmethod
-    def power_limited_users(cls, snr_bandwidth_hz) -> "Channel":
+    def power_limited_users(cls, snr_bandwidth_hz, link: LinkModel = SHANNON) -> "Channel":
         """Users with a transmit power budget spread over their bandwidth."""
         q = np.atleast_1d(np.asarray(snr_bandwidth_hz, dtype=float))
-        return cls(np.ones(q.shape, bool), np.full(q.shape, np.nan), q)
+        return cls(np.ones(q.shape, bool), np.full(q.shape, np.nan), q, link)
 
     @classmethod
     def concat(cls, channels: list["Channel"]) -> "Channel":
-        """Users of several channels, in order."""
+        """Users of several channels, in order (one link model for all: the first one's)."""
         return cls(
             np.concatenate([c.power_limited for c in channels]),
             np.concatenate([c.spectral_efficiency for c in channels]),
             np.concatenate([c.snr_bandwidth_hz for c in channels]),
+            channels[0].link if channels else SHANNON,
         )
 
     def take(self, index) -> "Channel":
         """The channels of a subset (or a reordering) of the users."""
-        return Channel(self.power_limited[index], self.spectral_efficiency[index], self.snr_bandwidth_hz[index])
+        return Channel(self.power_limited[index], self.spectral_efficiency[index], self.snr_bandwidth_hz[index],
+                       self.link)
+
+    def with_link(self, link: LinkModel) -> "Channel":
+        """The same users under another link model."""
+        return replace(self, link=link)
+
+    @cached_property
+    def link_efficiency(self) -> np.ndarray:
+        """Spectral efficiency (bit/s/Hz) of each fixed-SNR user under the link model (NaN otherwise)."""
+        if self.link.is_shannon:
+            return self.spectral_efficiency
+        with np.errstate(invalid="ignore"):
+            return self.link.efficiency(np.exp2(self.spectral_efficiency) - 1.0)
+
+    @property
+    def monotone(self) -> bool:
+        """Whether more bandwidth never lowers any user's rate (false only for power-limited CQI users)."""
+        return self.link.kind != "nr-cqi" or not bool(self.power_limited.any())
 
     def faded(self, gain) -> "Channel":
         """The channel with each user's SNR scaled by a power gain (fading); broadcasts to the gain's shape.
@@ -66,12 +93,34 @@ class Channel:
         with np.errstate(invalid="ignore"):
             eff = np.log2(1.0 + np.expm1(self.spectral_efficiency * LN2) * g)
         return Channel(np.broadcast_to(self.power_limited, shape), np.broadcast_to(eff, shape),
-                       np.broadcast_to(self.snr_bandwidth_hz * g, shape))
+                       np.broadcast_to(self.snr_bandwidth_hz * g, shape), self.link)
 
     @property
     def max_rate_bps(self) -> np.ndarray:
-        """Rate with unlimited bandwidth: ``Q / ln 2`` for power-limited users, infinite otherwise."""
-        return np.where(self.power_limited, self.snr_bandwidth_hz / LN2, np.inf)
+        """Rate with unlimited bandwidth: bounded for power-limited users, infinite otherwise.
+
+        ``Q / (gap ln 2)`` on the Shannon curves; ``max_j e_j Q / snr_j`` with CQI steps (level j
+        holds while ``W <= Q / snr_j``). A fixed-SNR user below the lowest CQI level has rate 0.
+        """
+        q = self.snr_bandwidth_hz
+        if self.link.kind == "nr-cqi":
+            eff, snr = self.link.levels
+            power = (eff[None, :] * (q[:, None] / snr[None, :])).max(axis=1) if q.size else q
+        else:
+            power = q / (self.link.gap * LN2)
+        fixed = np.where(self.link_efficiency > 0, np.inf, 0.0)
+        return np.where(self.power_limited, power, fixed)
+
+    def best_rate_bps(self, bandwidth_hz) -> np.ndarray:
+        """The most rate each user reaches with at most ``bandwidth_hz`` (equals ``rate_bps`` where
+        the rate grows with bandwidth; with CQI steps a power-limited user may do better on less)."""
+        if self.monotone:
+            return self.rate_bps(bandwidth_hz)
+        w = np.asarray(bandwidth_hz, dtype=float)
+        eff, snr = self.link.levels
+        q = np.asarray(self.snr_bandwidth_hz)[..., None]
+        power = (eff * np.minimum(np.asarray(w)[..., None], q / snr)).max(axis=-1)
+        return np.where(self.power_limited, power, self.rate_bps(w))
 
     def snr_at(self, bandwidth_hz) -> np.ndarray:
         """Linear SNR each user sees with the given bandwidth."""
@@ -85,8 +134,11 @@ class Channel:
         w = np.asarray(bandwidth_hz, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             x = self.snr_bandwidth_hz / w
-            power = np.where(w > 0, w * np.log1p(x) / LN2, 0.0)
-        return np.where(self.power_limited, power, self.spectral_efficiency * w)
+            if self.link.is_shannon:
+                power = np.where(w > 0, w * np.log1p(x) / LN2, 0.0)
+            else:
+                power = np.where(w > 0, w * self.link.efficiency(np.where(w > 0, x, 0.0)), 0.0)
+        return np.where(self.power_limited, power, self.link_efficiency * w)
 
     def bandwidth_for_rate(self, rate_bps) -> tuple[np.ndarray, np.ndarray]:
         """Least bandwidth (Hz) that carries ``rate_bps``, and its derivative dW/dR (s).
@@ -96,12 +148,17 @@ class Channel:
         """
         rate = np.asarray(rate_bps, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            need = rate / self.spectral_efficiency
-        slope = np.broadcast_to(1.0 / self.spectral_efficiency, need.shape).copy()
+            need = rate / self.link_efficiency
+            slope = np.broadcast_to(1.0 / self.link_efficiency, need.shape).copy()
+        need = np.where(rate <= 0, 0.0, need)
         if not self.power_limited.any():
             return need, slope
         pl = np.broadcast_to(self.power_limited, rate.shape)
         q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[pl]
+        if self.link.kind == "nr-cqi":
+            need[pl], slope[pl] = _cqi_bandwidth(self.link, rate[pl], q)
+            return need, slope
+        q = q / self.link.gap  # Shannon with a gap: the same curve with a weaker SNR
         a = rate[pl] * LN2 / q
         x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
         ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
@@ -109,7 +166,91 @@ class Channel:
             d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
             need[pl] = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
             slope[pl] = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
+            if np.isfinite(self.link.cap):
+                # The cap binds where the SNR is high (little bandwidth): W >= R / cap as well.
+                capped = rate[pl] / self.link.cap
+                binds = capped > need[pl]
+                need[pl] = np.where(binds, capped, need[pl])
+                slope[pl] = np.where(binds, 1.0 / self.link.cap, slope[pl])
         return need, slope
+
+    def blocks_for_rate(self, rate_bps, block_hz: float) -> np.ndarray:
+        """Least whole number of blocks of ``block_hz`` that carries ``rate_bps`` (inf if none; 0 for
+        no rate). Where the rate grows with bandwidth this rounds the least bandwidth up; with CQI
+        steps a power-limited user takes, over the levels j it can hold, the least
+        ``ceil(R / (e_j B))`` blocks that keep ``n B <= Q / snr_j``."""
+        rate = np.asarray(rate_bps, dtype=float)
+        if self.monotone:
+            need, _ = self.bandwidth_for_rate(rate)
+            with np.errstate(invalid="ignore"):
+                blocks = np.ceil(need / block_hz * (1.0 - 1e-12))
+            return np.where(rate <= 0, 0.0, blocks)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fixed = np.ceil(rate / (self.link_efficiency * block_hz) * (1.0 - 1e-12))
+        blocks = np.broadcast_to(fixed, rate.shape).copy()
+        pl = np.broadcast_to(self.power_limited, rate.shape)
+        q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[pl]
+        blocks[pl] = _cqi_blocks(self.link, rate[pl], q, block_hz)
+        return np.where(rate <= 0, 0.0, blocks)
+
+
+def _cqi_levels_held(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """How many CQI levels can carry ``rate`` at all: level j can where ``R <= Q e_j / snr_j``, and
+    ``e_j / snr_j`` falls with j, so those levels are the first ones (a prefix)."""
+    eff, snr = link.levels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = rate / q * (1.0 - 1e-12)
+    return np.searchsorted(-(eff / snr), -np.where(np.isnan(ratio), np.inf, ratio), side="right")
+
+
+def _cqi_blocks(link: LinkModel, rate: np.ndarray, q: np.ndarray, block_hz: float) -> np.ndarray:
+    """Least whole blocks carrying ``rate`` for power-limited CQI users (flat arrays).
+
+    Level j needs ``n_j = ceil(R / (e_j B))`` blocks and holds while ``n_j B <= Q / snr_j``; n_j falls
+    with j, so the answer is n_j of the highest level that holds. Only levels that can carry the
+    rate at all qualify (the first J, :func:`_cqi_levels_held`), and rounding up to whole blocks
+    rarely costs more than a level or two: the top three are tried, every level only where none
+    of them holds.
+    """
+    eff, snr = link.levels
+    count = _cqi_levels_held(link, rate, q)
+    out = np.full(rate.shape, np.inf)
+    pending = count > 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for back in range(1, 4):
+            j = np.maximum(count - back, 0)
+            n = np.ceil(rate / (eff[j] * block_hz) * (1.0 - 1e-12))
+            ok = pending & (count - back >= 0) & (n * block_hz <= q / snr[j] * (1.0 + 1e-13))
+            out = np.where(ok, n, out)
+            pending &= ~ok
+        if pending.any():
+            idx = np.flatnonzero(pending)
+            per = np.ceil(rate[idx, None] / (eff * block_hz) * (1.0 - 1e-12))
+            per = np.where(per * block_hz <= q[idx, None] / snr * (1.0 + 1e-13), per, np.inf)
+            out[idx] = per.min(axis=1)
+    return out
+
+
+def _cqi_bandwidth(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least bandwidth carrying ``rate`` for power-limited CQI users, and dW/dR.
+
+    On bandwidth W the SNR is ``Q / W``, so level j is held while ``W <= Q / snr_j`` and carries
+    ``e_j W``: the least bandwidth is the minimum over levels of ``R / e_j`` subject to
+    ``R / e_j <= Q / snr_j`` (a closed form; inf where no level can carry the rate). The levels
+    that qualify are the first J (:func:`_cqi_levels_held`) and ``R / e_j`` falls with j, so the
+    minimum is at level J.
+    """
+    eff, snr = link.levels
+    count = _cqi_levels_held(link, rate, q)
+    j = np.maximum(count - 1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = rate / eff[j]
+        held = (count > 0) & (need <= q / snr[j] * (1.0 + 1e-13))
+        lower = np.maximum(count - 2, 0)  # rounding at the edge: the level below then holds
+        need = np.where(held, need, np.where(count > 1, rate / eff[lower], np.inf))
+        slope = np.where(held, 1.0 / eff[j], np.where(count > 1, 1.0 / eff[lower], np.inf))
+    need = np.where(rate <= 0, 0.0, need)
+    return need, np.where(rate <= 0, 0.0, slope)
 
 
 def snr_for_rate_ratio(a) -> np.ndarray:

@@ -42,11 +42,27 @@ class System:
     def fades(self) -> bool:
         """Whether any user's channel varies from round to round."""
         return self.fading is not None and self.fading.active
+    # Resource-block mode: the band is ``bandwidth_hz / resource_block_hz`` whole blocks; a drafting
+    # user gets whole blocks, at least ``min_resource_blocks[k]`` of them. None: a continuous split.
+    resource_block_hz: float | None = None
+    min_resource_blocks: np.ndarray | None = None  # (K,) int
 
     @property
     def users(self) -> int:
         """K, the number of users."""
         return len(self.names)
+
+    @property
+    def resource_blocks(self) -> int | None:
+        """N, the whole blocks of the band in resource-block mode (None for a continuous split)."""
+        if self.resource_block_hz is None:
+            return None
+        return int(round(self.bandwidth_hz / self.resource_block_hz))
+
+    @property
+    def smooth(self) -> bool:
+        """Continuous split on Shannon rates: every demand is smooth and convex in the deadline."""
+        return self.resource_block_hz is None and self.channel.link.is_shannon
 
     @cached_property
     def tokens_per_round(self) -> np.ndarray:
@@ -64,8 +80,13 @@ class System:
             draft_overhead_s=self.draft_overhead_s[index],
             channel=self.channel.take(index),
             fading=None if self.fading is None else self.fading.take(index),
+            min_resource_blocks=None if self.min_resource_blocks is None else self.min_resource_blocks[index],
         )
 
     def with_bandwidth(self, bandwidth_hz: float) -> "System":
-        """The same cell with another total uplink bandwidth."""
+        """The same cell with another total uplink bandwidth (whole blocks, rounded down, in
+        resource-block mode)."""
+        if self.resource_block_hz is not None:
+            blocks = np.floor(float(bandwidth_hz) / self.resource_block_hz * (1 + 1e-12))
+            return replace(self, bandwidth_hz=float(blocks * self.resource_block_hz))
         return replace(self, bandwidth_hz=float(bandwidth_hz))

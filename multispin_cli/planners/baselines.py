@@ -9,6 +9,7 @@ import numpy as np
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.resource_blocks import equal_blocks
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
 
@@ -23,7 +24,10 @@ def autoregressive(system: System) -> Plan:
 
 def _equal_split(system: System, length: int, name: str) -> Plan:
     lengths = np.full(system.users, length, dtype=int)
-    bandwidth = np.full(system.users, system.bandwidth_hz / system.users if length > 0 else 0.0)
+    if system.resource_block_hz is not None:
+        bandwidth = equal_blocks(system, system.users if length > 0 else 0)
+    else:
+        bandwidth = np.full(system.users, system.bandwidth_hz / system.users if length > 0 else 0.0)
     return Plan(name, evaluate(system, lengths, bandwidth), draft_length=length)
 
 
@@ -48,7 +52,7 @@ def mean_user(system: System) -> Plan:
         accept_prob=np.broadcast_to(system.accept_prob.mean(axis=0), system.accept_prob.shape).copy(),
         draft_s_per_token=np.full(k, system.draft_s_per_token.mean()),
         draft_overhead_s=np.full(k, system.draft_overhead_s.mean()),
-        channel=Channel.fixed_snr(np.full(k, mean_snr)),
+        channel=Channel.fixed_snr(np.full(k, mean_snr), system.channel.link),
     )
     return _equal_split(system, plan_homogeneous(average).draft_length, "mean_user")
 

@@ -15,7 +15,9 @@ Decomposition (MODEL.md's sketch, made exact where it matters):
   knapsack over bandwidth (:mod:`multispin_cli.planners.knapsack`). Its items are well behaved: the demand
   ``W_k(L, D) = r_k^{-1}((h + s L) / (D - c_k - tau_k L))`` is convex in L for L >= 1 and G is
   concave, so the LP relaxation is solved exactly by a greedy over value per hertz, with a
-  Lagrange multiplier (the value per hertz of the last increment) on the bandwidth.
+  Lagrange multiplier (the value per hertz of the last increment) on the bandwidth. With whole
+  resource blocks or step/capped rates the demand is a step function of L instead; the LP is then
+  the greedy over each user's upper concave hull (:mod:`multispin_cli.planners.knapsack_hull`).
 * **Dinkelbach on the ratio.** The verification time enters as ``gamma * v1 * L_k`` per user
   (``v1`` the slope of T_v; for a measured table, each supporting line of its lower convex
   envelope); gamma is updated to the achieved ratio until it settles. With padded batching the
@@ -41,18 +43,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.planners import knapsack
+from multispin_cli.planners import knapsack, knapsack_hull
 from multispin_cli.model.goodput import (
-    compute_seconds,
     evaluate,
-    phase_seconds,
     round_seconds,
     tokens_per_round,
-    upload_bits,
     verify_tokens,
 )
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.model.plan import Plan
+from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
 from multispin_cli.planners.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
 from multispin_cli.model.system import System
 
@@ -86,8 +86,10 @@ def level_bandwidth(system: System, deadlines, *, demand: Demand | None = None) 
 def _deadline_range(system: System) -> tuple[float, float]:
     """``[D_lo, D_hi]``: every drafting plan's deadline lies inside."""
     one = np.ones(system.users, dtype=int)
-    alone = compute_seconds(system, one) + upload_bits(system, one) / system.channel.rate_bps(system.bandwidth_hz)
+    alone = alone_seconds(system, one)
     d_hi, _ = equal_finish_split(system, np.full(system.users, system.max_draft_length))
+    if not np.isfinite(d_hi) and system.resource_block_hz is not None:
+        d_hi = latest_useful_deadline(system)
     d_lo = float(np.min(alone))
     return d_lo, max(float(d_hi), d_lo)
 
@@ -111,6 +113,12 @@ def _chunks(n: int, per_item: int, limit: int):
     size = max(1, limit // max(per_item, 1))
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
+
+
+def _lp_solver(system: System):
+    """The knapsack LP: the consecutive-level greedy where demands are convex in the draft length
+    (continuous split, Shannon rates), the concave-hull greedy where they step (blocks, CQI, cap)."""
+    return knapsack.solve if system.smooth else knapsack_hull.solve
 
 
 def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float):
@@ -154,7 +162,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
             weights = level_bandwidth(system, right[part], demand=levels_demand)  # (b, K, L+1)
             b = weights.shape[0]
             capped = np.where(levels[None, None, None, :] <= caps[None, :, None, None], weights[:, None], np.inf)
-            sol = knapsack.solve(
+            sol = _lp_solver(system)(
                 np.broadcast_to(g, (b, l1, k, l1)).reshape(b * l1, k, l1), capped.reshape(b * l1, k, l1), budget
             )
             ratio = sol.lp_value.reshape(b, l1) / (left[part, None] + server[None, :])
@@ -176,7 +184,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
             rows = np.arange(b)  # intervals still above the incumbent, still iterating
             for _ in range(DINKELBACH_STEPS):
                 values = g[None] - (gamma[rows] * slope)[:, None, None] * levels
-                sol = knapsack.solve(values, weights[rows], budget)
+                sol = _lp_solver(system)(values, weights[rows], budget)
                 found(sol.levels, right[part][rows])
                 found(sol.rounded_up, right[part][rows])
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
@@ -231,7 +239,7 @@ class _Incumbent:
         keep = _distinct_rows(candidates.astype(np.int64))
         candidates = candidates[keep]
         # Optimistic score: each user alone on the whole band can only be faster than on a share.
-        alone = phase_seconds(system, candidates, system.bandwidth_hz).max(axis=-1)
+        alone = alone_seconds(system, candidates).max(axis=-1)
         tokens = tokens_per_round(system, candidates).sum(axis=-1)
         promising = tokens / round_seconds(system, candidates, alone) > self.value
         candidates, tokens = candidates[promising], tokens[promising]
@@ -373,7 +381,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
         _polish(system, best, levels_demand)
         bound = max(bound, float(bounds.max()))
 
-    evaluation = evaluate(system, best.lengths.astype(int), best.bandwidth)
+    bandwidth = spend_leftover(system, best.lengths, best.bandwidth)
+    evaluation = evaluate(system, best.lengths.astype(int), bandwidth)
     return Plan(
         name="heterogeneous",
         evaluation=evaluation,

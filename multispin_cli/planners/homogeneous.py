@@ -11,6 +11,7 @@ import numpy as np
 
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
+from multispin_cli.planners.resource_blocks import spend_leftover
 from multispin_cli.planners.split import split_goodput
 from multispin_cli.model.system import System
 
@@ -29,7 +30,7 @@ def plan_homogeneous(system: System) -> Plan:
     lengths = np.full(system.users, best, dtype=int)
     return Plan(
         name="homogeneous",
-        evaluation=evaluate(system, lengths, bandwidth[best]),
+        evaluation=evaluate(system, lengths, spend_leftover(system, lengths, bandwidth[best])),
         draft_length=best,
         goodput_by_length=goodput,
     )

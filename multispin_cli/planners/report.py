@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
+import numpy as np
+
 from multispin_cli.planners.baselines import all_baselines
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
@@ -70,4 +72,22 @@ def verify_table_warnings(system: System, report: PlanReport) -> list[str]:
                 f"the {plan.name} plan verifies {n:g} tokens per round, outside the measured verify_table "
                 f"({verify.tokens[0]:g}-{verify.tokens[-1]:g}); its time is extrapolated"
             )
+    return lines
+
+
+def resource_block_warnings(system: System, report: PlanReport) -> list[str]:
+    """One line per plan that leaves users at L = 0 because the blocks cannot give every user its
+    minimum (the planners then choose who drafts; see the README)."""
+    blocks = system.resource_blocks
+    if blocks is None or int(system.min_resource_blocks.sum()) <= blocks:
+        return []
+    lines = []
+    for plan in report.plans:
+        idle = [system.names[k] for k in np.flatnonzero(plan.evaluation.draft_lengths == 0)]
+        shown = ", ".join(idle[:4]) + (", ..." if len(idle) > 4 else "")
+        lines.append(
+            f"the {blocks} resource blocks cannot give all {system.users} users their min_resource_blocks "
+            f"({int(system.min_resource_blocks.sum())} needed): the {plan.name} plan leaves {len(idle)} at "
+            f"L = 0 ({shown})"
+        )
     return lines

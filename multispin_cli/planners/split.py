@@ -6,15 +6,20 @@ convex and decreasing in D (an increasing convex inverse rate of a convex decrea
 so ``f(D) = sum_k W_k(D) - W`` has exactly one root past the floor where some user would need an
 infinite rate, and safeguarded Newton converges to it quickly and monotonically. Giving each user
 ``W_k(D*)`` makes all drafting users finish together: any other split makes one of them later.
+
+That is the smooth case (a continuous band, Shannon rates). Whole resource blocks and step or
+capped rates go to the exact bisection of :mod:`multispin_cli.planners.resource_blocks`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.model.channel import LN2, Channel, snr_for_rate_ratio
+from multispin_cli.model.channel import Channel
+from multispin_cli.errors import InputError
 from multispin_cli.model.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
 from multispin_cli.model.system import System
+from multispin_cli.planners.resource_blocks import least_deadline_split
 
 _MAX_ITER = 200
 
@@ -41,13 +46,32 @@ class Demand:
         self.device = device.ravel()[flat]
         if ch.power_limited.ndim == 1:  # one channel per user, shared by every plan
             user = flat % self.users
-            self.pl, self.eff, self.q = (ch.power_limited[user], ch.spectral_efficiency[user],
-                                         ch.snr_bandwidth_hz[user])
+            self.pl = ch.power_limited[user]
+            self.channel = ch.take(user)
         else:  # one channel per plan and user (fading: a row per round)
-            self.pl, self.eff, self.q = (np.broadcast_to(a, self.shape).ravel()[flat] for a in
-                                         (ch.power_limited, ch.spectral_efficiency, ch.snr_bandwidth_hz))
-        self.any_pl = bool(self.pl.any())
+            user = flat % self.users
+            self.pl, eff, q = (np.broadcast_to(a, self.shape).ravel()[flat] for a in
+                               (ch.power_limited, ch.spectral_efficiency, ch.snr_bandwidth_hz))
+            self.channel = Channel(self.pl, eff, q, ch.link)
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
+        # Resource-block mode: whole blocks, at least the user's minimum (see _need).
+        self.block_hz = system.resource_block_hz
+        if self.block_hz is not None:
+            self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[user]
+
+    def _need(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Least bandwidth carrying each rate, and dW/dR: the channel's inverse rate, rounded up to
+        whole blocks (at least the user's minimum) in resource-block mode. There the derivative is
+        the continuous one: only the local search's first-order screen reads it."""
+        need, slope = self.channel.bandwidth_for_rate(rate)
+        if self.block_hz is None:
+            return need, slope
+        if self.channel.monotone:  # the least bandwidth rounded up to whole blocks
+            with np.errstate(invalid="ignore"):
+                blocks = np.ceil(need / self.block_hz * (1.0 - 1e-12))
+        else:
+            blocks = self.channel.blocks_for_rate(rate, self.block_hz)
+        return np.maximum(blocks, self.min_blocks) * self.block_hz, slope
 
     def per_user(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Need (Hz) and its derivative in the deadline (Hz/s) of each drafting user (flat arrays)."""
@@ -55,17 +79,8 @@ class Demand:
         ok = slack > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(ok, self.bits / slack, np.inf)
-            need = rate / self.eff
-            d_need = -need / slack
-            if self.any_pl:
-                pl = self.pl
-                a = rate[pl] * LN2 / self.q[pl]
-                reach = (a > 0) & (a < 1)
-                x = snr_for_rate_ratio(np.where(reach, a, 0.5))
-                reach &= np.isfinite(x) & (x > 0)
-                d_w_d_rate = LN2 / (np.log1p(x) - x / (1.0 + x))
-                need[pl] = np.where(reach, self.q[pl] / x, np.inf)
-                d_need[pl] = np.where(reach, -d_w_d_rate * rate[pl] / slack[pl], -np.inf)
+            need, d_w_d_rate = self._need(rate)
+            d_need = -d_w_d_rate * rate / slack
         need = np.where(ok, need, np.inf)
         return need, np.where(np.isfinite(need), d_need, -np.inf)
 
@@ -80,13 +95,7 @@ class Demand:
         ok = slack > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(ok, self.bits / slack, np.inf)
-            need = rate / self.eff
-            if self.any_pl:
-                a = rate[:, self.pl] * LN2 / self.q[self.pl]
-                reach = (a > 0) & (a < 1)
-                x = snr_for_rate_ratio(np.where(reach, a, 0.5))
-                reach &= np.isfinite(x) & (x > 0)
-                need[:, self.pl] = np.where(reach, self.q[self.pl] / x, np.inf)
+            need, _ = self._need(rate)
         out = np.zeros((d.size, self.rows * self.users))
         out[:, self.index] = np.where(ok, need, np.inf)
         return out.reshape((d.size,) + self.shape)
@@ -136,12 +145,18 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
     round from :meth:`Channel.faded`).
     """
     lengths = np.asarray(lengths)
+    if not system.smooth:  # whole resource blocks, or step/capped rates: exact bisection instead
+        if channel is not None:
+            raise InputError("per-round splits on a faded channel need a continuous band with Shannon rates "
+                             "(resource blocks and link adaptation are not supported with fading yet)")
+        return least_deadline_split(system, lengths)
     channel = system.channel if channel is None else channel
     batch = np.broadcast_shapes(lengths.shape[:-1], channel.power_limited.shape[:-1])
     lengths = np.broadcast_to(lengths, batch + (system.users,)).reshape(-1, system.users)
     if channel.power_limited.ndim > 1:
         channel = Channel(*(np.broadcast_to(a, batch + (system.users,)).reshape(-1, system.users) for a in
-                            (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)))
+                            (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)),
+                          channel.link)
     total = system.bandwidth_hz
     demand = Demand(system, lengths, channel)
     bits = upload_bits(system, lengths)

@@ -15,6 +15,7 @@ import tomli_w
 
 from multispin_cli import __version__
 from multispin_cli.model.plan import Plan
+from multispin_cli.planners.needs import Needs, plan_needs
 from multispin_cli.planners.report import PlanReport
 from multispin_cli.documents.planfile import FORMAT_VERSION
 from multispin_cli.documents.profile import Profile
@@ -41,6 +42,11 @@ def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> d
     section["verify_ms"] = num(ev.verify_s / MS)
     section["verify_tokens"] = int(ev.verify_tokens)
     section["mean_draft_length"] = num(ev.draft_lengths.mean())
+    needs = plan_needs(profile.system, plan)
+    section["needed_bandwidth_mhz"] = num(needs.needed_hz / MHZ)
+    section["spare_bandwidth_mhz"] = num(needs.spare_hz / MHZ)
+    if needs.user_blocks is not None:
+        section["needed_resource_blocks"] = int(needs.user_blocks.sum())
     if plan.upper_bound_tokens_per_s is not None:
         section["upper_bound_tokens_per_s"] = num(plan.upper_bound_tokens_per_s)
         section["gap_to_upper_bound_percent"] = num(
@@ -49,12 +55,13 @@ def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> d
     section["gain_percent"] = {
         name: num(100.0 * plan.gain_over(other)) for name, other in baselines.items() if other.goodput_tokens_per_s > 0
     }
-    section["users"] = _users(profile, plan)
+    section["users"] = _users(profile, plan, needs)
     return section
 
 
-def _users(profile: Profile, plan: Plan) -> list[dict]:
+def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
     ev = plan.evaluation
+    block = profile.system.resource_block_hz
     rate = ev.user_tokens_per_s
     rows = []
     for k, name in enumerate(profile.system.names):
@@ -65,7 +72,11 @@ def _users(profile: Profile, plan: Plan) -> list[dict]:
             "tokens_per_round": num(ev.tokens_per_round[k]),
             "tokens_per_s": num(rate[k]),
             "draft_upload_ms": num(ev.phase_s[k] / MS),
+            "needed_bandwidth_mhz": num(needs.user_hz[k] / MHZ),
         }
+        if block is not None:
+            row["resource_blocks"] = int(round(ev.bandwidth_hz[k] / block))
+            row["needed_resource_blocks"] = int(needs.user_blocks[k])
         if profile.users[k].draft_model:
             row["draft_model"] = profile.users[k].draft_model
         rows.append(row)
@@ -95,6 +106,11 @@ def cell_header(profile: Profile, **extra) -> dict:
             "batching": system.batching, "target": profile.target}
     if profile.target_model:
         head["target_model"] = profile.target_model
+    if system.resource_block_hz is not None:
+        head["resource_blocks"] = system.resource_blocks
+        head["subcarrier_spacing_khz"] = num(system.resource_block_hz / 12e3)
+    if not system.channel.link.is_shannon:
+        head["rate_model"] = system.channel.link.kind
     return head
 
 

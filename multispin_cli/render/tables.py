@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from multispin_cli.model.plan import Plan
+from multispin_cli.planners.needs import plan_needs
 from multispin_cli.planners.report import PlanReport
 from multispin_cli.documents.profile import Profile
 from multispin_cli.model.units import MHZ, MS
@@ -178,6 +179,23 @@ def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT
     return table
 
 
+def _band(hz: float) -> str:
+    """A bandwidth in the unit that reads best: kHz below 1 MHz."""
+    return f"{hz / 1e3:.3g} kHz" if hz < MHZ else f"{hz / MHZ:.3g} MHz"
+
+
+def needs_line(profile: Profile, report: PlanReport) -> Text:
+    """One line: how much of the band the best plan needs (beyond it the devices set the pace)."""
+    system = profile.system
+    plan = report.plans[-1]
+    needs = plan_needs(system, plan)
+    need = _band(needs.needed_hz).removesuffix(" MHz")
+    text = f"The {plan.name} plan needs {need} of {system.bandwidth_hz / MHZ:g} MHz"
+    if needs.user_blocks is not None:
+        text += f" ({int(needs.user_blocks.sum())} of {system.resource_blocks} RBs)"
+    return Text(text + f", {_band(needs.spare_hz)} spare.")
+
+
 def plan_view(
     profile: Profile, report: PlanReport, *, insights: list[str] = (), max_rows: int = DEFAULT_ROWS, width: int = 80
 ) -> Group:
@@ -185,6 +203,7 @@ def plan_view(
     parts = [
         headline(profile),
         summary_table(profile, report),
+        needs_line(profile, report),
         users_table(profile, report, max_rows=max_rows, width=width),
     ]
     if insights:

@@ -1,0 +1,204 @@
+"""Profile overrides: address any numeric profile key by a dotted name, parse `--set` values, and
+apply values (or a random scenario's draws) to a parsed profile before it is validated.
+
+Addresses: ``TABLE.KEY`` for the plain tables (``system.bandwidth_mhz``, ``server.verify_base_ms``,
+``payload.header_bits``) and ``devices.NAME.KEY`` for a ``[[devices]]`` entry named NAME
+(``devices.phone.count``). The addressable keys are the numeric (int and float) keys of
+:data:`~multispin_cli.documents.profile.SCHEMA`, so keys added to the schema can be swept at once.
+
+Setting a key replaces the keys it excludes in the same entry: ``acceptance`` drops
+``acceptance_by_position``; a channel key (``snr_db``, ``spectral_efficiency_bps_per_hz``,
+``tx_power_dbm``) drops the other channel forms; ``path_loss_db`` and ``distance_m`` drop each
+other; in ``[system]``, ``resource_blocks`` drops ``bandwidth_mhz`` and ``bandwidth_mhz`` drops
+``resource_blocks`` with its ``subcarrier_spacing_khz`` and ``min_resource_blocks``. The result
+then goes through the profile's own validation, unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import re
+from typing import Iterable
+
+import numpy as np
+
+from multispin_cli.analysis.scenarios import Drop
+from multispin_cli.analysis.sweep import Axis
+from multispin_cli.documents.profile import SCHEMA, Key
+from multispin_cli.errors import InputError
+
+NUMERIC_KINDS = ("int", "float")
+_CHANNEL = ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm", "path_loss_db", "distance_m")
+REPLACES = {
+    "acceptance": ("acceptance_by_position",),
+    "snr_db": tuple(k for k in _CHANNEL if k != "snr_db"),
+    "spectral_efficiency_bps_per_hz": tuple(k for k in _CHANNEL if k != "spectral_efficiency_bps_per_hz"),
+    "tx_power_dbm": ("snr_db", "spectral_efficiency_bps_per_hz"),
+    "path_loss_db": ("snr_db", "spectral_efficiency_bps_per_hz", "distance_m"),
+    "distance_m": ("snr_db", "spectral_efficiency_bps_per_hz", "path_loss_db"),
+}
+# The same for [system]: a continuous band and whole resource blocks exclude each other.
+SYSTEM_REPLACES = {
+    "resource_blocks": ("bandwidth_mhz",),
+    "bandwidth_mhz": ("resource_blocks", "subcarrier_spacing_khz", "min_resource_blocks"),
+}
+MAX_VALUES = 100_000  # values one --set may expand to
+
+
+def _entries(data: dict, table: str) -> list[dict]:
+    value = data.get(table)
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+
+def sweep_keys(data: dict) -> dict[str, Key]:
+    """Every address a sweep can set in this profile, with its schema key."""
+    out: dict[str, Key] = {}
+    for table, keys in SCHEMA.items():
+        numeric = [k for k in keys if k.kind in NUMERIC_KINDS]
+        if isinstance(data.get(table), list):  # an array of tables, addressed by name
+            for entry in _entries(data, table):
+                if isinstance(entry.get("name"), str):
+                    for key in numeric:
+                        out[f"{table}.{entry['name']}.{key.name}"] = key
+        else:
+            for key in numeric:
+                out[f"{table}.{key.name}"] = key
+    return out
+
+
+def resolve_key(data: dict, address: str) -> Key:
+    """The schema key at ``address``; an unknown address is an InputError suggesting the nearest."""
+    known = sweep_keys(data)
+    if address in known:
+        return known[address]
+    hint = difflib.get_close_matches(address, list(known), n=1, cutoff=0.5)
+    more = f" (did you mean '{hint[0]}'?)" if hint else ""
+    raise InputError(f"unknown profile key '{address}'{more}; keys are TABLE.KEY or devices.NAME.KEY with a "
+                     "numeric key of the profile reference", key="--set")
+
+
+_RANGE = re.compile(r"^\s*(?P<lo>[^.\s][^\s]*?)\s*\.\.\s*(?P<hi>[^:\s]+)\s*(?::\s*(?P<how>\S+))?\s*$")
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what}: '{text}' is not a number", key="--set") from None
+    if not math.isfinite(value):
+        raise InputError(f"{what}: '{text}' is not a finite number", key="--set")
+    return value
+
+
+def parse_values(spec: str, what: str = "--set") -> tuple[float, ...]:
+    """Values of a ``--set`` right-hand side.
+
+    ``V1,V2,...`` as given; ``A..B`` the integers A, A+1, ..., B; ``A..B:log`` A, 2A, 4A, ... up to
+    B (A > 0); ``A..B:N`` N evenly spaced values from A to B, both included.
+    """
+    match = _RANGE.match(spec)
+    if match is None:
+        parts = [p.strip() for p in spec.split(",")]
+        if not spec.strip() or any(not p for p in parts):
+            raise InputError(f"{what}: give values as V1,V2,... or a range A..B, A..B:log, A..B:N", key="--set")
+        return tuple(_number(p, what) for p in parts)
+    lo, hi, how = _number(match["lo"], what), _number(match["hi"], what), match["how"]
+    if hi < lo:
+        raise InputError(f"{what}: range {match['lo']}..{match['hi']} runs backwards", key="--set")
+    if how is None:
+        if not (lo.is_integer() and hi.is_integer()):
+            raise InputError(f"{what}: A..B steps by 1 between integers; use A..B:N for N values", key="--set")
+        values = np.arange(lo, hi + 1)
+    elif how == "log":
+        if lo <= 0:
+            raise InputError(f"{what}: a :log range starts above 0", key="--set")
+        n = int(math.floor(math.log2(hi / lo) + 1e-9)) + 1
+        values = lo * 2.0 ** np.arange(n)
+    elif how.isdigit() and int(how) >= 1:
+        values = np.linspace(lo, hi, int(how)) if int(how) > 1 else np.array([lo])
+    else:
+        raise InputError(f"{what}: after ':' give 'log' or a count of values, got '{how}'", key="--set")
+    if values.size > MAX_VALUES:
+        raise InputError(f"{what}: {values.size} values is more than {MAX_VALUES}", key="--set")
+    return tuple(float(f"{v:.12g}") for v in values)
+
+
+def parse_set(text: str, data: dict) -> Axis:
+    """One ``--set KEY=VALUES`` against a parsed profile: the key checked, the values parsed."""
+    key, sep, spec = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InputError(f"'{text}' is not KEY=VALUES (for example system.bandwidth_mhz=10,20)", key="--set")
+    schema_key = resolve_key(data, key)
+    values = parse_values(spec, key)
+    if schema_key.kind == "int":
+        bad = [v for v in values if not float(v).is_integer()]
+        if bad:
+            raise InputError(f"{key} takes integers, got {bad[0]:g}", key="--set")
+        values = tuple(int(v) for v in values)
+    if len(set(values)) != len(values):
+        raise InputError(f"{key} lists a value twice", key="--set")
+    return Axis(key, values)
+
+
+def check_distinct(axes: Iterable[Axis]) -> None:
+    """Each key may be swept once."""
+    seen = set()
+    for axis in axes:
+        if axis.key in seen:
+            raise InputError(f"{axis.key} is set twice", key="--set")
+        seen.add(axis.key)
+
+
+def apply_overrides(data: dict, pairs: Iterable[tuple[str, float]]) -> dict:
+    """A deep copy of ``data`` with each (address, value) set (addresses as from :func:`sweep_keys`)."""
+    out = copy.deepcopy(data)
+    for address, value in pairs:
+        table, _, rest = address.partition(".")
+        if isinstance(out.get(table), list):
+            name, _, key = rest.rpartition(".")
+            targets = [e for e in _entries(out, table) if e.get("name") == name]
+        else:
+            key = rest
+            targets = [out.setdefault(table, {})]
+        replaces = {"devices": REPLACES, "system": SYSTEM_REPLACES}.get(table, {})
+        for entry in targets:
+            for other in replaces.get(key, ()):
+                entry.pop(other, None)
+            entry[key] = value
+    return out
+
+
+def base_acceptance(data: dict) -> np.ndarray:
+    """Each user's single acceptance in the profile's order (NaN for per-position ones)."""
+    values = []
+    for entry in _entries(data, "devices"):
+        count = entry.get("count", 1)
+        alpha = entry.get("acceptance", math.nan)
+        values += [float(alpha) if isinstance(alpha, (int, float)) else math.nan] * int(count)
+    return np.array(values, dtype=float)
+
+
+def apply_drop(data: dict, drop: Drop, tx_power_dbm: float) -> dict:
+    """One entry per user (named as the loader names them: NAME or NAME-1..NAME-N) with the drop's
+    path loss and acceptance; its transmit power is the entry's ``tx_power_dbm`` or ``tx_power_dbm``."""
+    out = copy.deepcopy(data)
+    users: list[dict] = []
+    k = 0
+    for entry in _entries(data, "devices"):
+        count = int(entry.get("count", 1))
+        for j in range(count):
+            user = {key: value for key, value in entry.items() if key not in _CHANNEL}
+            user["count"] = 1
+            user["name"] = entry["name"] if count == 1 else f"{entry['name']}-{j + 1}"
+            user["tx_power_dbm"] = entry.get("tx_power_dbm", tx_power_dbm)
+            user["path_loss_db"] = float(drop.path_loss_db[k])
+            if not math.isnan(drop.acceptance[k]):
+                user["acceptance"] = float(drop.acceptance[k])
+                user.pop("acceptance_by_position", None)
+            users.append(user)
+            k += 1
+    out["devices"] = users
+    return out

@@ -1,0 +1,213 @@
+"""The least deadline for fixed draft lengths when the split is not smooth: whole resource blocks,
+or a rate that steps (CQI) or is capped.
+
+**Whole blocks.** With N blocks of width B, user k finishing by D needs
+``n_k(D) = max(m_k, least n with t_k + S_k / r_k(n B) <= D)`` blocks (``m_k`` its minimum), a
+closed form through the channel's inverse rate (:meth:`Channel.blocks_for_rate`). ``n_k(D)`` falls
+with D, so the plan fits by D exactly when ``sum_k n_k(D) <= N``: a monotone test. Bisection on D,
+vectorised over plans and users, brackets the least such D to a few ulps; the deadline reported is
+then the true finish time of the last user on those counts, ``max_k t_k + S_k / r_k(n_k B)``: one of
+the finite candidate finish times, and no allocation of whole blocks finishes earlier.
+
+**Leftover blocks** (``N - sum n_k``) cannot lower the deadline (it is the least). They go, one at
+a time in effect, to the users whose own finish time falls most from one more block
+(:func:`spend_leftover`): the top marginal gains over all users at once, never raising anyone's
+finish time, so never the deadline.
+
+**Step or capped rates on a continuous band** use the same bisection on the continuous least
+bandwidth (:meth:`Channel.bandwidth_for_rate`): the demand can jump where a CQI level is lost, so
+Newton's method of :mod:`multispin_cli.planners.split` does not apply, but the test stays monotone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli.model.goodput import compute_seconds, upload_bits
+from multispin_cli.model.system import System
+
+_BISECTIONS = 200  # far more than enough: each halves the bracket, stopped at a few ulps
+
+
+class _Users:
+    """The drafting users of a batch of plans, flattened (like :class:`split.Demand`)."""
+
+    def __init__(self, system: System, lengths: np.ndarray):
+        k = system.users
+        self.plans = lengths.shape[0]
+        bits = upload_bits(system, lengths)
+        device = compute_seconds(system, lengths)
+        flat = np.flatnonzero(bits > 0)
+        self.flat, self.row, self.user = flat, flat // k, flat % k
+        self.bits, self.device = bits.ravel()[flat], device.ravel()[flat]
+        self.channel = system.channel.take(self.user)
+        self.block_hz = system.resource_block_hz
+        if self.block_hz is not None:
+            self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[self.user]
+
+    def need(self, deadline: np.ndarray) -> np.ndarray:
+        """Hz each drafting user needs to finish by its plan's deadline (whole blocks in RB mode)."""
+        slack = deadline[self.row] - self.device
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(slack > 0, self.bits / slack, np.inf)
+        if self.block_hz is None:
+            return self.channel.bandwidth_for_rate(rate)[0]
+        blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
+        return blocks * self.block_hz
+
+    def finish(self, bandwidth: np.ndarray) -> np.ndarray:
+        """Finish time of each drafting user on the given bandwidth."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            upload = self.bits / self.channel.rate_bps(bandwidth)
+        return self.device + np.where(np.isnan(upload), np.inf, upload)
+
+    def total(self, per_user: np.ndarray) -> np.ndarray:
+        return np.bincount(self.row, per_user, minlength=self.plans)
+
+    def latest(self, per_user: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.plans)
+        np.maximum.at(out, self.row, per_user)
+        return out
+
+
+def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Least deadline and its allocation (Hz) for each plan's lengths; ``(...)`` and ``(..., K)``.
+
+    Exact for whole blocks (see the module doc); on a continuous band the bisection stops within a
+    few ulps of the least deadline. A plan that cannot fit (a user no bandwidth lets upload, or the
+    minimum blocks of its drafting users exceed N) gets an infinite deadline and no bandwidth.
+    """
+    lengths = np.asarray(lengths)
+    batch = lengths.shape[:-1]
+    lengths = lengths.reshape(-1, system.users)
+    users = _Users(system, lengths)
+    total = system.bandwidth_hz
+    drafting = users.total(np.ones(users.row.size))
+    anyone = drafting > 0
+    # Right end: a deadline surely met. Blocks: everyone on its minimum (fits when the minima do).
+    # Continuous: everyone on an equal share (the most rate each reaches with at most that share).
+    if users.block_hz is not None:
+        start = users.min_blocks * users.block_hz
+        fits = users.total(start) <= total * (1 + 1e-12)
+    else:
+        share = total / np.maximum(drafting, 1)[users.row]
+        with np.errstate(divide="ignore"):
+            start = np.where(users.channel.best_rate_bps(share) > 0, share, np.inf)
+        fits = np.ones(users.plans, bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        start = np.where(np.isfinite(start), start, total)
+        # In block mode a user holds exactly its minimum; on a continuous band it may use less.
+        best = users.channel.rate_bps(start) if users.block_hz is not None else users.channel.best_rate_bps(start)
+        hi_user = users.device + users.bits / best
+    hi = users.latest(np.where(best > 0, hi_user, np.inf))
+    # Left end: no bandwidth lets the slowest user finish earlier than its device time plus its
+    # upload at the channel's rate limit.
+    with np.errstate(divide="ignore"):
+        lo = users.latest(users.device + users.bits / users.channel.max_rate_bps)
+    lo = np.minimum(lo, hi)
+    ok = anyone & fits & np.isfinite(hi)
+
+    def fits_by(deadline):
+        return users.total(users.need(deadline)) <= total * (1 + 1e-12)
+
+    def bisect(lo, hi, open_, rel):
+        for _ in range(_BISECTIONS):
+            with np.errstate(invalid="ignore"):  # a plan no split can run has lo = hi = inf
+                open_ = open_ & (hi - lo > rel * hi)
+                if not open_.any():
+                    break
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            feasible = fits_by(mid)
+            hi = np.where(open_ & feasible, mid, hi)
+            lo = np.where(open_ & ~feasible, mid, lo)
+        return lo, hi
+
+    exact = 4 * np.finfo(float).eps
+    if users.block_hz is None:
+        lo, hi = bisect(lo, hi, ok, exact)
+    else:
+        # Blocks: feasibility changes only at candidate finish times. A coarse bracket, then the
+        # candidate it points at (the last finish time on the counts at hi); if nothing just below
+        # that candidate fits, it is the least deadline, else bisect on to the last ulps.
+        lo, hi = bisect(lo, hi, ok, 1e-9)
+        snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
+        below = snapped * (1 - 1e-12)
+        sooner = ok & (below > lo) & fits_by(np.where(ok, below, hi))
+        hi = np.where(ok & ~sooner, snapped, hi)
+        if sooner.any():
+            lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
+            hi = np.where(sooner, hi2, hi)
+    need = users.need(hi)
+    if users.block_hz is None and system.channel.monotone:
+        # More band never slows a user here: hand out the whole band in proportion, as the smooth
+        # split does (its deadline can only fall).
+        with np.errstate(divide="ignore", over="ignore"):
+            scale = np.where(anyone, total / np.maximum(users.total(need), 1e-300), 0.0)
+        need = need * np.minimum(scale, 1e300)[users.row]
+    need = np.where(ok[users.row], need, 0.0)
+    bandwidth = np.zeros(lengths.size)
+    bandwidth[users.flat] = need
+    deadline = np.where(ok, users.latest(users.finish(need)), np.where(anyone, np.inf, 0.0))
+    return deadline.reshape(batch), bandwidth.reshape(batch + (system.users,))
+
+
+def spend_leftover(system: System, lengths, bandwidth_hz) -> np.ndarray:
+    """One plan's block allocation with the blocks it leaves free handed to drafting users.
+
+    Each free block goes where it lowers a user's own finish time most (the greedy, done at once:
+    the largest marginal gains over all users, each user's gains made non-increasing so that every
+    user takes a prefix); a user whose finish time would rise (possible only with CQI steps and
+    power-limited users) keeps what it had. The deadline never rises. Unchanged outside
+    resource-block mode.
+    """
+    bandwidth = np.asarray(bandwidth_hz, dtype=float)
+    block = system.resource_block_hz
+    if block is None:
+        return bandwidth
+    lengths = np.asarray(lengths)
+    users = _Users(system, lengths[None, :])
+    blocks = np.round(bandwidth / block)
+    left = int(system.resource_blocks - blocks.sum())
+    if left <= 0 or users.user.size == 0 or not np.all(np.isfinite(bandwidth)):
+        return bandwidth
+    own = blocks[users.user]
+    extra = np.arange(left + 1)
+    finish = np.stack([users.finish((own + j) * block) for j in extra], axis=1)  # (m, left + 1)
+    with np.errstate(invalid="ignore"):  # inf - inf where a user cannot finish on any count
+        gain = np.nan_to_num(np.minimum.accumulate(finish[:, :-1] - finish[:, 1:], axis=1), nan=-np.inf)
+    order = np.argsort(-gain, axis=None, kind="stable")[:left]
+    order = order[gain.ravel()[order] > 0]
+    counts = np.bincount(order // left, minlength=users.user.size)
+    counts = np.where(finish[np.arange(counts.size), counts] <= finish[:, 0], counts, 0)
+    out = blocks.copy()
+    out[users.user] += counts
+    return out * block
+
+
+def equal_blocks(system: System, drafting: int) -> np.ndarray:
+    """An equal split of whole blocks among the users (the heterogeneity-agnostic baseline): N // K
+    each, the remainder to the first users."""
+    k, n = system.users, system.resource_blocks
+    if drafting == 0:
+        return np.zeros(k)
+    each = np.full(k, n // k) + (np.arange(k) < n % k)
+    return each * system.resource_block_hz
+
+
+def alone_seconds(system: System, lengths) -> np.ndarray:
+    """Each user's draft-and-upload time with the whole band to itself: a bound no split beats."""
+    bits = upload_bits(system, lengths)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upload = np.where(bits > 0, bits / system.channel.best_rate_bps(system.bandwidth_hz), 0.0)
+    return compute_seconds(system, lengths) + np.where(np.isnan(upload), np.inf, upload)
+
+
+def latest_useful_deadline(system: System) -> float:
+    """In block mode, no plan's least deadline exceeds every user drafting L_max on its minimum
+    blocks (each user then needs no more than its minimum): the largest such finish time over the
+    users who can upload at all."""
+    lengths = np.full(system.users, system.max_draft_length)
+    users = _Users(system, lengths[None, :])
+    finish = users.finish(users.min_blocks * users.block_hz)
+    finite = finish[np.isfinite(finish)]
+    return float(finite.max()) if finite.size else 0.0

@@ -1,0 +1,133 @@
+"""`multispin capacity`: exact searches checked by planning the answer and its neighbour."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+import tomli_w
+
+from builders import assert_one_line_error, invoke
+from multispin_cli.analysis.capacity import largest_meeting, smallest_meeting
+from multispin_cli.documents.profile import load_profile
+from multispin_cli.planners.report import plan_report
+
+
+@pytest.mark.parametrize("target", [1, 2, 3, 7, 8, 9, 100, 999, 1000])
+def test_searches_find_the_exact_boundary(target):
+    calls = []
+
+    def probe(n):
+        calls.append(n)
+        return n
+
+    up = largest_meeting(probe, lambda v: v <= target, limit=1000)
+    assert (up.answer, up.neighbour) == (target, target + 1)
+    assert up.at_neighbour == (None if target == 1000 else target + 1)
+    assert len(calls) == len(set(calls)) and len(calls) <= 2 * np.log2(1000) + 3
+    down = smallest_meeting(lambda n: n, lambda v: v >= target, limit=1000)
+    assert down.answer == target and down.neighbour == target - 1
+
+
+def test_searches_report_no_answer():
+    assert largest_meeting(lambda n: n, lambda v: v < 1, limit=10) is None
+    assert smallest_meeting(lambda n: n, lambda v: v > 10, limit=10) is None
+
+
+def _plan_with(tmp_path, path, name, edit):
+    data = tomllib.loads(path.read_text())
+    edit(data)
+    cell = tmp_path / f"{name}.toml"
+    cell.write_text(tomli_w.dumps(data))
+    return plan_report(load_profile(cell).system)
+
+
+def _set_count(n):
+    def edit(data):
+        data["devices"][0]["count"] = n
+    return edit
+
+
+def test_user_capacity_answer_meets_and_one_more_does_not(write_profile, tmp_path):
+    path = write_profile()
+    result = invoke("capacity", path, "--device", "fast", "--min-user-tokens-per-s", "40", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    head = doc["capacity"]
+    n = head["count"]
+    assert head["next_count"] == n + 1 and n > 1
+    assert head["user_tokens_per_s_at_count"] >= 40 > head["user_tokens_per_s_at_next_count"]
+    # independently: plan N and N + 1 from edited profiles
+    at_n = _plan_with(tmp_path, path, "n", _set_count(n)).heterogeneous
+    at_next = _plan_with(tmp_path, path, "n1", _set_count(n + 1)).heterogeneous
+    assert at_n.evaluation.user_tokens_per_s.min() >= 40 > at_next.evaluation.user_tokens_per_s.min()
+    # the plan at the answer is in the output
+    assert doc["plan"]["users"] == n + 1 and len(doc["heterogeneous"]["users"]) == n + 1
+    assert doc["heterogeneous"]["goodput_tokens_per_s"] == pytest.approx(at_n.goodput_tokens_per_s, rel=1e-9)
+
+
+def test_mean_target_admits_more_users_than_the_worst_user(write_profile):
+    path = write_profile()
+    worst = json.loads(invoke("capacity", path, "--device", "fast", "--min-user-tokens-per-s", "40", "-f",
+                              "json").stdout)["capacity"]
+    mean = json.loads(invoke("capacity", path, "--device", "fast", "--min-user-tokens-per-s", "40", "--mean", "-f",
+                             "json").stdout)["capacity"]
+    assert mean["statistic"] == "mean" and mean["count"] >= worst["count"]
+
+
+def test_bandwidth_answer_meets_and_one_step_less_does_not(write_profile, tmp_path):
+    path = write_profile()
+    result = invoke("capacity", path, "--min-bandwidth-for-goodput", "225", "--step-mhz", "0.05", "-f", "toml")
+    assert result.exit_code == 0, result.stderr
+    head = tomllib.loads(result.stdout)["capacity"]
+    band, previous = head["bandwidth_mhz"], head["previous_bandwidth_mhz"]
+    assert previous == pytest.approx(band - 0.05)
+
+    def with_band(mhz):
+        def edit(data):
+            data["system"]["bandwidth_mhz"] = mhz
+        return edit
+
+    assert _plan_with(tmp_path, path, "w", with_band(band)).heterogeneous.goodput_tokens_per_s >= 225
+    assert _plan_with(tmp_path, path, "w1", with_band(previous)).heterogeneous.goodput_tokens_per_s < 225
+
+
+def test_table_view_states_the_answer_and_the_check(write_profile):
+    result = invoke("capacity", write_profile(), "--device", "fast", "--min-user-tokens-per-s", "40")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert "Capacity:" in result.stdout and "Checked:" in result.stdout and "Users" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--device", "fast", "--min-user-tokens-per-s", "3000"), "no count of fast meets 3000 tokens/s per user"),
+    (("--min-bandwidth-for-goodput", "5000"), "no band up to 100000 MHz reaches 5000 tokens/s"),
+    (("--device", "fats", "--min-user-tokens-per-s", "10"), "no [[devices]] entry named 'fats' (did you mean 'fast'?)"),
+    (("--device", "fast"), "--device and --min-user-tokens-per-s go together"),
+    ((), "ask one question"),
+    (("--device", "fast", "--min-user-tokens-per-s", "1", "--max-count", "4"), "raise --max-count"),
+])
+def test_unmeetable_or_malformed_questions_exit_2_in_one_line(write_profile, args, needle):
+    assert_one_line_error(invoke("capacity", write_profile(), *args), needle)
+
+
+def test_bandwidth_search_counts_whole_blocks_when_the_profile_has_them(tmp_path):
+    from multispin_cli.documents.catalog import profiles_dir
+
+    path = profiles_dir() / "nr-30khz-51rb-qwen3.toml"
+    result = invoke("capacity", path, "--min-bandwidth-for-goodput", "340", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    head = json.loads(result.stdout)["capacity"]
+    n = head["resource_blocks"]
+    assert head["question"] == "resource_blocks" and head["previous_resource_blocks"] == n - 1
+    assert head["goodput_tokens_per_s_at_resource_blocks"] >= 340 > head[
+        "goodput_tokens_per_s_at_previous_resource_blocks"]
+
+    def with_blocks(count):
+        def edit(data):
+            data["system"]["resource_blocks"] = count
+        return edit
+
+    assert _plan_with(tmp_path, path, "b", with_blocks(n)).heterogeneous.goodput_tokens_per_s >= 340
+    assert _plan_with(tmp_path, path, "b1", with_blocks(n - 1)).heterogeneous.goodput_tokens_per_s < 340

@@ -1,0 +1,206 @@
+"""Resource blocks and link adaptation: exact whole-block plans against exhaustive search, the
+rate models' inverses against brute force, and the band a plan needs."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.goodput import phase_seconds
+from multispin_cli.model.link import NR_CQI_EFFICIENCY, LinkModel
+from multispin_cli.planners.exhaustive import exhaustive_blocks_best
+from multispin_cli.planners.heterogeneous import plan_heterogeneous
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.knapsack_hull import upper_hull
+from multispin_cli.planners.needs import plan_needs
+from multispin_cli.planners.resource_blocks import least_deadline_split
+from builders import random_system
+
+LINKS = {
+    "shannon": LinkModel(),
+    "gap": LinkModel("shannon-gap", 10 ** 0.3, 4.0),
+    "cqi": LinkModel("nr-cqi", 1.0),
+}
+
+
+def block_cell(seed: int, *, link: str = "shannon", users: int | None = None, max_len: int | None = None):
+    """A random small cell on N whole blocks of 180 kHz, with random per-user minimum blocks."""
+    rng = np.random.default_rng(seed)
+    users = users or int(rng.integers(1, 4))
+    max_len = max_len if max_len is not None else int(rng.integers(1, 4))
+    system = random_system(rng, users, max_len)
+    blocks = int(rng.integers(max(users, 2), max(users, 2) + 7))
+    block_hz = 180e3
+    # Uploads that take a fair part of the server time on an equal share: the blocks matter.
+    channel = system.channel.with_link(LINKS[link])
+    share_rate = float(np.median(system.channel.rate_bps(np.full(users, blocks * block_hz / users))))
+    scale = float(rng.uniform(0.05, 1.0)) * float(system.verify(users)) * share_rate
+    return replace(
+        system,
+        channel=channel,
+        draft_s_per_token=rng.uniform(0.01, 0.12, users) * float(system.verify(users)),
+        bits_per_token=scale / max(max_len, 1),
+        header_bits=float(rng.choice([0.0, scale / 4])),
+        bandwidth_hz=blocks * block_hz,
+        resource_block_hz=block_hz,
+        min_resource_blocks=rng.integers(1, 3, users),
+    )
+
+
+ORACLE = [(seed, link) for seed in range(16) for link in LINKS]
+SPOT = [(seed, link) for seed in range(8) for link in LINKS]
+
+
+@pytest.mark.parametrize("seed,link", SPOT)
+def test_block_split_is_the_least_deadline_over_every_whole_block_split(seed, link):
+    system = block_cell(seed, link=link)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, system.max_draft_length + 1, (6, system.users))
+    deadline, bandwidth = least_deadline_split(system, lengths)
+    n = system.resource_blocks
+    splits = np.array([s for s in itertools.product(range(n + 1), repeat=system.users) if sum(s) <= n], float)
+    for row in range(lengths.shape[0]):
+        drafting = lengths[row] > 0
+        ok = np.all(np.where(drafting, splits >= system.min_resource_blocks, splits == 0), axis=1)
+        phases = phase_seconds(system, np.broadcast_to(lengths[row], splits[ok].shape), splits[ok] * 180e3)
+        best = phases.max(axis=1, initial=0.0).min(initial=np.inf)
+        assert deadline[row] == pytest.approx(best, rel=1e-12) if np.isfinite(best) else deadline[row] == np.inf
+        if np.isfinite(best):
+            blocks = bandwidth[row] / 180e3
+            assert np.allclose(blocks, np.round(blocks)) and blocks.sum() <= n + 1e-9
+            assert np.all(blocks[drafting] >= system.min_resource_blocks[drafting] - 1e-9)
+            assert phase_seconds(system, lengths[row], bandwidth[row]).max() == pytest.approx(deadline[row], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed,link", ORACLE)
+def test_block_planners_equal_exhaustive_search_over_lengths_and_whole_block_splits(seed, link):
+    system = block_cell(seed, link=link)
+    homogeneous = plan_homogeneous(system)
+    _, _, best_common = exhaustive_blocks_best(system, homogeneous=True)
+    assert homogeneous.goodput_tokens_per_s == pytest.approx(best_common, rel=1e-12)
+    heterogeneous = plan_heterogeneous(system, start=homogeneous)
+    _, _, best = exhaustive_blocks_best(system)
+    assert heterogeneous.goodput_tokens_per_s == pytest.approx(best, rel=1e-12)
+    assert heterogeneous.upper_bound_tokens_per_s >= best * (1 - 1e-9)
+    for plan in (homogeneous, heterogeneous):
+        blocks = plan.evaluation.bandwidth_hz / 180e3
+        drafting = plan.evaluation.draft_lengths > 0
+        assert np.allclose(blocks, np.round(blocks)) and blocks.sum() <= system.resource_blocks + 1e-9
+        assert np.all(blocks[drafting] >= system.min_resource_blocks[drafting] - 1e-9)
+        # The continuous split of the same band is an upper bound on the whole-block plan.
+        continuous = replace(system, resource_block_hz=None, min_resource_blocks=None)
+        assert plan_heterogeneous(continuous).goodput_tokens_per_s >= plan.goodput_tokens_per_s * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("seed,link", SPOT)
+def test_hull_bound_bounds_and_its_plans_reach_the_optimum_without_the_exact_dp(seed, link, monkeypatch):
+    """Large cells use the concave-hull LP instead of the exact DP: forced here on small cells."""
+    import multispin_cli.planners.heterogeneous as het
+
+    monkeypatch.setattr(het, "EXACT_PLANS", 1)
+    system = block_cell(seed, link=link)
+    plan = het.plan_heterogeneous(system)
+    _, _, best = exhaustive_blocks_best(system)
+    assert plan.upper_bound_tokens_per_s >= best * (1 - 1e-9)
+    assert best * (1 + 1e-9) >= plan.goodput_tokens_per_s >= best * (1 - 1e-3)
+
+
+def test_upper_hull_bounds_every_point_and_is_concave():
+    rng = np.random.default_rng(5)
+    values = np.cumsum(rng.uniform(0, 1, (200, 7)), axis=1)
+    values[:, 0] = 0
+    weights = np.cumsum(np.round(rng.uniform(0, 2, (200, 7))), axis=1)
+    weights[:, 0] = 0
+    weights[:, 1:] += 1  # a drafting user always needs some band (steps: many levels share one weight)
+    hv, hw, hl = upper_hull(values, weights)
+    for row in range(200):
+        finite = np.isfinite(hw[row])
+        x, y = hw[row][finite], hv[row][finite]
+        assert np.all(np.diff(x) > 0) and np.all(np.diff(y) > 0)
+        slopes = np.diff(y) / np.diff(x)
+        assert np.all(np.diff(slopes) <= 1e-12)
+        assert np.all(values[row, hl[row][finite]] == y)
+        # every point lies on or below the hull
+        assert np.all(np.interp(weights[row], x, y, right=y[-1]) >= values[row] - 1e-12)
+
+
+@pytest.mark.parametrize("link", ["gap", "cqi"])
+def test_inverse_rate_is_the_least_bandwidth_on_a_fine_grid(link):
+    channel = Channel.concat([Channel.power_limited_users([2e6, 5e7]), Channel.fixed_snr([3.0, 300.0])])
+    channel = channel.with_link(LINKS[link])
+    grid = np.geomspace(1e2, 1e9, 40001)
+    rates = channel.rate_bps(grid[:, None])  # (grid, K)
+    for target in np.geomspace(1e3, 5e7, 25):
+        need, _ = channel.bandwidth_for_rate(np.full(4, target))
+        carries = rates >= target * (1 - 1e-12)
+        first = np.where(carries.any(axis=0), grid[np.argmax(carries, axis=0)], np.inf)
+        assert np.all(channel.rate_bps(np.where(np.isfinite(need), need, 1.0))[np.isfinite(need)]
+                      >= target * (1 - 1e-9))
+        # the grid's first carrying point is at most one grid step above the least bandwidth
+        assert np.all((need <= first * (1 + 1e-9)) | ~np.isfinite(first))
+        assert np.all(np.isfinite(need) == np.isfinite(first))
+        blocks = channel.blocks_for_rate(np.full(4, target), 180e3)
+        n = np.arange(1, 3000)[:, None]
+        ok = channel.rate_bps(n * 180e3) >= target * (1 - 1e-12)
+        least = np.where(ok.any(axis=0), n[np.argmax(ok, axis=0), 0], np.inf)
+        assert np.array_equal(blocks, least)
+
+
+def test_nr_cqi_steps_follow_table_5_2_2_1_2():
+    link = LinkModel("nr-cqi", 1.0)
+    eff, snr = link.levels
+    assert eff[0] == pytest.approx(0.1523, abs=1e-4) and eff[-1] == pytest.approx(5.5547, abs=1e-4)
+    assert np.all(np.diff(NR_CQI_EFFICIENCY) > 0)
+    assert link.efficiency(snr[6]) == eff[6] and link.efficiency(snr[6] * 0.999) == eff[5]
+    assert link.efficiency(snr[0] * 0.999) == 0.0
+    gap = LinkModel("shannon-gap", 2.0, 3.0)
+    assert gap.efficiency(1e9) == 3.0 and gap.efficiency(2.0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_replanning_with_exactly_the_needed_band_keeps_the_goodput(seed):
+    system = block_cell(seed, users=3, max_len=4) if seed % 2 else random_system(np.random.default_rng(seed), 4, 5)
+    for plan in (plan_homogeneous(system), plan_heterogeneous(system)):
+        needs = plan_needs(system, plan)
+        assert needs.needed_hz <= system.bandwidth_hz * (1 + 1e-12)
+        assert needs.needed_hz + needs.spare_hz == pytest.approx(system.bandwidth_hz)
+        if needs.needed_hz == 0:
+            continue
+        again = plan_heterogeneous(system.with_bandwidth(needs.needed_hz))
+        assert again.goodput_tokens_per_s >= plan.goodput_tokens_per_s * (1 - 1e-3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leftover_blocks_are_all_handed_out_and_never_raise_the_deadline(seed):
+    system = block_cell(seed, users=3, max_len=3)
+    plan = plan_heterogeneous(system)
+    ev = plan.evaluation
+    if ev.draft_lengths.max() == 0:
+        return
+    least, minimal = least_deadline_split(system, ev.draft_lengths)
+    assert ev.draft_upload_s <= least * (1 + 1e-12)
+    # Shannon rates: more blocks never slow a user, so no block is left idle.
+    assert ev.bandwidth_hz.sum() == pytest.approx(system.bandwidth_hz)
+    assert np.all(ev.bandwidth_hz >= minimal - 1e-6)
+
+
+@pytest.mark.parametrize("seed,link", [(s, l) for s in range(6) for l in ("gap", "cqi")])
+def test_continuous_step_rate_split_is_the_least_deadline_that_fits(seed, link):
+    rng = np.random.default_rng(50 + seed)
+    system = random_system(rng, 4, 4)
+    system = replace(system, channel=system.channel.with_link(LINKS[link]))
+    lengths = rng.integers(1, 5, (5, 4))
+    deadline, bandwidth = least_deadline_split(system, lengths)
+    from multispin_cli.planners.split import bandwidth_for_deadline
+
+    for row in range(5):
+        if not np.isfinite(deadline[row]):
+            continue
+        assert bandwidth[row].sum() <= system.bandwidth_hz * (1 + 1e-9)
+        assert phase_seconds(system, lengths[row], bandwidth[row]).max() <= deadline[row] * (1 + 1e-12)
+        sooner, _ = bandwidth_for_deadline(system, lengths[row], deadline[row] * (1 - 1e-9))
+        assert sooner.sum() > system.bandwidth_hz
