@@ -17,17 +17,29 @@ def random_system(
     max_len: int,
     *,
     batching: str = "ragged",
-    table: bool = False,
+    table: bool | str = False,
     power_share: float = 0.5,
+    round_overhead: bool = False,
+    no_uplink_share: float = 0.0,
 ) -> System:
-    """A random cell mixing fixed-SNR and power-limited users, drafts that sometimes pay."""
+    """A random cell mixing fixed-SNR and power-limited users, drafts that sometimes pay.
+
+    ``table="any"`` gives a measured verification table that falls as well as rises (a CPU's
+    matmul steps); ``round_overhead`` adds an engine cost per round; ``no_uplink_share`` is the
+    share of users whose drafts bypass the shared uplink.
+    """
     pl = rng.random(users) < power_share
     channel = Channel(
         pl,
         np.where(pl, np.nan, np.log2(1 + 10 ** rng.uniform(-0.5, 3, users))),
         np.where(pl, 10 ** rng.uniform(4.5, 7.5, users), np.nan),
     )
-    if table:
+    if table == "any":
+        n = np.arange(1, 30)  # a point at every N, with bumps like a CPU's (3 rows slower than 4)
+        bumps = rng.uniform(0, 0.015, n.size) * (rng.random(n.size) < 0.4)
+        bumps[2] = 0.01
+        verify = VerifyTime.from_table(n, 0.02 + rng.uniform(0, 0.002) * n + bumps)
+    elif table:
         n = np.array([1, 4, 8, 16, 32, 64])
         verify = VerifyTime.from_table(n, np.maximum.accumulate(0.02 + 0.0005 * n + rng.uniform(0, 0.005, n.size)))
     else:
@@ -45,6 +57,8 @@ def random_system(
         verify=verify,
         downlink_s=float(rng.uniform(0, 0.005)),
         batching=batching,
+        round_overhead_s=float(rng.uniform(0, 0.01)) if round_overhead else 0.0,
+        no_uplink=(rng.random(users) < no_uplink_share) if no_uplink_share else None,
     )
 
 

@@ -13,7 +13,8 @@ from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.planners.baselines import all_baselines, fixed_equal, mean_user
 from multispin_cli.model.channel import Channel
 from multispin_cli.planners.exhaustive import exhaustive_best
-from multispin_cli.model.goodput import phase_seconds
+from multispin_cli.model.goodput import evaluate, phase_seconds
+from multispin_cli.planners.split import equal_finish_split
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.report import plan_report
@@ -38,6 +39,49 @@ def test_heterogeneous_matches_exhaustive_search(seed, batching, table):
     assert plan.goodput_tokens_per_s >= best * (1 - 1e-3)  # the issue's target: within 0.1 %
     assert plan.goodput_tokens_per_s <= best * (1 + 1e-9)  # and no better than possible
     assert plan.upper_bound_tokens_per_s >= best * (1 - 1e-9)  # the bound is a bound
+
+
+ANY_TABLE_CASES = [(seed, batching, lp) for seed in range(16) for batching in ("ragged", "padded")
+                   for lp in (False, True)]
+
+
+@pytest.mark.parametrize("seed,batching,lp", ANY_TABLE_CASES)
+def test_planners_match_exhaustive_search_with_any_table_overheads_and_no_uplink(seed, batching, lp, monkeypatch):
+    """A table that falls as well as rises, an engine cost per round and users off the uplink: both
+    planners stay exact, through the exact small-cell knapsack and through the LP bound (``lp``)."""
+    from multispin_cli.planners import heterogeneous
+
+    if lp:  # the path large cells take, on a cell exhaustive search can check
+        monkeypatch.setattr(heterogeneous, "EXACT_PLANS", 1)
+    rng = np.random.default_rng(7000 + seed)
+    users, max_len = int(rng.integers(1, 5)), int(rng.integers(1, 7))
+    system = random_system(rng, users, max_len, batching=batching, table="any", round_overhead=True,
+                           no_uplink_share=0.4)
+    assert np.any(np.diff(system.verify.seconds) < 0)  # the table really falls somewhere
+    homogeneous = plan_homogeneous(system)
+    _, best_common = exhaustive_best(system, homogeneous=True)
+    assert homogeneous.goodput_tokens_per_s == pytest.approx(best_common, rel=1e-12)
+    plan = plan_heterogeneous(system, start=homogeneous)
+    _, best = exhaustive_best(system)
+    assert plan.goodput_tokens_per_s >= best * (1 - 1e-3)
+    assert plan.goodput_tokens_per_s <= best * (1 + 1e-9)
+    assert plan.upper_bound_tokens_per_s >= best * (1 - 1e-9)
+
+
+def test_round_overhead_and_no_uplink_enter_the_round_time():
+    system = simple_system(bandwidth_hz=1e5)
+    lengths = np.array([3, 2])
+    base = plan_homogeneous(system)
+    slower = replace(system, round_overhead_s=0.01)
+    ev, ev_slow = (evaluate(s, lengths, np.array([5e4, 5e4])) for s in (system, slower))
+    assert ev_slow.round_s == pytest.approx(ev.round_s + 0.01, rel=1e-12)
+    wired = replace(system, no_uplink=np.array([True, False]))
+    deadline, bandwidth = equal_finish_split(wired, lengths)
+    assert bandwidth[0] == 0.0 and bandwidth[1] == pytest.approx(1e5)
+    both_off = replace(system, no_uplink=np.array([True, True]))
+    deadline, bandwidth = equal_finish_split(both_off, lengths)
+    assert deadline == pytest.approx(0.006) and np.all(bandwidth == 0.0)  # 3 tokens of 2 ms, no upload
+    assert plan_homogeneous(both_off).goodput_tokens_per_s > base.goodput_tokens_per_s
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -209,3 +253,21 @@ def test_baselines_follow_their_definitions():
     np.testing.assert_allclose(mu.bandwidth_hz, 1e5)
     # each baseline's round time is set by its slowest user on an equal share
     assert fe.draft_upload_s == pytest.approx(phase_seconds(system, fe.draft_lengths, fe.bandwidth_hz).max())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resource_blocks_with_users_off_the_uplink_match_exhaustive_search(seed):
+    """Whole blocks and a user off the uplink: it takes no block, and its draft time bounds the round."""
+    from multispin_cli.planners.exhaustive import exhaustive_best
+
+    rng = np.random.default_rng(9100 + seed)
+    system = random_system(rng, 3, 3, round_overhead=True, no_uplink_share=0.0)
+    system = replace(system, no_uplink=np.array([True, False, False]), resource_block_hz=system.bandwidth_hz / 6,
+                     min_resource_blocks=np.ones(3, dtype=int))
+    plan = plan_heterogeneous(system, start=plan_homogeneous(system))
+    ev = evaluate(system, plan.evaluation.draft_lengths, plan.evaluation.bandwidth_hz)
+    assert ev.goodput_tokens_per_s == pytest.approx(plan.goodput_tokens_per_s, rel=1e-9)
+    assert plan.evaluation.bandwidth_hz[0] == 0.0
+    lengths = np.array([3, 0, 0])
+    deadline, _ = equal_finish_split(system, lengths)
+    assert deadline == pytest.approx(system.draft_overhead_s[0] + 3 * system.draft_s_per_token[0])

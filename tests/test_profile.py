@@ -105,9 +105,13 @@ BAD = [
     ("power without loss", ("path_loss_db = 110", ""), "devices[2].path_loss_db", "exactly one"),
     ("both acceptances", ("acceptance = 0.8", "acceptance = 0.8\nacceptance_by_position = [0.5]"),
      "devices[1].acceptance", "exactly one"),
-    ("verify table not increasing", ("verify_base_ms = 30\nverify_ms_per_token = 0.05",
-                                     "verify_table = [[1, 20.0], [8, 19.0]]"), "server.verify_table[2]",
-     "must not decrease"),
+    ("verify table zero", ("verify_base_ms = 30\nverify_ms_per_token = 0.05",
+                           "verify_table = [[1, 20.0], [8, 0.0]]"), "server.verify_table[2]", "positive"),
+    ("no uplink with a channel", ("snr_db = 15", 'snr_db = 15\nuplink = "none"'), "devices[1].snr_db",
+     'not used with uplink = "none"'),
+    ("bad uplink", ("snr_db = 15", 'snr_db = 15\nuplink = "wired"'), "devices[1].uplink", "must be one of"),
+    ("negative round overhead", ("verify_base_ms = 30", "verify_base_ms = 30\nround_overhead_ms = -1"),
+     "server.round_overhead_ms", "at least 0"),
     ("verify table tokens", ("verify_base_ms = 30\nverify_ms_per_token = 0.05",
                              "verify_table = [[4, 20.0], [4, 21.0]]"), "server.verify_table[2]", "must increase"),
     ("no verify time", ("verify_base_ms = 30\nverify_ms_per_token = 0.05", ""), "server.verify_base_ms", "missing"),
@@ -166,3 +170,14 @@ def test_every_schema_key_is_documented_in_the_readme():
     for table, keys in SCHEMA.items():
         for key in keys:
             assert f"`{key.name}`" in readme, f"[{table}] {key.name} is not in the README's profile reference"
+
+
+def test_falling_table_round_overhead_and_no_uplink_load(write_profile):
+    text = MINIMAL_PROFILE.replace("verify_base_ms = 30\nverify_ms_per_token = 0.05",
+                                   "verify_table = [[1, 20.0], [3, 25.0], [4, 21.0], [8, 30.0]]\n"
+                                   "round_overhead_ms = 4.5")
+    text = text.replace("snr_db = 15", 'uplink = "none"')
+    system = load_profile(write_profile(text)).system
+    assert system.verify(np.array([3.0, 4.0])) == pytest.approx([0.025, 0.021])
+    assert system.round_overhead_s == pytest.approx(4.5e-3)
+    assert system.off_uplink.tolist() == [True, True, False]

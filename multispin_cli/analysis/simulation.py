@@ -15,7 +15,7 @@ rounds out instead, with the randomness the formula averages away:
   drawn per round and user and held for the round: ``r = W log2(1 + SNR(W) h)`` (``SNR(W)`` is the
   fixed SNR, or ``Q / W`` for a power-limited user). The rate adapts to the faded SNR (no outage);
 * the round ends when the last upload arrives (``D = max`` over drafting users, 0 if none), then
-  ``T_v(N)`` for the batch sent and the downlink. A user with ``L_k = 0`` neither drafts nor uploads
+  ``T_v(N)`` for the batch sent, the engine's per-round cost and the downlink. A user with ``L_k = 0`` neither drafts nor uploads
   (the rule of :mod:`multispin_cli.model.goodput`).
 
 **Estimator.** Rounds are i.i.d. under a fixed plan, so by the renewal-reward theorem the long-run
@@ -265,8 +265,11 @@ def simulate_rounds(
     compute = compute_seconds(system, lengths)[cols]
     bits = upload_bits(system, lengths)[cols]
     rate = system.channel.rate_bps(bandwidth)[cols]
-    nominal_deadline = float((compute + bits / rate).max(initial=0.0))
-    server_s = float(predicted.verify_s + system.downlink_s)
+    sends = bits > 0  # drafting users off the shared uplink send nothing over it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nominal_upload = np.where(sends, bits / rate, 0.0)
+    nominal_deadline = float((compute + nominal_upload).max(initial=0.0))
+    server_s = float(predicted.verify_s + system.server_fixed_s)
     jitter = float(options.draft_jitter)
     fading = options.fading_of(system)
     if fading.active:
@@ -290,7 +293,7 @@ def simulate_rounds(
             draft = compute
             if jitter > 0:
                 draft = compute * _lognormal_factor(jitter_rng, (n, users), jitter)[:, cols]
-            upload = bits / rate
+            upload = nominal_upload
             deadline = (draft + upload).max(axis=1)
         else:
             deadline = np.full(n, nominal_deadline)
@@ -336,7 +339,7 @@ def policy_rounds(
             upload = np.where(bits > 0, bits / system.channel.faded(true).rate_bps(bandwidth), 0.0)
         upload = np.where(np.isnan(upload), np.inf, upload)
         deadline = (draft + upload).max(axis=1, initial=0.0)
-        round_s_now = deadline + system.verify(verify_tokens(system, lengths)) + system.downlink_s
+        round_s_now = deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
         yield tokens, round_s_now, lengths, bandwidth
 
 

@@ -9,5 +9,6 @@ from multispin_cli.cli import simulate as _simulate  # noqa: F401  (registers `m
 from multispin_cli.cli import calibrate as _calibrate  # noqa: F401  (registers `multispin calibrate`)
 from multispin_cli.cli import sweep as _sweep  # noqa: F401  (registers `multispin sweep`)
 from multispin_cli.cli import capacity as _capacity  # noqa: F401  (registers `multispin capacity`)
+from multispin_cli.cli import validate as _validate  # noqa: F401  (registers `multispin validate`)
 
 __all__ = ["app", "main"]

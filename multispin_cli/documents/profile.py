@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,10 @@ SERVER_KEYS = (
         choices=("affine", "table")),
     Key("verify_base_ms", "float", None, "Affine T_v(N) = base + per_token * N: intercept v0.", "ms", above=0),
     Key("verify_ms_per_token", "float", None, "Affine slope v1.", "ms/token", low=0),
-    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms non-decreasing; "
-        "linear in between, last slope beyond.", "[tokens, ms]"),
+    Key("verify_table", "table", None, "Measured points [[N, ms], ...]: N increasing, ms positive (it may "
+        "fall as well as rise); linear in between, the last slope beyond (flat if it falls).", "[tokens, ms]"),
+    Key("round_overhead_ms", "float", 0.0, "The serving engine's own time per round t_o (scheduling, sampling, "
+        "cache upkeep), paid whether or not anyone drafts.", "ms", low=0, high=3.6e6),
     Key("verify_r2", "float", None, "R^2 of the affine fit (informational, written by profile-hardware).",
         low=-math.inf, high=1),
 )
@@ -132,6 +135,9 @@ DEVICE_KEYS = (
     Key("timings", "path", None, "A fragment written by `multispin profile-hardware --format toml`; its "
         "`[draft]` keys are used where this entry does not set them. Relative to the profile."),
     Key("draft_model", "str", None, "Draft model path or id, carried into the plan for exporters."),
+    Key("uplink", "choice", "shared", "`shared`: drafts go over the shared FDMA uplink; `none`: they reach "
+        "the server another way (a draft model next to the target, or a wired device), need no bandwidth "
+        "and no channel key.", choices=("shared", "none")),
     Key("snr_db", "float", None, "Fixed uplink SNR: rate = W log2(1 + SNR), linear in bandwidth.", "dB"),
     Key("spectral_efficiency_bps_per_hz", "float", None, "Fixed spectral efficiency instead of `snr_db`.",
         "bit/s/Hz", above=0),
@@ -147,11 +153,20 @@ DEVICE_KEYS = (
         "[system] value.", "blocks", low=1),
 )
 
+TOP_KEYS = (
+    Key("devices_file", "path", None, "A CSV or Parquet file of users, one row each, with columns named "
+        "as the `[[devices]]` keys (empty cells take the defaults); its users follow any `[[devices]]` "
+        "entries. Relative to the profile."),
+)
+
 TABLES = {"system": SYSTEM_KEYS, "payload": PAYLOAD_KEYS, "server": SERVER_KEYS}
 SCHEMA = {**TABLES, "devices": DEVICE_KEYS}
+TOP_KEYS_BY_NAME = {key.name: key for key in TOP_KEYS}
 
 _TIMINGS_DRAFT_KEYS = ("draft_ms_per_token", "draft_overhead_ms")
 _CALIBRATION_KEYS = ("acceptance", "acceptance_by_position")
+# A device key naming a fragment: the fragment's table and the device keys it may supply.
+_DEVICE_FRAGMENTS = {"timings": ("draft", _TIMINGS_DRAFT_KEYS), "calibration": ("acceptance", _CALIBRATION_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,7 @@ class Profile:
     system: System
     target: str
     target_model: str | None
-    users: tuple[UserInfo, ...]
+    users: Sequence[UserInfo]  # one per user (a tuple, or made on demand for a devices file)
     payload_kind: str
 
 
@@ -302,9 +317,6 @@ class _Checker:
                 self.fail(where, f"ms must be positive, got {_fmt(t)}")
             if tokens and n <= tokens[-1]:
                 self.fail(where, f"tokens must increase: {_fmt(n)} after {_fmt(tokens[-1])}")
-            if ms and t < ms[-1]:
-                self.fail(where, f"verify time must not decrease with more tokens: {_fmt(t)} ms at "
-                          f"{_fmt(n)} tokens after {_fmt(ms[-1])} ms at {_fmt(tokens[-1])}")
             tokens.append(n)
             ms.append(t)
         return np.array(tokens), np.array(ms)
@@ -349,7 +361,7 @@ def _merged(checker: _Checker, key: str, table: str, base: Path, allowed: tuple[
     return _Checker(checker.path, checker.where, merged, keys)
 
 
-def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
+def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None, float]:
     if "server" not in data:
         raise ProfileError("missing the [server] table", path=path)
     checker = _Checker(path, "server", data["server"], SERVER_KEYS)
@@ -375,7 +387,7 @@ def _server(data: dict, path: Path) -> tuple[VerifyTime, str, str | None]:
     else:
         tokens, ms = server.get("verify_table", REQUIRED, why=' with verify_model = "table"')
         verify = VerifyTime.from_table(tokens, ms * MS)
-    return verify, server.get("target"), server.get("target_model")
+    return verify, server.get("target"), server.get("target_model"), server.get("round_overhead_ms") * MS
 
 
 def _payload(data: dict, path: Path) -> tuple[float, float, str]:
@@ -399,36 +411,423 @@ def _free_space_path_loss_db(distance_m: float, carrier_ghz: float) -> float:
     return 20.0 * math.log10(4.0 * math.pi * carrier_ghz * 1e9 / 299_792_458.0)
 
 
-def _device_channel(dev: _Checker, system: _Checker) -> tuple[Channel, str]:
-    forms = [k for k in ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm") if dev.has(k)]
-    if len(forms) != 1:
-        reason = "gives no channel" if not forms else f"gives more than one channel ({', '.join(forms)})"
-        dev.fail("snr_db" if not forms else forms[1], f"{reason}: set exactly one of snr_db, "
-                 "spectral_efficiency_bps_per_hz, or tx_power_dbm with path_loss_db or distance_m")
+# --------------------------------------------------------------------------- devices, a column at a time
+#
+# Both sources of users, ``[[devices]]`` entries and a ``devices_file``, become the same columns
+# (one array per device key: floats with NaN where an entry does not set a number, objects with
+# None otherwise) and go through the same checks, each over a whole column at once. Errors name
+# the entry (``devices[3].acceptance``) or the file's row and column.
+
+
+class _DeviceColumns:
+    """Device entries as columns, with how to name a cell in an error."""
+
+    def __init__(self, rows: int, where, base: Path):
+        self.rows = rows
+        self.where = where  # (row, key) -> (file, key text)
+        self.base = base  # folder that relative paths (timings, calibration) are read from
+        self.values: dict[str, np.ndarray] = {}
+
+    def fail(self, row: int, key: str, reason: str):
+        file, text = self.where(int(row), key)
+        raise ProfileError(reason, path=file, key=text)
+
+    def checker(self, row: int, key: str) -> "_CellChecker":
+        """A checker for one cell, to reuse the scalar checks and their messages."""
+        file, text = self.where(int(row), key)
+        return _CellChecker(file, text, key)
+
+    def has(self, key: str) -> np.ndarray:
+        """Which rows set ``key`` (a fresh array)."""
+        value = self.values[key]
+        if value.dtype.kind == "f":
+            return ~np.isnan(value)
+        return np.not_equal(value, None).astype(bool)
+
+
+class _CellChecker(_Checker):
+    """A checker whose errors name one cell: ``devices[3].acceptance`` or ``row 5 (line 6), column acceptance``."""
+
+    def __init__(self, path: Path, text: str, column: str):
+        super().__init__(path, "", {}, DEVICE_KEYS)
+        self.text, self.column = text, column
+
+    def key(self, name: str) -> str:
+        return self.text + name[len(self.column):]  # keeps a suffix such as [2] (an array element)
+
+
+_NUMERIC = ("float", "int")
+_CSV_KINDS = (*_NUMERIC, "str", "path", "choice", "probabilities")  # key kinds a devices file can hold
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def _check_column(cols: _DeviceColumns, spec: Key) -> None:
+    """Bounds, integrality and choices of one column, all rows at once (messages as for one entry)."""
+    value = cols.values[spec.name]
+    if spec.kind in _NUMERIC:
+        present = ~np.isnan(value)
+        bad = present & ~np.isfinite(np.where(present, value, 0.0))
+        if spec.kind == "int":
+            bad |= present & (np.floor(np.where(present, value, 0.0)) != np.where(present, value, 0.0))
+        with np.errstate(invalid="ignore"):
+            if spec.low is not None:
+                bad |= value < spec.low
+            if spec.above is not None:
+                bad |= value <= spec.above
+            if spec.below is not None:
+                bad |= value >= spec.below
+            if spec.high is not None:
+                bad |= value > spec.high
+        row = _first(bad)
+        if row is not None:
+            cell = cols.checker(row, spec.name)
+            v = float(value[row])
+            if not math.isfinite(v):
+                cell.fail(spec.name, f"must be a finite number, got {v!r}")
+            if spec.kind == "int" and not v.is_integer():
+                cell.fail(spec.name, f"must be an integer, got {v!r}")
+            cell._bounds(spec, v)
+    elif spec.kind in ("str", "path", "choice"):
+        rows = np.flatnonzero(cols.has(spec.name))
+        texts = value[rows].tolist()
+        if not all(map(str.strip, texts)) or spec.kind == "choice" and not set(texts) <= set(spec.choices):
+            for row, text in zip(rows, texts):  # the first bad cell, for its message
+                if spec.kind == "choice" and text not in spec.choices or not text.strip():
+                    cols.checker(row, spec.name)._check(spec, text)
+
+
+def _entry_columns(path: Path, devices: list) -> _DeviceColumns:
+    """``[[devices]]`` entries as columns; types are checked here (TOML values are typed)."""
+    cols = _DeviceColumns(len(devices), lambda row, key: (path, f"devices[{row + 1}].{key}"), path.parent)
+    known = {key.name for key in DEVICE_KEYS}
+    for i, entry in enumerate(devices):
+        if not isinstance(entry, dict) or not entry.keys() <= known:
+            _Checker(path, f"devices[{i + 1}]", entry, DEVICE_KEYS)  # raises with the message
+    for spec in DEVICE_KEYS:
+        raw = [entry.get(spec.name) for entry in devices]
+        types = set(map(type, raw))
+        if spec.kind in _NUMERIC and types <= {int, float, type(None)}:
+            column = np.array(raw, dtype=float)  # None becomes NaN
+            if float in types:  # a NaN written in the profile is not "missing"
+                row = _first(np.isnan(column) & np.array([v is not None for v in raw], bool))
+                if row is not None:
+                    cols.fail(row, spec.name, f"must be a finite number, got {raw[row]!r}")
+        elif spec.kind in ("str", "path", "choice") and types <= {str, type(None)}:
+            column = np.array(raw, dtype=object)
+        else:  # wrong types somewhere, or a kind checked per value (probabilities, tables)
+            column = np.empty(len(raw), dtype=object)
+            for row, v in enumerate(raw):
+                if v is not None:
+                    column[row] = cols.checker(row, spec.name)._check(spec, v)
+            if spec.kind in _NUMERIC:
+                column = np.array([np.nan if v is None else v for v in column], dtype=float)
+        cols.values[spec.name] = column
+    return cols
+
+
+def _file_columns(path: Path) -> _DeviceColumns:
+    """A devices file's rows as columns: numbers parsed and checked a column at a time."""
+    from multispin_cli.documents.population import read_columns
+
+    allowed = tuple(k.name for k in DEVICE_KEYS if k.kind in _CSV_KINDS)
+    table = read_columns(path, allowed)
+    cols = _DeviceColumns(table.rows, lambda row, key: (path, table.where(row, key)), path.parent)
+    for spec in DEVICE_KEYS:
+        raw = table.values.get(spec.name)
+        if raw is None:
+            cols.values[spec.name] = np.full(table.rows, np.nan) if spec.kind in _NUMERIC else \
+                np.full(table.rows, None, dtype=object)
+            continue
+        if isinstance(raw, np.ndarray):  # Parquet numbers
+            if spec.kind not in _NUMERIC:
+                cols.fail(0, spec.name, "must hold strings, got numbers")
+            cols.values[spec.name] = raw
+            continue
+        if spec.kind in _NUMERIC:
+            try:  # map(float) parses far faster than numpy's string conversion
+                column = np.fromiter(map(float, [text or "nan" for text in raw]), dtype=float, count=table.rows)
+            except ValueError:
+                column = None
+            if column is None or any(raw[row].strip() for row in np.flatnonzero(np.isnan(column) & (
+                    np.fromiter(map(len, raw), dtype=np.int64, count=table.rows) > 0))):
+                for row, text in enumerate(raw):  # find the cell that does not parse (or says nan)
+                    try:
+                        ok = not text.strip() or not math.isnan(float(text))
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        kind = "an integer" if spec.kind == "int" else "a number"
+                        cols.fail(row, spec.name, f"must be {kind}, got '{text}'")
+                column = np.array([float(text) if text.strip() else np.nan for text in raw])
+        elif spec.kind == "probabilities":
+            column = np.full(table.rows, None, dtype=object)
+            for row, text in enumerate(raw):
+                if not text.strip():
+                    continue
+                try:
+                    probs = [float(p) for p in text.replace(";", " ").split()]
+                except ValueError:
+                    cols.fail(row, spec.name, f"must be probabilities separated by ';', got '{text}'")
+                column[row] = cols.checker(row, spec.name)._check(spec, probs)
+        else:
+            column = np.array([text.strip() or None for text in raw], dtype=object)
+        cols.values[spec.name] = column
+    return cols
+
+
+def _fill_fragments(cols: _DeviceColumns) -> None:
+    """Fill cells a row leaves empty from the fragments its path keys name (the row's own value wins)."""
+    for key, (table, allowed) in _DEVICE_FRAGMENTS.items():
+        given = cols.has(key)
+        if not given.any():
+            continue
+        paths = cols.values[key]
+        for rel in dict.fromkeys(paths[given]):
+            rows = given & (paths == rel)
+            owner = cols.checker(_first(rows), key)
+            owner.table = {key: rel}  # so that _fragment reads this row's path
+            fragment, frag_path = _fragment(owner, key, table, cols.base)
+            picked = {k: v for k, v in fragment.items() if k in allowed}
+            frag_checker = _Checker(frag_path, table, picked, DEVICE_KEYS)
+            for name, raw in picked.items():
+                value = frag_checker.get(name)
+                column = cols.values[name]
+                fill = rows & ~cols.has(name)
+                if column.dtype.kind == "f":
+                    column[fill] = value
+                else:
+                    for row in np.flatnonzero(fill):
+                        column[row] = value
+
+
+@dataclass(frozen=True, eq=False)
+class _Users:
+    names: tuple[str, ...]
+    accept_prob: np.ndarray
+    draft_s_per_token: np.ndarray
+    draft_overhead_s: np.ndarray
+    channel: Channel
+    infos: Sequence[UserInfo]
+    min_resource_blocks: np.ndarray  # (K,) int: the device's own, else the [system] value
+    no_uplink: np.ndarray  # (K,) bool: uplink = "none"
+    fades: np.ndarray | None = None  # (K,) bool: the user's small-scale gain fades
+    rician_k: np.ndarray | None = None  # (K,) linear K factor (0: Rayleigh)
+    shadowing_db: np.ndarray | None = None  # (K,)
+
+
+def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int | None = None) -> _Users:
+    """Every user of the profile, from ``[[devices]]`` and ``devices_file``, in that order."""
+    sources = []
+    devices = data.get("devices")
+    if devices is not None:
+        if not isinstance(devices, list) or not devices:
+            raise ProfileError("must be a non-empty array of tables ([[devices]])", path=path, key="devices")
+        sources.append(_entry_columns(path, devices))
+    if "devices_file" in data:
+        top = _Checker(path, "", {"devices_file": data["devices_file"]}, TOP_KEYS)
+        rel = Path(top.get("devices_file"))
+        sources.append(_file_columns(rel if rel.is_absolute() else path.parent / rel))
+    if not sources:
+        raise ProfileError("no [[devices]]: a profile needs at least one device (or a devices_file)", path=path)
+    parts = [_device_users(cols, system, max_len, blocks) for cols in sources]
+    names = tuple(n for part in parts for n in part.names)
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ProfileError(f"two users are named '{name}': device names must be unique (a device "
+                                   "with count = N makes users name-1 .. name-N)", path=path, key="devices")
+            seen.add(name)
+    if len(parts) == 1:
+        return parts[0]
+    return _Users(names, np.concatenate([p.accept_prob for p in parts]),
+                  np.concatenate([p.draft_s_per_token for p in parts]),
+                  np.concatenate([p.draft_overhead_s for p in parts]),
+                  Channel.concat([p.channel for p in parts]), UserInfos.concat([p.infos for p in parts]),
+                  np.concatenate([p.min_resource_blocks for p in parts]),
+                  np.concatenate([p.no_uplink for p in parts]),
+                  np.concatenate([p.fades for p in parts]), np.concatenate([p.rician_k for p in parts]),
+                  np.concatenate([p.shadowing_db for p in parts]))
+
+
+def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: int | None) -> _Users:
+    """Check the columns (all rows at once) and expand them into users (``count`` each)."""
+    _fill_fragments(cols)
+    specs = {spec.name: spec for spec in DEVICE_KEYS}
+    for spec in DEVICE_KEYS:
+        _check_column(cols, spec)
+    v, has = cols.values, cols.has
+
+    def require(key: str, why: str = "") -> None:
+        row = _first(~has(key))
+        if row is not None:
+            cols.fail(row, key, f"missing (required{why})")
+
+    def number(key: str) -> np.ndarray:  # the column, with the key's default where a row leaves it empty
+        return np.where(has(key), v[key], float(specs[key].default))
+
+    require("name")
+    has_acc, has_pos = has("acceptance"), has("acceptance_by_position")
+    row = _first(has_acc == has_pos)
+    if row is not None:
+        cols.fail(row, "acceptance", "set exactly one of acceptance or acceptance_by_position"
+                  if has_acc[row] else "missing: set acceptance (or acceptance_by_position)")
+    require("draft_ms_per_token", ", here or through timings")
+    count = number("count").astype(np.int64)
+
+    # The channel: exactly one form per row, none for a device off the uplink.
+    off = np.array([bool(h) and u == "none" for h, u in zip(has("uplink"), v["uplink"])], dtype=bool)
+    for key in ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm", "path_loss_db", "distance_m"):
+        row = _first(off & has(key))
+        if row is not None:
+            cols.fail(row, key, 'not used with uplink = "none" (the drafts do not use the shared uplink)')
+    forms = ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm")
+    given = np.stack([has(f) for f in forms])
+    row = _first((given.sum(axis=0) != 1) & ~off)
+    if row is not None:
+        present = [f for f, g in zip(forms, given[:, row]) if g]
+        reason = "gives no channel" if not present else f"gives more than one channel ({', '.join(present)})"
+        cols.fail(row, "snr_db" if not present else present[1], f"{reason}: set exactly one of snr_db, "
+                  "spectral_efficiency_bps_per_hz, or tx_power_dbm with path_loss_db or distance_m")
+    snr, eff, power = given
     for other in ("path_loss_db", "distance_m"):
-        if dev.has(other) and forms[0] != "tx_power_dbm":
-            dev.fail(other, "only used with tx_power_dbm (a power-limited channel)")
-    if forms[0] == "snr_db":
-        snr_db = dev.get("snr_db")
-        return Channel.fixed_snr(db_to_linear(snr_db)), f"SNR {snr_db:g} dB"
-    if forms[0] == "spectral_efficiency_bps_per_hz":
-        eff = dev.get("spectral_efficiency_bps_per_hz")
-        return Channel.fixed_snr(2.0**eff - 1.0), f"{eff:g} bit/s/Hz"
-    power_dbm = dev.get("tx_power_dbm")
-    if dev.has("path_loss_db") == dev.has("distance_m"):
-        dev.fail("path_loss_db", "a tx_power_dbm channel needs exactly one of path_loss_db or distance_m")
-    if dev.has("path_loss_db"):
-        loss_db = dev.get("path_loss_db")
-        label = f"{power_dbm:g} dBm/{loss_db:g} dB"
+        row = _first(has(other) & ~power)
+        if row is not None:
+            cols.fail(row, other, "only used with tx_power_dbm (a power-limited channel)")
+    row = _first(power & (has("path_loss_db") == has("distance_m")))
+    if row is not None:
+        cols.fail(row, "path_loss_db", "a tx_power_dbm channel needs exactly one of path_loss_db or distance_m")
+    by_loss = has("path_loss_db")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss_db = np.where(by_loss, v["path_loss_db"], _free_space_path_loss_db(1.0, system.get("carrier_ghz"))
+                           + 10.0 * system.get("path_loss_exponent") * np.log10(v["distance_m"]))
+        noise_w_per_hz = dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
+        q = dbm_to_watts(v["tx_power_dbm"]) * db_to_linear(-loss_db) / noise_w_per_hz
+        linear = np.where(snr, db_to_linear(v["snr_db"]), 2.0 ** v["spectral_efficiency_bps_per_hz"] - 1.0)
+        channel = Channel(power.copy(), np.where(power, np.nan, np.where(off, 1.0, np.log2(1.0 + linear))),
+                          np.where(power, q, np.nan))  # off the uplink: a placeholder, never used
+
+    # Acceptance: a rate per row, or a list of per-position rates.
+    accept = np.empty((cols.rows, max_len))
+    accept[:] = v["acceptance"][:, None] if has_acc.any() else 0.0
+    pos_rows = np.flatnonzero(has_pos)
+    if pos_rows.size:
+        accept[pos_rows] = position_matrix(acceptance=list(v["acceptance_by_position"][pos_rows]),
+                                           max_draft_length=max_len)
+
+    # Resource blocks: a device's own least number of blocks, checked against the cell's.
+    own_blocks = has("min_resource_blocks")
+    if own_blocks.any():
+        row = _first(own_blocks)
+        if blocks is None:
+            cols.fail(row, "min_resource_blocks", "only used with [system] resource_blocks")
+        row = _first(own_blocks & (v["min_resource_blocks"] > blocks))
+        if row is not None:
+            cols.fail(row, "min_resource_blocks", f"exceeds the cell's {blocks} resource blocks: this device "
+                      "could never draft")
+    min_blocks = np.where(own_blocks, v["min_resource_blocks"], system.get("min_resource_blocks")).astype(int)
+
+    fades, rician_k, shadowing = _column_fading(cols, system)
+
+    names = v["name"]
+    if (count == 1).all():
+        user_names, expand = tuple(names), np.arange(cols.rows)
     else:
-        distance = dev.get("distance_m")
-        loss_db = _free_space_path_loss_db(1.0, system.get("carrier_ghz")) + 10.0 * system.get(
-            "path_loss_exponent"
-        ) * math.log10(distance)
-        label = f"{power_dbm:g} dBm@{distance:g} m"
-    noise_w_per_hz = dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
-    q = dbm_to_watts(power_dbm) * db_to_linear(-loss_db) / noise_w_per_hz
-    return Channel.power_limited_users(q), label
+        user_names = tuple(n for r, n in enumerate(names)
+                           for n in ([n] if count[r] == 1 else [f"{n}-{j + 1}" for j in range(count[r])]))
+        expand = np.repeat(np.arange(cols.rows), count)
+    return _Users(
+        names=user_names,
+        accept_prob=accept[expand],
+        draft_s_per_token=(v["draft_ms_per_token"] * MS)[expand],
+        draft_overhead_s=(number("draft_overhead_ms") * MS)[expand],
+        channel=channel.take(expand),
+        infos=UserInfos(v, expand, has_acc, snr, eff, by_loss, off),
+        min_resource_blocks=min_blocks[expand],
+        no_uplink=off[expand],
+        fades=fades[expand],
+        rician_k=rician_k[expand],
+        shadowing_db=shadowing[expand],
+    )
+
+
+def _column_fading(cols, system: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per device row: (fades, linear K factor, shadowing dB), the device's own over the [system] ones."""
+    kind0, k0, shadow0 = _fading_defaults(system)
+    v, has = cols.values, cols.has
+    kinds = np.array([str(k) if h else kind0 for h, k in zip(has("fading"), v["fading"])], dtype=object)
+    own_k = has("rician_k_db")
+    row = _first(own_k & (kinds != "rician"))
+    if row is not None:
+        cols.fail(row, "rician_k_db", f'only used with fading = "rician" (fading is "{kinds[row]}")')
+    k_db = np.where(own_k, v["rician_k_db"], np.nan if k0 is None else k0).astype(float)
+    row = _first((kinds == "rician") & np.isnan(k_db))
+    if row is not None:
+        cols.fail(row, "rician_k_db", 'missing (required with fading = "rician", here or in [system])')
+    shadow = np.where(has("shadowing_db"), v["shadowing_db"], shadow0).astype(float)
+    with np.errstate(invalid="ignore"):
+        k_lin = np.where(kinds == "rician", 10.0 ** (k_db / 10.0), 0.0)
+    return kinds != "none", k_lin, shadow
+
+
+def _cell_fading(system: _Checker, users: _Users) -> Fading | None:
+    """The cell's fading, or None where no user's channel varies (the static model, unchanged)."""
+    if not (users.fades.any() or (users.shadowing_db > 0).any()):
+        return None
+    return Fading(users.fades.astype(bool), users.rician_k, users.shadowing_db, system.get("coherence_ms") * MS,
+                  system.get("csi_delay_ms") * MS)
+
+
+class UserInfos(Sequence):
+    """Each user's :class:`UserInfo`, made when asked for (labels of 100,000 users cost more than
+    the plan that needs none of them)."""
+
+    def __init__(self, columns: dict, expand: np.ndarray, *flags: np.ndarray):
+        self._columns, self._expand, self._flags = columns, expand, flags
+        self._made: dict[int, UserInfo] = {}
+
+    def __len__(self) -> int:
+        return len(self._expand)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self[k] for k in range(*index.indices(len(self))))
+        row = int(self._expand[index])
+        info = self._made.get(row)
+        if info is None:
+            v = self._columns
+            scalar, snr, eff, by_loss, off = (flag[row] for flag in self._flags)
+            info = UserInfo(v["name"][row], _acceptance_label(v, row, scalar),
+                            "no uplink" if off else _channel_label(v, row, snr, eff, by_loss),
+                            v["draft_model"][row])
+            self._made[row] = info
+        return info
+
+    @staticmethod
+    def concat(parts: list[Sequence]) -> tuple:
+        return tuple(info for part in parts for info in part)
+
+
+def _acceptance_label(v: dict, row: int, scalar: bool) -> str:
+    if scalar:
+        return f"{v['acceptance'][row]:.3g}"
+    alpha = v["acceptance_by_position"][row]
+    return ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
+
+
+def _channel_label(v: dict, row: int, snr: bool, eff: bool, by_loss: bool) -> str:
+    if snr:
+        return f"SNR {v['snr_db'][row]:g} dB"
+    if eff:
+        return f"{v['spectral_efficiency_bps_per_hz'][row]:g} bit/s/Hz"
+    power = v["tx_power_dbm"][row]
+    if by_loss:
+        return f"{power:g} dBm/{v['path_loss_db'][row]:g} dB"
+    return f"{power:g} dBm@{v['distance_m'][row]:g} m"
 
 
 def _fading_defaults(system: _Checker) -> tuple[str, float | None, float]:
@@ -437,30 +836,6 @@ def _fading_defaults(system: _Checker) -> tuple[str, float | None, float]:
     if k_db is not None and kind != "rician":
         system.fail("rician_k_db", f'only used with fading = "rician" (fading is "{kind}")')
     return kind, k_db, system.get("shadowing_db")
-
-
-def _device_fading(dev: _Checker, kind: str, k_db: float | None, shadow: float) -> tuple[bool, float, float]:
-    """(fades, linear K factor, shadowing dB) of one device entry, over the [system] defaults."""
-    own = dev.get("fading")
-    if dev.has("rician_k_db") and (own or kind) != "rician":
-        dev.fail("rician_k_db", f'only used with fading = "rician" (fading is "{own or kind}")')
-    kind = own or kind
-    k_db = dev.get("rician_k_db") if dev.has("rician_k_db") else k_db
-    shadow = dev.get("shadowing_db") if dev.has("shadowing_db") else shadow
-    if kind == "rician" and k_db is None:
-        dev.fail("rician_k_db", 'missing (required with fading = "rician", here or in [system])')
-    k_lin = 10.0 ** (k_db / 10.0) if kind == "rician" else 0.0
-    return kind != "none", k_lin, shadow
-
-
-def _fading(system: _Checker, rows: list[tuple[int, bool, float, float]]) -> Fading | None:
-    """The cell's fading, or None where no user's channel varies (the static model, unchanged)."""
-    if not any(fades or shadow > 0 for _, fades, _, shadow in rows):
-        return None
-    counts = [r[0] for r in rows]
-    return Fading(np.repeat([r[1] for r in rows], counts), np.repeat([r[2] for r in rows], counts),
-                  np.repeat([r[3] for r in rows], counts), system.get("coherence_ms") * MS,
-                  system.get("csi_delay_ms") * MS)
 
 
 def _band(system: _Checker) -> tuple[float, float | None, int | None]:
@@ -508,7 +883,13 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
     relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
     path = Path(path)
     for name in data:
+        if name in TOP_KEYS_BY_NAME:
+            continue
         if name not in SCHEMA:
+            if not isinstance(data[name], (dict, list)):  # a top-level key, not a table
+                hint = difflib.get_close_matches(name, list(TOP_KEYS_BY_NAME), n=1)
+                more = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(TOP_KEYS_BY_NAME)}"
+                raise ProfileError(f"unknown key{more}", path=path, key=name)
             hint = difflib.get_close_matches(name, list(SCHEMA), n=1)
             more = f" (did you mean [{hint[0]}]?)" if hint else f"; known tables: {', '.join(SCHEMA)}"
             raise ProfileError(f"unknown table{more}", path=path, key=name)
@@ -519,67 +900,15 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
     bandwidth_hz, block_hz, blocks = _band(system)
     link = _link(system)
     bits, header, payload_kind = _payload(data, path)
-    verify, target, target_model = _server(data, path)
-
-    devices = data.get("devices")
-    if devices is None:
-        raise ProfileError("no [[devices]]: a profile needs at least one device", path=path)
-    if not isinstance(devices, list) or not devices:
-        raise ProfileError("must be a non-empty array of tables ([[devices]])", path=path, key="devices")
-
-    fade_kind, fade_k_db, fade_shadow = _fading_defaults(system)
-    fade_rows: list[tuple[int, bool, float, float]] = []
-    names: list[str] = []
-    acceptance: list[float | list[float]] = []
-    tau, overhead, channels, infos, min_blocks = [], [], [], [], []
-    for i, entry in enumerate(devices):
-        dev = _Checker(path, f"devices[{i + 1}]", entry, DEVICE_KEYS)
-        dev = _merged(dev, "timings", "draft", path.parent, _TIMINGS_DRAFT_KEYS, DEVICE_KEYS)
-        dev = _merged(dev, "calibration", "acceptance", path.parent, _CALIBRATION_KEYS, DEVICE_KEYS)
-        name = dev.get("name")
-        count = dev.get("count")
-        if dev.has("acceptance") == dev.has("acceptance_by_position"):
-            dev.fail("acceptance", "set exactly one of acceptance or acceptance_by_position"
-                     if dev.has("acceptance") else "missing: set acceptance (or acceptance_by_position)")
-        if dev.has("acceptance"):
-            alpha = dev.get("acceptance")
-            acc_label = f"{alpha:.3g}"
-        else:
-            alpha = dev.get("acceptance_by_position")
-            acc_label = ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
-        draft_ms = dev.get("draft_ms_per_token", REQUIRED, why=", here or through timings")
-        overhead_ms = dev.get("draft_overhead_ms")
-        channel, channel_label = _device_channel(dev, system)
-        if dev.has("min_resource_blocks"):
-            if blocks is None:
-                dev.fail("min_resource_blocks", "only used with [system] resource_blocks")
-            if dev.get("min_resource_blocks") > blocks:
-                dev.fail("min_resource_blocks", f"exceeds the cell's {blocks} resource blocks: this device "
-                         "could never draft")
-        min_blocks.append(np.full(count, dev.get("min_resource_blocks", system.get("min_resource_blocks"))))
-        info = UserInfo(name, acc_label, channel_label, dev.get("draft_model"))
-        user_names = [name] if count == 1 else [f"{name}-{j + 1}" for j in range(count)]
-        names += user_names
-        acceptance += [alpha] * count
-        tau.append(np.full(count, draft_ms * MS))
-        overhead.append(np.full(count, overhead_ms * MS))
-        channels.append(Channel.concat([channel] * count) if count > 1 else channel)
-        infos += [info] * count
-        fade_rows.append((count, *_device_fading(dev, fade_kind, fade_k_db, fade_shadow)))
-
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ProfileError(f"two users are named '{name}': device names must be unique (a device "
-                               "with count = N makes users name-1 .. name-N)", path=path, key="devices")
-        seen.add(name)
+    verify, target, target_model, round_overhead_s = _server(data, path)
+    users = _devices(data, path, system, max_len, blocks)
 
     sys_obj = System(
-        names=tuple(names),
-        accept_prob=position_matrix(acceptance=acceptance, max_draft_length=max_len),
-        draft_s_per_token=np.concatenate(tau),
-        draft_overhead_s=np.concatenate(overhead),
-        channel=Channel.concat(channels).with_link(link),
+        names=users.names,
+        accept_prob=users.accept_prob,
+        draft_s_per_token=users.draft_s_per_token,
+        draft_overhead_s=users.draft_overhead_s,
+        channel=users.channel.with_link(link),
         bits_per_token=bits,
         header_bits=header,
         bandwidth_hz=bandwidth_hz,
@@ -587,12 +916,14 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
-        fading=_fading(system, fade_rows),
+        fading=_cell_fading(system, users),
+        round_overhead_s=round_overhead_s,
+        no_uplink=users.no_uplink if users.no_uplink.any() else None,
         resource_block_hz=block_hz,
-        min_resource_blocks=None if blocks is None else np.concatenate(min_blocks).astype(int),
+        min_resource_blocks=None if blocks is None else users.min_resource_blocks,
     )
     if sys_obj.fades and not sys_obj.smooth:
         system.fail("fading", "is not supported with resource_blocks or a rate_model other than shannon yet "
                     "(per-round splits need a continuous band with Shannon rates)")
     label = system.get("name") or path.stem
-    return Profile(str(path), label, sys_obj, target, target_model, tuple(infos), payload_kind)
+    return Profile(str(path), label, sys_obj, target, target_model, users.infos, payload_kind)

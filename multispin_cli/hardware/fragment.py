@@ -58,6 +58,9 @@ def _draft_measurement(d: DraftResult) -> dict:
             section["measured_vs_roofline"] = sig(d.seconds_per_token / d.roofline_s_per_token, 4)
     if d.copies is not None:
         section["distinct_layer_copies"] = d.copies
+    if d.measured:
+        section["sweeps"] = d.sweeps
+        section["spread_percent"] = sig(100 * d.spread, 3)
     return section
 
 
@@ -110,6 +113,11 @@ def _verify_measurement(v: VerifyResult) -> dict:
         section["decode_vs_roofline"] = sig(first.seconds / first.roofline_seconds, 4)
     if v.copies is not None:
         section["distinct_layer_copies"] = v.copies
+    if v.measured:
+        section["sweeps"] = v.sweeps
+        section["spread_percent"] = sig(100 * v.spread, 3)
+        section["spread_rule"] = ("every grid point timed once per sweep; sweeps added while some point's "
+                                  "(max - min) / median over its repeats exceeds 10 % (at most 6 more)")
     return section
 
 

@@ -36,6 +36,8 @@ MIN_VERIFY_BASE_S = 1e-9  # verify_base_ms must be > 0: a fitted intercept below
 MIN_DRAFT_SLOPE_S = 1e-9  # draft_ms_per_token must be > 0
 MEMORY_HEADROOM = 0.9  # use at most this share of the memory the kernel reports available
 BUSY_CPU_SHARE = 0.25  # warn when other processes use this share of the CPUs as measuring starts
+STABLE_SPREAD = 0.10  # repeat a sweep while some point's (max - min) / median of its repeats is above this
+MAX_EXTRA_SWEEPS = 6  # ... at most this many more sweeps
 
 
 class TooLargeError(InputError):
@@ -111,6 +113,8 @@ class DraftResult:
     fit: AffineFit  # intercept: overhead c (s), slope: tau (s per token)
     roofline_s_per_token: float | None  # the roofline of one decode step on the same device
     copies: int | None = None
+    spread: float = 0.0  # the largest (max - min) / median of a round length's repeats
+    sweeps: int = 0  # how many interleaved sweeps over the round lengths were timed
 
     @property
     def seconds_per_token(self) -> float:
@@ -131,6 +135,7 @@ class VerifyPoint:
     roofline_seconds: float | None
     layer_seconds: float | None = None  # one layer (measured with layer scaling)
     head_seconds: float | None = None
+    spread: float = 0.0  # (max - min) / median of the repeats (0 for an estimate)
 
     @property
     def tokens(self) -> int:
@@ -154,6 +159,12 @@ class VerifyResult:
     weight_bytes: float  # what one decode step streams, in the timed dtype
     bandwidth_bytes_per_s: float | None  # measured (local) or the hardware's
     copies: int | None = None
+    sweeps: int = 0  # how many interleaved sweeps over the grid were timed
+
+    @property
+    def spread(self) -> float:
+        """The largest (max - min) / median of a point's repeats."""
+        return max((p.spread for p in self.points), default=0.0)
 
     @property
     def decode_point(self) -> VerifyPoint:
@@ -383,20 +394,20 @@ def measure_draft(spec: ModelSpec, settings: Settings, machine: MachineInfo, bac
     ticker.show(f"draft {shape.name}: allocating")
     engine = backend.make_draft(shape, context=settings.context, max_steps=max(lengths), llc_bytes=machine.llc_bytes,
                                 **_backend_kwargs(backend, spec, settings))
-    rounds = []
-    for length in lengths:
-        label = f"draft {shape.name}: rounds of {length} token{'s' if length > 1 else ''}"
-        ticker.show(label)
-        (seconds,) = time_parts([("round", lambda n=length, e=engine: e.round(n), 1)], warmup=settings.warmup,
-                                repeats=settings.repeats, tick=lambda text=label: ticker.tick(text))
-        rounds.append((length, seconds))
+    points = [[("round", lambda n=length, e=engine: e.round(n), 1)] for length in lengths]
+    labels = [f"draft {shape.name}: rounds of {n} token{'s' if n > 1 else ''}" for n in lengths]
+    samples, sweeps = interleaved_samples(points, labels, settings, ticker)
+    totals = [s[:, 0] for s in samples]
+    rounds = [(length, float(np.median(t))) for length, t in zip(lengths, totals)]
+    spread = max(_spread(t) for t in totals)
     dtype, detail, copies = engine.dtype, engine.describe(), getattr(engine, "copies", None)
     del engine
     roof = None
     if peaks is not None:
         roof = _step_roofline(shape, settings.context, DTYPE_BYTES[dtype], peaks.flops_per_s,
                               peaks.bandwidth_bytes_per_s)
-    return DraftResult(shape, True, detail, dtype, "this machine", tuple(rounds), _fit_draft(rounds), roof, copies)
+    return DraftResult(shape, True, detail, dtype, "this machine", tuple(rounds), _fit_draft(rounds), roof, copies,
+                       spread, sweeps)
 
 
 def measure_verify(spec: ModelSpec, settings: Settings, machine: MachineInfo, backend, peaks: LocalPeaks | None,
@@ -409,26 +420,65 @@ def measure_verify(spec: ModelSpec, settings: Settings, machine: MachineInfo, ba
                                  max_new=max(n for _, n in grid), llc_bytes=machine.llc_bytes,
                                  **_backend_kwargs(backend, spec, settings))
     dtype, p = engine.dtype, DTYPE_BYTES[engine.dtype]
+    parts_by_point = [engine.parts(batch, new) for batch, new in grid]
+    labels = [f"target {shape.name}: batch {b} x {n} token{'s' if n > 1 else ''}" for b, n in grid]
+    samples, sweeps = interleaved_samples(parts_by_point, labels, settings, ticker)
     points = []
-    for batch, new in grid:
-        label = f"target {shape.name}: batch {batch} x {new} token{'s' if new > 1 else ''}"
-        ticker.show(label)
-        parts = engine.parts(batch, new)
-        medians = time_parts(parts, warmup=settings.warmup, repeats=settings.repeats,
-                             tick=lambda text=label: ticker.tick(text))
-        seconds = sum(m * mult for m, (_, _, mult) in zip(medians, parts))
+    for (batch, new), parts, sample in zip(grid, parts_by_point, samples):
+        mult = np.array([m for _, _, m in parts], dtype=float)
+        totals = sample @ mult  # seconds of each repeat of the whole pass
+        medians = np.median(sample, axis=0)
+        seconds = float(medians @ mult)  # the median of each part, as the document's layer_ms/head_ms show
         roof = None
         if peaks is not None:
             roof = _pass_roofline(shape, batch, new, settings.context, p, peaks.flops_per_s,
                                   peaks.bandwidth_bytes_per_s)
-        layer = medians[0] if len(parts) == 2 else None
-        head = medians[1] if len(parts) == 2 else None
-        points.append(VerifyPoint(batch, new, seconds, roof, layer, head))
+        layer = float(medians[0]) if len(parts) == 2 else None
+        head = float(medians[1]) if len(parts) == 2 else None
+        points.append(VerifyPoint(batch, new, seconds, roof, layer, head, _spread(totals)))
     scale, detail, copies = engine.layer_scale, engine.describe(), getattr(engine, "copies", None)
     del engine
     return _verify_result(shape, points, measured=True, detail=detail, dtype=dtype, device="this machine",
                           layer_scale=scale, weight_bytes=float(shape.weight_bytes(p)),
-                          bandwidth_bytes_per_s=peaks.bandwidth_bytes_per_s if peaks else None, copies=copies)
+                          bandwidth_bytes_per_s=peaks.bandwidth_bytes_per_s if peaks else None, copies=copies,
+                          sweeps=sweeps)
+
+
+def _spread(values) -> float:
+    values = np.asarray(values, dtype=float)
+    med = float(np.median(values))
+    return float((values.max() - values.min()) / med) if values.size > 1 and med > 0 else 0.0
+
+
+def interleaved_samples(points, labels, settings: Settings, ticker: _Ticker) -> tuple[list[np.ndarray], int]:
+    """Seconds of every part of every point, repeat by repeat: (repeats, parts) per point.
+
+    The points are timed in sweeps (every point once per sweep, after ``warmup`` sweeps that are
+    not kept), so a slow spell of a shared machine spreads over all points instead of bending the
+    curve at a few. Sweeps are added (up to MAX_EXTRA_SWEEPS) while some point's repeats spread
+    by more than STABLE_SPREAD; the spread that remains is reported.
+    """
+    samples: list[list[list[float]]] = [[] for _ in points]
+    sweeps = 0
+    target = settings.warmup + settings.repeats
+    while True:
+        for i, (parts, label) in enumerate(zip(points, labels)):
+            ticker.show(label)
+            row = []
+            for _, call, _ in parts:
+                start = time.perf_counter()
+                call()
+                row.append(time.perf_counter() - start)
+            if sweeps >= settings.warmup:
+                samples[i].append(row)
+            ticker.tick(label, 1 if sweeps < target else 0)
+        sweeps += 1
+        if sweeps < target:
+            continue
+        arrays = [np.array(s) for s in samples]
+        totals = [a @ np.array([m for _, _, m in parts], dtype=float) for a, parts in zip(arrays, points)]
+        if max(_spread(t) for t in totals) <= STABLE_SPREAD or sweeps >= target + MAX_EXTRA_SWEEPS:
+            return arrays, sweeps - settings.warmup
 
 
 # --------------------------------------------------------------------------- the run
@@ -535,6 +585,10 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
         notes.append("a pass with more sequences takes longer at the same N (each sequence reads its own KV cache); "
                      "the table keeps the largest time per N; for a cell of K users, --batch-sizes K times exactly "
                      "the passes the planner asks for")
+    for result, role in ((draft_result, "draft"), (verify_result, "target")):
+        if result.measured and result.spread > STABLE_SPREAD:
+            warnings.append(f"{role} timings still spread by {100 * result.spread:.0f} % over their repeats after "
+                            f"{result.sweeps} sweeps: the machine was busy; re-measure on an idle machine")
     if verify_result.table.raised:
         notes.append(f"verify_table: {verify_result.table.raised} point(s) raised to the running maximum so that time "
                      "never decreases with more tokens (noise, or fewer sequences at a larger N)")

@@ -267,10 +267,22 @@ def snr_for_rate_ratio(a) -> np.ndarray:
     """
     a = np.asarray(a, dtype=float)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        u = np.minimum(2.0 * (1.0 - a) / a, np.log(2.0 * (1.0 - a)) - 2.0 * np.log(a) + np.log1p(a * a / (2.0 * (1.0 - a))))
+        log_a = np.log(a)  # computed once; the same operations as written out, in place where possible
+        one_minus = 1.0 - a
+        u = np.minimum(2.0 * one_minus / a, np.log(2.0 * one_minus) - 2.0 * log_a + np.log1p(a * a / (2.0 * one_minus)))
         for _ in range(2):
-            u = np.log(u) - np.log(a) + np.log1p(a / u)
+            step = np.log1p(a / u)
+            u = np.log(u)
+            u -= log_a
+            u += step
+        grown, denom = np.empty_like(u), np.empty_like(u)
         for _ in range(4):
-            grown = np.expm1(u)
-            u = u - (a * grown - u) / (a * (grown + 1.0) - 1.0)
+            np.expm1(u, out=grown)
+            np.add(grown, 1.0, out=denom)
+            denom *= a
+            denom -= 1.0
+            grown *= a
+            grown -= u
+            grown /= denom
+            u = u - grown
         return np.expm1(u)

@@ -4,7 +4,12 @@ A round: every user k drafts ``L_k`` tokens (``c_k + tau_k L_k`` seconds) and up
 ``S(L_k) = h + s L_k`` bits at rate ``r_k(W_k)``; the server waits for the last upload
 (``D = max_k phase_k``), verifies the batch in ``T_v(N)`` and answers in ``t_dn``::
 
-    T = D + T_v(N) + t_dn,   goodput = sum_k G_k(L_k) / T   (tokens/s, all users)
+    T = D + T_v(N) + t_o + t_dn,   goodput = sum_k G_k(L_k) / T   (tokens/s, all users)
+
+``t_o`` is the serving engine's own cost per round (scheduling, sampling, cache upkeep), paid
+whether or not anyone drafts; the device's per-round cost ``c_k`` is paid only when it drafts.
+A user without the shared uplink (a draft model next to the target, or a wired device) uploads
+nothing over it: its phase is its draft time alone and it needs no bandwidth.
 
 A user with ``L_k = 0`` neither drafts nor uploads: the server already holds its context and
 simply decodes one token for it, so its phase time is 0 and it needs no bandwidth. (MODEL.md's
@@ -24,9 +29,11 @@ from multispin_cli.model.system import System
 
 
 def upload_bits(system: System, lengths) -> np.ndarray:
-    """Bits each user uploads per round: ``h + s L`` when it drafts, else 0."""
+    """Bits each user uploads over the shared uplink per round: ``h + s L`` when it drafts, else 0
+    (0 too for a user whose drafts do not use the uplink)."""
     length = np.asarray(lengths, dtype=float)
-    return np.where(length > 0, system.header_bits + system.bits_per_token * length, 0.0)
+    drafting = (length > 0) & ~system.off_uplink
+    return np.where(drafting, system.header_bits + system.bits_per_token * length, 0.0)
 
 
 def compute_seconds(system: System, lengths) -> np.ndarray:
@@ -44,8 +51,8 @@ def verify_tokens(system: System, lengths) -> np.ndarray:
 
 
 def round_seconds(system: System, lengths, deadline_s) -> np.ndarray:
-    """Round time ``T = D + T_v(N) + t_dn`` given the draft-and-upload phase ``D``."""
-    return np.asarray(deadline_s) + system.verify(verify_tokens(system, lengths)) + system.downlink_s
+    """Round time ``T = D + T_v(N) + t_o + t_dn`` given the draft-and-upload phase ``D``."""
+    return np.asarray(deadline_s) + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
 
 
 def tokens_per_round(system: System, lengths) -> np.ndarray:
@@ -98,7 +105,7 @@ def evaluate(system: System, lengths, bandwidth_hz) -> Evaluation:
     deadline = float(phase.max(initial=0.0))
     n_tokens = float(verify_tokens(system, length))
     verify_s = float(system.verify(n_tokens))
-    round_s = deadline + verify_s + system.downlink_s
+    round_s = deadline + verify_s + system.server_fixed_s
     tokens = tokens_per_round(system, length)
     goodput = float(tokens.sum() / round_s) if np.isfinite(round_s) else 0.0
     return Evaluation(length, bandwidth, phase, tokens, deadline, verify_s, n_tokens, round_s, goodput)

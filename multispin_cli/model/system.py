@@ -46,6 +46,20 @@ class System:
     # user gets whole blocks, at least ``min_resource_blocks[k]`` of them. None: a continuous split.
     resource_block_hz: float | None = None
     min_resource_blocks: np.ndarray | None = None  # (K,) int
+    round_overhead_s: float = 0.0  # engine cost per round on the server (scheduling, sampling, cache upkeep)
+    no_uplink: np.ndarray | None = None  # (K,) bool: drafts reach the server without the shared uplink
+
+    @property
+    def server_fixed_s(self) -> float:
+        """Round time that does not depend on the plan: the engine's per-round cost plus the downlink."""
+        return self.round_overhead_s + self.downlink_s
+
+    @cached_property
+    def off_uplink(self) -> np.ndarray:
+        """(K,) bool: users whose drafts need no share of the uplink (all False unless set)."""
+        if self.no_uplink is None:
+            return np.zeros(self.users, dtype=bool)
+        return np.asarray(self.no_uplink, dtype=bool)
 
     @property
     def users(self) -> int:
@@ -80,6 +94,7 @@ class System:
             draft_overhead_s=self.draft_overhead_s[index],
             channel=self.channel.take(index),
             fading=None if self.fading is None else self.fading.take(index),
+            no_uplink=None if self.no_uplink is None else np.asarray(self.no_uplink)[index],
             min_resource_blocks=None if self.min_resource_blocks is None else self.min_resource_blocks[index],
         )
 

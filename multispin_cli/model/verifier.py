@@ -1,9 +1,11 @@
 """Server verification time ``T_v(N)`` for a batch of N token positions (MODEL.md 2.4).
 
 Two forms: affine ``v0 + v1 N`` (weights loaded once, then marginal compute per token), or a table
-of measured points, linearly interpolated. Outside the table the first value holds below its first
-point (a batch cannot be cheaper than the smallest one measured) and the last segment's slope
-extends beyond its last point (a conservative, monotone extrapolation).
+of measured points, linearly interpolated. A table may fall as well as rise (on CPUs a matmul of 3
+rows can be slower than one of 4): the planners are exact for any shape. Outside the table the
+first value holds below its first point (a batch cannot be cheaper than the smallest one measured)
+and the last segment's slope extends beyond its last point, flat where that slope is negative
+(more tokens never get cheaper than the last point measured).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class VerifyTime:
-    """A non-decreasing verification time; ``tokens``/``seconds`` are the breakpoints.
+    """A verification time; ``tokens``/``seconds`` are the breakpoints.
 
     The affine form is stored as the two-point table ``(0, v0), (1, v0 + v1)`` with linear
     extension, so one evaluation path serves both forms.
@@ -32,7 +34,7 @@ class VerifyTime:
 
     @classmethod
     def from_table(cls, tokens, seconds) -> "VerifyTime":
-        """Measured points (N, seconds); N strictly increasing, seconds non-decreasing."""
+        """Measured points (N, seconds); N strictly increasing, seconds positive (in any order)."""
         n = np.asarray(tokens, dtype=float)
         t = np.asarray(seconds, dtype=float)
         if n.size == 1:
@@ -53,7 +55,7 @@ class VerifyTime:
         """Seconds to verify ``n_tokens`` positions in one batched forward pass."""
         n = np.asarray(n_tokens, dtype=float)
         inside = np.interp(n, self.tokens, self.seconds)
-        last_slope = (self.seconds[-1] - self.seconds[-2]) / (self.tokens[-1] - self.tokens[-2])
+        last_slope = max((self.seconds[-1] - self.seconds[-2]) / (self.tokens[-1] - self.tokens[-2]), 0.0)
         beyond = self.seconds[-1] + last_slope * (n - self.tokens[-1])
         return np.where(n > self.tokens[-1], beyond, inside)
 

@@ -51,7 +51,7 @@ class PolicyScore:
         tokens = self.tokens.mean(axis=0)
         n = float(verify_tokens(system, self.lengths).mean())
         verify_s = float(system.verify(verify_tokens(system, self.lengths)).mean())
-        deadline = mean_t - verify_s - system.downlink_s
+        deadline = mean_t - verify_s - system.server_fixed_s
         return Evaluation(np.rint(self.lengths.mean(axis=0)).astype(int), self.bandwidth_hz.mean(axis=0),
                           np.full(system.users, deadline), tokens, deadline, verify_s, n, mean_t,
                           self.goodput_tokens_per_s)

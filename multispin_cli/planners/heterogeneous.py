@@ -68,7 +68,8 @@ EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation bat
 SMALL_CELL = 16  # users up to which local search tries every single and paired move
 SCORED_PER_ROUND = 8  # candidates a large cell scores exactly per refinement round
 EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is solved exactly (DP)
-PAIR_CANDIDATES = 6_000  # plans up to which local search tries every pair of levels for two users
+PAIR_CANDIDATES = 6_000
+DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table  # plans up to which local search tries every pair of levels for two users
 
 
 def level_demand(system: System) -> Demand:
@@ -150,14 +151,14 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
             sol = knapsack.solve_exact(np.broadcast_to(g, weights.shape), weights, budget,
                                        key="max" if padded else "sum")
             keys = np.arange(sol.value.shape[1])
-            server = system.verify(k * (keys + 1.0) if padded else k + keys) + system.downlink_s
+            server = system.verify(k * (keys + 1.0) if padded else k + keys) + system.server_fixed_s
             bounds[part] = (sol.value / (left[part, None] + server[None, :])).max(axis=1)
             reached = np.isfinite(sol.value)
             found(sol.levels[reached], np.broadcast_to(right[part, None], reached.shape)[reached])
         return result()
     if system.batching == "padded":
         caps = np.arange(l1)
-        server = system.verify(k * (caps + 1.0)) + system.downlink_s  # (M,)
+        server = system.verify(k * (caps + 1.0)) + system.server_fixed_s  # (M,)
         for part in _chunks(left.size, k * l1 * l1, CHUNK_ELEMENTS):
             weights = level_bandwidth(system, right[part], demand=levels_demand)  # (b, K, L+1)
             b = weights.shape[0]
@@ -173,23 +174,35 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
         return result()
 
     lines = system.verify.minorants(float(k), float(k * l1))
-    for part in _chunks(left.size, k * l1, CHUNK_ELEMENTS):
+    totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
+    server = system.verify(k + totals) + system.server_fixed_s
+    for part in _chunks(left.size, k * l1 * 4, CHUNK_ELEMENTS):
         weights = level_bandwidth(system, right[part], demand=levels_demand)
         b = weights.shape[0]
         best = np.full(b, np.inf)
+        # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
+        # plan that fits, so G <= min over lam of V(lam) + lam * total for each total draft length:
+        # a bound weighed by the true T_v at every total (exact for any table, monotone or not).
+        duals: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, lam, V(lam))
+
+        def solve(rows: np.ndarray, lam: np.ndarray):
+            sol = _lp_solver(system)(g[None] - lam[:, None, None] * levels, weights[rows], budget)
+            found(sol.levels, right[part][rows])
+            found(sol.rounded_up, right[part][rows])
+            duals.append((rows, lam, sol.lp_value))
+            return sol
+
         for intercept, slope in lines:
-            fixed = left[part] + intercept + slope * k + system.downlink_s  # denominator at L = 0
+            fixed = left[part] + intercept + slope * k + system.server_fixed_s  # denominator at L = 0
+            smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
             gamma = np.full(b, incumbent)
             safe = np.full(b, np.inf)
             rows = np.arange(b)  # intervals still above the incumbent, still iterating
             for _ in range(DINKELBACH_STEPS):
-                values = g[None] - (gamma[rows] * slope)[:, None, None] * levels
-                sol = _lp_solver(system)(values, weights[rows], budget)
-                found(sol.levels, right[part][rows])
-                found(sol.rounded_up, right[part][rows])
+                sol = solve(rows, gamma[rows] * slope)
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
                 phi = sol.lp_value - gamma[rows] * fixed[rows]
-                safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / fixed[rows])
+                safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
                 achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
                 settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 gamma[rows] = achieved
@@ -199,7 +212,23 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
                 if rows.size == 0:
                     break
             best = np.minimum(best, safe)
-        bounds[part] = best
+        if system.verify.affine:
+            bounds[part] = best
+            continue
+        # Tables: the envelope bound needs multipliers around the optimum's marginal server cost,
+        # gamma * dT_v/dN, for the slopes the table has (a few more knapsacks per interval).
+        open_rows = np.flatnonzero(best > incumbent * (1 + BOUND_TOLERANCE))
+        if open_rows.size:
+            slopes = np.unique(np.diff(server))
+            picks = np.quantile(slopes, np.linspace(0.0, 1.0, DUAL_SLOPES)) if slopes.size else np.zeros(1)
+            for lam in np.unique(np.concatenate([[0.0], picks])):
+                solve(open_rows, np.minimum(best[open_rows], incumbent * (1 + 1e-2)) * lam)
+        ceiling = np.full((b, totals.size), np.inf)
+        for rows, lam, value in duals:
+            ceiling[rows] = np.minimum(ceiling[rows], value[:, None] + lam[:, None] * totals[None, :])
+        with np.errstate(invalid="ignore"):
+            envelope = (ceiling / (left[part, None] + server[None, :])).max(axis=1)
+        bounds[part] = np.minimum(best, np.where(np.isnan(envelope), np.inf, envelope))
     return result()
 
 

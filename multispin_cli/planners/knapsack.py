@@ -34,7 +34,7 @@ def _increments(values: np.ndarray, weights: np.ndarray):
     w = weights[..., 1:]
     with np.errstate(divide="ignore", invalid="ignore"):
         slope0 = gain0 / w  # inf weights give 0 (or nan where the gain is inf too)
-    slope0[~((gain0 > 0) & (w > 0) & (w < np.inf))] = -np.inf
+    slope0[~((gain0 > 0) & (w >= 0) & (w < np.inf))] = -np.inf  # w = 0 (no uplink): slope inf
     first = np.argmax(slope0, axis=-1)  # index of level first+1
     has_first = np.take_along_axis(slope0, first[..., None], axis=-1)[..., 0] > -np.inf
 
@@ -43,8 +43,8 @@ def _increments(values: np.ndarray, weights: np.ndarray):
     gain = np.diff(values, axis=-1)
     with np.errstate(invalid="ignore"):
         weight = np.diff(weights, axis=-1)
-    gain[is_first] = gain0[is_first]
-    weight[is_first] = w[is_first]
+    np.copyto(gain, gain0, where=is_first)  # (copyto: boolean-mask assignment is several times slower)
+    np.copyto(weight, w, where=is_first)
     after = idx >= first[..., None]
     ok = (gain > 0) & (weight >= 0) & (weight < np.inf)
     ok |= ~after
@@ -53,10 +53,30 @@ def _increments(values: np.ndarray, weights: np.ndarray):
         eff = gain / weight
     # Concavity makes these non-increasing along l already; enforce it against rounding so the
     # greedy never takes a level before the one below it.
-    eff[~valid] = np.inf
+    invalid = ~valid
+    np.copyto(eff, np.inf, where=invalid)
     eff = np.minimum.accumulate(eff, axis=-1)
-    eff[~valid] = -np.inf
+    np.copyto(eff, -np.inf, where=invalid)
     return gain, weight, eff, valid, first + 1
+
+
+def _stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")``, about three times faster on large arrays.
+
+    numpy's default sort is much faster than its stable one but orders equal keys arbitrarily; runs
+    of equal keys (few, in practice) are then put back in index order, which is what stable means.
+    """
+    order = np.argsort(key)
+    ordered = key[order]
+    same = (ordered[1:] == ordered[:-1]) | (np.isnan(ordered[1:]) & np.isnan(ordered[:-1]))
+    if same.any():
+        in_run = np.zeros(key.size, dtype=bool)
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        pos = np.flatnonzero(in_run)
+        run = np.cumsum(np.concatenate([[True], ~same]))[pos]
+        order[pos] = order[pos][np.lexsort((order[pos], run))]
+    return order
 
 
 def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSolution:
@@ -79,7 +99,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     # Per row, by value per hertz, best first: one stable sort on row + 1 / (1 + eff). Equal keys
     # keep (user, level) order, so a user's own increments stay in level order even where their
     # efficiencies agree to rounding.
-    order = np.argsort(row + 1.0 / (1.0 + eff), kind="stable")
+    order = _stable_argsort(row + 1.0 / (1.0 + eff))
     row, user, gain, weight, steps = row[order], user[order], gain[order], weight[order], steps[order]
     starts = np.searchsorted(row, np.arange(b))
 

@@ -39,7 +39,7 @@ def plan_needs(system: System, plan: Plan, *, tolerance: float = NEED_TOLERANCE)
     if not ev.feasible or not (lengths > 0).any():
         user = np.where(lengths > 0, ev.bandwidth_hz, 0.0) if not ev.feasible else np.zeros(system.users)
     else:
-        slack = ev.round_s / (1.0 - tolerance) - ev.verify_s - system.downlink_s
+        slack = ev.round_s / (1.0 - tolerance) - ev.verify_s - system.server_fixed_s
         user, _ = bandwidth_for_deadline(system, lengths, max(slack, ev.draft_upload_s))
         # A plan never needs more than it holds (its own allocation already meets D <= D').
         user = np.minimum(user, np.where(lengths > 0, ev.bandwidth_hz, 0.0))

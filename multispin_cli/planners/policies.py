@@ -49,7 +49,7 @@ def round_seconds_on(system: System, lengths, bandwidth_hz, channel: Channel) ->
         upload = np.where(bits > 0, bits / channel.rate_bps(bandwidth_hz), 0.0)
     upload = np.where(np.isnan(upload), np.inf, upload)
     deadline = (compute_seconds(system, lengths) + upload).max(axis=-1, initial=0.0)
-    return deadline + system.verify(verify_tokens(system, lengths)) + system.downlink_s
+    return deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
 
 
 def reference_snr(system: System) -> np.ndarray:

@@ -6,6 +6,8 @@ convex and decreasing in D (an increasing convex inverse rate of a convex decrea
 so ``f(D) = sum_k W_k(D) - W`` has exactly one root past the floor where some user would need an
 infinite rate, and safeguarded Newton converges to it quickly and monotonically. Giving each user
 ``W_k(D*)`` makes all drafting users finish together: any other split makes one of them later.
+Users whose drafts do not use the shared uplink take no bandwidth; the deadline is at least their
+draft time.
 
 That is the smooth case (a continuous band, Shannon rates). Whole resource blocks and step or
 capped rates go to the exact bisection of :mod:`multispin_cli.planners.resource_blocks`.
@@ -54,6 +56,10 @@ class Demand:
                                (ch.power_limited, ch.spectral_efficiency, ch.snr_bandwidth_hz))
             self.channel = Channel(self.pl, eff, q, ch.link)
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
+        # Drafting users off the shared uplink need no bandwidth, but only from their draft time on.
+        free = (np.asarray(lengths) > 0) & system.off_uplink
+        self.free_index = np.flatnonzero(free)
+        self.free_device = device.ravel()[self.free_index]
         # Resource-block mode: whole blocks, at least the user's minimum (see _need).
         self.block_hz = system.resource_block_hz
         if self.block_hz is not None:
@@ -98,6 +104,7 @@ class Demand:
             need, _ = self._need(rate)
         out = np.zeros((d.size, self.rows * self.users))
         out[:, self.index] = np.where(ok, need, np.inf)
+        out[:, self.free_index] = np.where(d[:, None] >= self.free_device[None, :], 0.0, np.inf)
         return out.reshape((d.size,) + self.shape)
 
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +156,12 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
         if channel is not None:
             raise InputError("per-round splits on a faded channel need a continuous band with Shannon rates "
                              "(resource blocks and link adaptation are not supported with fading yet)")
-        return least_deadline_split(system, lengths)
+        deadline, bandwidth = least_deadline_split(system, lengths)
+        if system.no_uplink is None:
+            return deadline, bandwidth
+        free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
+        with np.errstate(invalid="ignore"):  # an infeasible plan (inf) stays infeasible
+            return np.maximum(deadline, free), bandwidth
     channel = system.channel if channel is None else channel
     batch = np.broadcast_shapes(lengths.shape[:-1], channel.power_limited.shape[:-1])
     lengths = np.broadcast_to(lengths, batch + (system.users,)).reshape(-1, system.users)
@@ -205,7 +217,9 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
         fallback = total * load / load.sum(axis=-1, keepdims=True)
     broken = ~np.all(np.isfinite(bandwidth), axis=-1, keepdims=True)
     bandwidth = np.where(broken, fallback, bandwidth)
-    deadline = np.where(anyone, x, 0.0)
+    # Users off the uplink only draft: the round waits for them too (the floor includes them).
+    free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
+    deadline = np.maximum(np.where(anyone, x, 0.0), free)
     return deadline.reshape(batch), np.where(uploads, bandwidth, 0.0).reshape(batch + (system.users,))
 
 

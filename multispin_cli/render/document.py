@@ -59,28 +59,41 @@ def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> d
     return section
 
 
+def nums(values) -> list[float]:
+    """:func:`num` of every element of an array, as a list (the same numbers, a tenth of the time)."""
+    return [float(text) for text in map("{:.10g}".format, np.asarray(values, dtype=float).ravel().tolist())]
+
+
 def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
     ev = plan.evaluation
     block = profile.system.resource_block_hz
-    rate = ev.user_tokens_per_s
-    rows = []
-    for k, name in enumerate(profile.system.names):
-        row = {
-            "name": name,
-            "draft_length": int(ev.draft_lengths[k]),
-            "bandwidth_mhz": num(ev.bandwidth_hz[k] / MHZ),
-            "tokens_per_round": num(ev.tokens_per_round[k]),
-            "tokens_per_s": num(rate[k]),
-            "draft_upload_ms": num(ev.phase_s[k] / MS),
-            "needed_bandwidth_mhz": num(needs.user_hz[k] / MHZ),
-        }
-        if block is not None:
-            row["resource_blocks"] = int(round(ev.bandwidth_hz[k] / block))
-            row["needed_resource_blocks"] = int(needs.user_blocks[k])
-        if profile.users[k].draft_model:
-            row["draft_model"] = profile.users[k].draft_model
-        rows.append(row)
+    columns = {
+        "name": profile.system.names,
+        "draft_length": np.asarray(ev.draft_lengths, dtype=np.int64).tolist(),
+        "bandwidth_mhz": nums(ev.bandwidth_hz / MHZ),
+        "tokens_per_round": nums(ev.tokens_per_round),
+        "tokens_per_s": nums(ev.user_tokens_per_s),
+        "draft_upload_ms": nums(ev.phase_s / MS),
+        "needed_bandwidth_mhz": nums(needs.user_hz / MHZ),
+    }
+    if block is not None:  # rint rounds half to even, as round() does
+        columns["resource_blocks"] = np.rint(np.asarray(ev.bandwidth_hz, dtype=float) / block).astype(np.int64).tolist()
+        columns["needed_resource_blocks"] = np.asarray(needs.user_blocks).astype(np.int64).tolist()
+    keys = tuple(columns)
+    rows = [dict(zip(keys, values)) for values in zip(*columns.values())]
+    models = [info.draft_model for info in profile.users] if _any_draft_model(profile) else ()
+    for row, model in zip(rows, models):
+        if model:
+            row["draft_model"] = model
     return rows
+
+
+def _any_draft_model(profile: Profile) -> bool:
+    users = profile.users
+    columns = getattr(users, "_columns", None)  # a devices file's users: look at the column, not each user
+    if columns is not None:
+        return any(v is not None for v in columns["draft_model"])
+    return any(info.draft_model for info in users)
 
 
 def _baseline_section(plan: Plan) -> dict:
@@ -141,5 +154,41 @@ def to_toml(doc: dict) -> str:
 
 
 def to_json(doc: dict) -> str:
-    """JSON text of a document (two-space indent, trailing newline)."""
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    """JSON text of a document (two-space indent, trailing newline).
+
+    The same text as ``json.dumps(doc, indent=2)``, written faster: the standard library falls back
+    to its pure-Python encoder whenever it indents, so a list of flat tables (the users' rows) is
+    encoded by the C encoder in one call, with marker separators (control characters, which the
+    encoder always escapes inside strings) that are then replaced by the indentation.
+    """
+    return _json(doc, 0) + "\n"
+
+
+_SCALARS = {str, int, float, bool, type(None)}
+
+
+def _flat_tables(rows) -> bool:
+    """Whether every element is a non-empty table of scalars only."""
+    if not all(type(row) is dict and row for row in rows):
+        return False
+    return {type(v) for row in rows for v in row.values()} <= _SCALARS
+
+
+def _json(value, level: int) -> str:
+    inner, outer = "\n" + "  " * (level + 1), "\n" + "  " * level
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (json.dumps(str(k)) + ": " + _json(v, level + 1) for k, v in value.items())
+        return "{" + inner + ("," + inner).join(items) + outer + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        if _flat_tables(value):
+            deep = "\n" + "  " * (level + 2)
+            raw = json.dumps(value, separators=(",\x00", ": "), allow_nan=False)
+            body = raw[2:-2].replace("},\x00{", "\x01").replace("\x00", deep)
+            body = body.replace("\x01", inner + "}," + inner + "{" + deep)
+            return "[" + inner + "{" + deep + body + inner + "}" + outer + "]"
+        return "[" + inner + ("," + inner).join(_json(v, level + 1) for v in value) + outer + "]"
+    return json.dumps(value, allow_nan=False)

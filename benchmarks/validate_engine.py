@@ -1,0 +1,75 @@
+"""Issue 14's check of the model against a real engine (a benchmark, not a test).
+
+Builds the issue's pair with no download: a random-init Llama target (hidden 768, 12 layers, MLP 2048,
+vocabulary 32000, 134M parameters, ``initializer_range = 5e-4``) and a layer-skip draft (its embeddings,
+first decoder layer, final norm and head). Then runs ``multispin validate`` in a fresh process for
+L = 0..8 (256 new tokens, greedy) ``--runs`` times and prints, per run, measured vs predicted tokens/s
+per L, the worst error and how much slower the plan's L ran than the measured best.
+
+    python benchmarks/validate_engine.py [--runs 2] [--repeats 2] [--new-tokens 256] [--out DIR]
+
+Targets (issue 14): worst |error| over L = 0..8 at most 5 %, the plan's L within 1 % of the measured
+best, on two runs. The clock is the process's CPU time with one torch thread, so other processes
+on the machine change the numbers far less than wall time; still, measure on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 768, "intermediate_size": 2048,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 12, "vocab_size": 32000,
+    "max_position_embeddings": 2048, "initializer_range": 5e-4, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--max-draft-length", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first run (the next runs count up)")
+    parser.add_argument("--out", type=Path, default=None, help="keep each run's TOML here")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="multispin-validate-"))
+    config = folder / "config.json"
+    config.write_text(json.dumps(CONFIG))
+    for run in range(args.seed, args.seed + args.runs):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "multispin_cli", "validate", "--target", str(config), "--draft-layers", "1",
+             "-L", str(args.max_draft_length), "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
+             "--seed", str(run), "--format", "json"], capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"seed {run} failed ({done.returncode}): {done.stderr.strip()}")
+        doc = json.loads(done.stdout)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"validate-seed{run}.json").write_text(done.stdout)
+        s, m = doc["summary"], doc["model"]
+        print(f"seed {run} ({wall:.0f} s wall, {doc['validate']['clock']}): draft "
+              f"{m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round, engine "
+              f"{m['round_overhead_ms']} ms/round, acceptance at position 1 {m['acceptance_by_position'][0]}")
+        print("| L | measured tok/s | predicted tok/s | error | rounds | tokens/round (pred.) |")
+        print("|---|---|---|---|---|---|")
+        for row in doc["lengths"]:
+            mark = " (plan)" if row["draft_length"] == s["plan_draft_length"] else ""
+            print(f"| {row['draft_length']}{mark} | {row['measured_tokens_per_s']:.2f} | "
+                  f"{row['predicted_tokens_per_s']:.2f} | {row['error_percent']:+.1f} % | {row['rounds']:g} | "
+                  f"{row['tokens_per_round']:.2f} ({row['predicted_tokens_per_round']:.2f}) |")
+        print(f"worst error {s['worst_error_percent']:.1f} % (target <= 5 %); plan L = {s['plan_draft_length']}, "
+              f"measured best L = {s['best_draft_length']}; plan loss {s.get('plan_loss_percent', float('nan')):.2f} % "
+              "(target <= 1 %)\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

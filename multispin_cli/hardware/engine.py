@@ -1,0 +1,408 @@
+"""A real speculative-decoding engine: Hugging Face transformers' assisted generation, timed.
+
+Used by ``multispin validate`` to check the model against a real engine. It
+
+* builds a target and a draft (random weights from a config with a given ``initializer_range``, a
+  local checkpoint, or a *layer-skip* draft: the target's embeddings, first decoder layers, final
+  norm and head);
+* **profiles** them the way multispin's model needs: the verification time ``T_v(N)`` at every N
+  the plan can reach (one forward pass of N new tokens over a KV cache), the draft's and the
+  engine's per-round costs (from short runs of the engine loop itself: the draft phase of each
+  round is timed around the assistant's ``generate`` call, the target's passes by forward hooks,
+  the rest is the loop's own work), and the acceptance by position (the draft's greedy choice
+  against the target's greedy text, teacher-forced, on a calibration prompt of its own);
+* **runs** assisted generation with the draft length held constant (``num_assistant_tokens = L``,
+  schedule ``constant``, no confidence cut-off; L = 0 is plain greedy decoding) and reports tokens,
+  rounds, accepted tokens and the time of each phase.
+
+Clocks: on CPU the process's CPU time with one torch thread (other processes on a shared machine
+then barely change the numbers); on CUDA wall time with synchronisation. Rates leave out the first
+round (the prompt's prefill), in measurement and prediction alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from multispin_cli.errors import InputError, MissingExtraError
+
+Progress = Callable[[str], None]
+
+
+def require_transformers():
+    """Import torch and transformers, or explain which extra to install."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("multispin validate", "validate", "torch") from None
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("multispin validate", "validate", "transformers") from None
+    import torch
+    import transformers
+
+    return torch, transformers
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+class Clock:
+    """CPU time of the process on CPU (torch limited to one thread), synchronised wall time on CUDA."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.kind = "cuda wall time" if device.startswith("cuda") else "process CPU time (1 thread)"
+
+    def __call__(self) -> float:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """The target and the draft, ready to run, with how they were made."""
+
+    target: object
+    draft: object
+    target_label: str
+    draft_label: str
+    vocab: int
+    device: str
+
+
+def _config_from_shape(transformers, shape, init_std: float):
+    """A Llama (or Qwen3, with q/k norms) config at a catalog model's shapes."""
+    common = dict(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                  num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                  num_key_value_heads=shape.kv_heads, head_dim=shape.head_dim,
+                  tie_word_embeddings=shape.tied_embeddings, initializer_range=init_std,
+                  max_position_embeddings=shape.max_positions or 4096)
+    if shape.qk_norm:
+        return transformers.Qwen3Config(**common)
+    return transformers.LlamaConfig(**common)
+
+
+def _load(transformers, torch, spec: str, *, option: str, init_std: float | None, seed: int):
+    """A model from what ``profile-hardware`` takes: a catalog name (random weights at its shapes), a
+    ``config.json`` (random weights), or a model folder (its weights if it has any)."""
+    from multispin_cli.hardware.models import resolve_model
+
+    resolved = resolve_model(spec, option=option)
+    folder = resolved.weights_dir
+    if folder is not None and init_std is None:
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        return model, f"{resolved.shape.name} (weights from {folder})"
+    if resolved.origin == "catalog":
+        config = _config_from_shape(transformers, resolved.shape, init_std if init_std is not None else 0.02)
+    else:
+        path = Path(resolved.origin)
+        config = transformers.AutoConfig.from_pretrained(path.parent if path.name == "config.json" else path)
+        if init_std is not None:
+            config.initializer_range = init_std
+    torch.manual_seed(seed)
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    except ValueError as exc:
+        raise InputError(f"transformers cannot build this model: {exc}", key=option) from None
+    return model, f"{resolved.shape.name} (random weights, initializer_range {config.initializer_range:g})"
+
+
+def layer_skip_draft(transformers, torch, target, layers: int):
+    """The target's embeddings, first ``layers`` decoder layers, final norm and head, as a model of its own."""
+    config = target.config.__class__.from_dict(target.config.to_dict())
+    total = config.num_hidden_layers
+    if not 1 <= layers <= total:
+        raise InputError(f"must be in 1..{total} (the target's layers), got {layers}", key="--draft-layers")
+    config.num_hidden_layers = layers
+    if getattr(config, "layer_types", None):
+        config.layer_types = list(config.layer_types)[:layers]
+    draft = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state = {k: v for k, v in target.state_dict().items()
+             if not k.startswith("model.layers.") or int(k.split(".")[2]) < layers}
+    draft.load_state_dict(state, strict=False)
+    return draft
+
+
+def build_pair(*, target: str, draft: str | None, draft_layers: int | None, init_std: float | None, seed: int = 0,
+               device: str | None = None) -> ModelPair:
+    """Target and draft as ``validate`` describes them (a layer-skip draft when ``draft`` is None)."""
+    torch, transformers = require_transformers()
+    transformers.logging.set_verbosity_error()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        torch.set_num_threads(1)
+    target_model, target_label = _load(transformers, torch, target, option="--target", init_std=init_std, seed=seed)
+    if draft is None:
+        layers = draft_layers or 1
+        draft_model = layer_skip_draft(transformers, torch, target_model, layers)
+        draft_label = f"layer-skip: the target's first {layers} layer{'s' if layers > 1 else ''}"
+    else:
+        draft_model, draft_label = _load(transformers, torch, draft, option="--draft", init_std=init_std,
+                                         seed=seed + 1)
+    if draft_model.config.vocab_size != target_model.config.vocab_size:
+        raise InputError(f"the draft's vocabulary ({draft_model.config.vocab_size}) differs from the target's "
+                         f"({target_model.config.vocab_size}): assisted generation needs a shared one", key="--draft")
+    for model in (target_model, draft_model):
+        model.to(device).eval()
+        model.generation_config.pad_token_id = 0
+        model.generation_config.eos_token_id = None
+    return ModelPair(target_model, draft_model, target_label, draft_label, int(target_model.config.vocab_size), device)
+
+
+def prompt_ids(pair: ModelPair, length: int, seed: int):
+    """A reproducible prompt of random token ids."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(1, pair.vocab, (1, length), generator=gen).to(pair.device)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """One generation at a constant draft length, its first round (the prefill) left out.
+
+    ``tokens`` and ``rounds`` count what followed the first round; the seconds are totals over
+    those rounds: the draft phase (the assistant's call), the target's forward passes, and the
+    rest (the engine loop's own work).
+    """
+
+    draft_length: int
+    tokens: int
+    rounds: int
+    seconds: float
+    draft_s: float
+    verify_s: float
+    # per round after the first: (tokens drafted, draft phase s, verify s, whole round s)
+    round_rows: tuple[tuple[int, float, float, float], ...] = ()
+
+    @property
+    def overhead_s(self) -> float:
+        return self.seconds - self.draft_s - self.verify_s
+
+    @property
+    def accepted(self) -> int:
+        """Draft tokens the target accepted (each round commits its accepted prefix plus one token)."""
+        return self.tokens - self.rounds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def per_round(self, seconds: float) -> float:
+        return seconds / self.rounds if self.rounds else 0.0
+
+
+class _Timer:
+    """Times every target forward pass and every assistant ``generate`` call with one clock."""
+
+    def __init__(self, pair: ModelPair, clock: Clock):
+        self.clock = clock
+        self.events: list[tuple[str, float, float, int]] = []  # (what, start, end, cache length)
+        self._start = 0.0
+        self._cache = 0
+        self.handles = [pair.target.register_forward_pre_hook(self._pre, with_kwargs=True),
+                        pair.target.register_forward_hook(self._post)]
+        self.draft = pair.draft
+        self._generate = pair.draft.generate
+
+        def timed_generate(*args, **kwargs):
+            start = clock()
+            out = self._generate(*args, **kwargs)
+            end = clock()
+            given = kwargs.get("input_ids", args[0] if args else None)
+            sequences = getattr(out, "sequences", out)
+            drafted = int(sequences.shape[-1] - given.shape[-1]) if given is not None else 0
+            self.events.append(("draft", start, end, drafted))
+            return out
+
+        pair.draft.generate = timed_generate
+
+    def _pre(self, module, args, kwargs):
+        positions = kwargs.get("position_ids")
+        if positions is not None:
+            self._cache = int(positions.reshape(-1)[0])  # where this pass's first token sits
+        else:
+            cache = kwargs.get("past_key_values", kwargs.get("cache"))
+            self._cache = int(cache.get_seq_length()) if cache is not None else 0
+        self._start = self.clock()
+
+    def _post(self, module, args, output):
+        self.events.append(("verify", self._start, self.clock(), self._cache))
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        del self.draft.generate  # back to the class's method
+
+
+def run_engine(pair: ModelPair, prompt, draft_length: int, new_tokens: int) -> EngineRun:
+    """Greedy generation of ``new_tokens`` with ``draft_length`` draft tokens per round (0: no draft)."""
+    import torch
+
+    clock = Clock(pair.device)
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                  attention_mask=torch.ones_like(prompt))
+    if draft_length > 0:
+        config = pair.draft.generation_config
+        config.num_assistant_tokens = draft_length
+        config.num_assistant_tokens_schedule = "constant"
+        config.assistant_confidence_threshold = 0.0
+        kwargs["assistant_model"] = pair.draft
+    timer = _Timer(pair, clock)
+    try:
+        with torch.inference_mode():
+            out = pair.target.generate(prompt, **kwargs)
+        end = clock()
+    finally:
+        timer.close()
+    verify = [e for e in timer.events if e[0] == "verify"]
+    if len(verify) < 2:
+        raise InputError(f"--new-tokens {new_tokens} is too few: the run ended after its first round")
+    first_end = verify[0][2]
+    later = [e for e in timer.events if e[1] >= first_end]
+    committed_after_first = verify[1][3] + 1 - prompt.shape[1]  # the second pass starts at the cache length
+    tokens = int(out.shape[1] - prompt.shape[1] - committed_after_first)
+    rows = []
+    for before, this in zip(verify[:-1], verify[1:]):  # round = from one target pass's end to the next's
+        drafts = [e for e in timer.events if e[0] == "draft" and before[2] <= e[1] < this[1]]
+        rows.append((sum(e[3] for e in drafts), sum(e[2] - e[1] for e in drafts), this[2] - this[1],
+                     this[2] - before[2]))
+    return EngineRun(
+        draft_length=draft_length,
+        tokens=tokens,
+        rounds=len(verify) - 1,
+        seconds=end - first_end,
+        draft_s=sum(e[2] - e[1] for e in later if e[0] == "draft"),
+        verify_s=sum(e[2] - e[1] for e in later if e[0] == "verify"),
+        round_rows=tuple(rows),
+    )
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """What multispin's model needs about this engine and pair, measured without the runs it predicts."""
+
+    verify_tokens: tuple[int, ...]  # N = 1 .. L_max + 1
+    verify_s: tuple[float, ...]  # T_v(N), median of the repeats
+    verify_spread: float  # largest (max - min) / median over the points
+    draft_s_per_token: float  # tau
+    draft_overhead_s: float  # c: per drafting round, besides the draft steps
+    round_overhead_s: float  # t_o: the engine loop's own cost per round
+    acceptance_by_position: tuple[float, ...]
+    context: int
+    clock: str
+
+
+def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: int, clock: Clock) -> list[float]:
+    """Seconds of one forward pass of ``n_new`` tokens over a cache of ``context_ids``, ``repeats`` times."""
+    import torch
+    from transformers import DynamicCache
+
+    # transformers 5 names the argument ``cache``; earlier releases ``past_key_values``.
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        model(context_ids, use_cache=True, **{name: cache})
+        new = torch.randint(1, pair.vocab, (1, n_new), generator=torch.Generator().manual_seed(n_new)).to(pair.device)
+        samples = []
+        for _ in range(repeats + 1):
+            start = clock()
+            model(new, use_cache=True, **{name: cache})
+            samples.append(clock() - start)
+            cache.crop(-n_new)  # negative: drop the tokens just added
+    return samples[1:]
+
+
+def measure_verify_table(pair: ModelPair, context_ids, max_tokens: int, repeats: int,
+                         clock: Clock) -> tuple[np.ndarray, np.ndarray, float]:
+    """``T_v(N)`` at every N in 1..max_tokens, the points interleaved repeat by repeat (slow spells of
+    a shared machine then spread over all N instead of bending the curve); median and spread."""
+    samples: list[list[float]] = [[] for _ in range(max_tokens)]
+    for _ in range(repeats):
+        for n in range(1, max_tokens + 1):
+            samples[n - 1] += _forward_seconds(pair, pair.target, context_ids, n, 1, clock)
+    med = np.array([np.median(s) for s in samples])
+    spread = float(max((max(s) - min(s)) / m for s, m in zip(samples, med))) if repeats > 1 else 0.0
+    return np.arange(1, max_tokens + 1), med, spread
+
+
+def acceptance_by_position(pair: ModelPair, text_ids, prompt_len: int, max_len: int) -> np.ndarray:
+    """Conditional acceptance of draft positions 1..max_len, as ``multispin calibrate`` defines it:
+    the draft's greedy token against the target's greedy text, at every start of a round."""
+    import torch
+
+    with torch.inference_mode():
+        logits = pair.draft(text_ids).logits[0]
+    guess = logits[prompt_len - 1:-1].argmax(-1).cpu().numpy()
+    truth = text_ids[0, prompt_len:].cpu().numpy()
+    agree = guess == truth
+    n = agree.size
+    probs = []
+    run = np.ones(n, dtype=bool)  # rounds starting at t that accepted positions 1..j-1
+    for j in range(max_len):
+        alive = run[: n - j]
+        ok = agree[j:][: alive.size]
+        hits, tries = int((alive & ok).sum()), int(alive.sum())
+        probs.append((hits + 0.5) / (tries + 1.0) if tries else probs[-1] if probs else 0.5)
+        run = np.concatenate([alive & ok, np.zeros(j + 1, dtype=bool)])[:n]
+    return np.array(probs)
+
+
+def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
+                   seed: int, progress: Progress | None = None) -> EngineProfile:
+    """Measure T_v at every N, the per-round costs and the acceptance, on a calibration prompt."""
+    clock = Clock(pair.device)
+    say = progress or (lambda text: None)
+    prompt = prompt_ids(pair, prompt_len, seed)
+    say("calibration: target's greedy text")
+    text = _greedy_text(pair, prompt, new_tokens)
+    context = text[:, : prompt_len + new_tokens // 2]  # the runs' average context
+    say(f"verification time at N = 1..{max_draft_length + 1}")
+    tokens, seconds, spread = measure_verify_table(pair, context, max_draft_length + 1, repeats, clock)
+    say("engine loop: per-round costs")
+    plain = [run_engine(pair, prompt, 0, new_tokens) for _ in range(max(1, repeats // 2))]
+    round_overhead = float(np.median([r.per_round(r.overhead_s) for r in plain]))
+    rows = []
+    for length in sorted({1, max(2, max_draft_length)}):
+        for _ in range(max(1, repeats // 2)):
+            run = run_engine(pair, prompt, length, new_tokens)
+            # A drafting round's own cost: the assistant's call plus the loop's work beyond plain
+            # decoding, against the tokens actually drafted (the last rounds draft fewer).
+            rows += [(n, whole - verify - round_overhead) for n, _, verify, whole in run.round_rows if n > 0]
+    x = np.array([r[0] for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows])
+    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float(np.mean(y / x)), 0.0)
+    say("acceptance by position")
+    accept = acceptance_by_position(pair, text, prompt_len, max(1, max_draft_length))
+    return EngineProfile(tuple(int(n) for n in tokens), tuple(float(s) for s in seconds), spread,
+                         float(max(slope, 1e-9)), float(max(intercept, 0.0)), max(round_overhead, 0.0),
+                         tuple(float(p) for p in accept), int(context.shape[1]), clock.kind)
+
+
+def _greedy_text(pair: ModelPair, prompt, new_tokens: int):
+    import torch
+
+    with torch.inference_mode():
+        return pair.target.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                    attention_mask=torch.ones_like(prompt))

@@ -1,0 +1,296 @@
+"""`multispin validate`: multispin's prediction against a real engine, L by L.
+
+The engine (:mod:`multispin_cli.hardware.engine`) is first profiled on a calibration prompt, as
+``profile-hardware`` and ``calibrate`` would: T_v(N) at every N, the per-round costs and the
+acceptance by position. Those numbers make a one-user cell (the draft next to the target, so no
+uplink) and multispin's model predicts tokens/s for every draft length; the homogeneous planner
+picks its L. Then the engine runs for real on another prompt at every L asked, and the two are
+set side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import tomli_w
+
+from multispin_cli.errors import InputError
+from multispin_cli.hardware.engine import EngineProfile, EngineRun, build_pair, profile_engine, prompt_ids, run_engine
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.goodput import evaluate
+from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
+from multispin_cli.planners.homogeneous import plan_homogeneous
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """What to run: the pair, the lengths, the text sizes and the repetitions."""
+
+    target: str
+    draft: str | None = None
+    draft_layers: int | None = None
+    init_std: float | None = None
+    lengths: tuple[int, ...] = tuple(range(9))
+    new_tokens: int = 256
+    prompt_tokens: int = 32
+    repeats: int = 3
+    seed: int = 0
+
+    def check(self) -> None:
+        if not self.lengths or min(self.lengths) < 0 or max(self.lengths) > 64:
+            raise InputError("must be draft lengths in 0..64, like 0-8", key="--max-draft-length")
+        if not 8 <= self.new_tokens <= 100_000:
+            raise InputError(f"must be in 8..100000, got {self.new_tokens}", key="--new-tokens")
+        if not 1 <= self.prompt_tokens <= 100_000:
+            raise InputError(f"must be in 1..100000, got {self.prompt_tokens}", key="--prompt-tokens")
+        if not 1 <= self.repeats <= 100:
+            raise InputError(f"must be in 1..100, got {self.repeats}", key="--repeats")
+        if self.init_std is not None and not 0 < self.init_std < 10:
+            raise InputError(f"must be in (0, 10), got {self.init_std:g}", key="--init-std")
+        if self.draft is not None and self.draft_layers is not None:
+            raise InputError("give --draft or --draft-layers (a layer-skip draft), not both", key="--draft-layers")
+
+
+@dataclass(frozen=True)
+class LengthResult:
+    """One draft length: the engine's runs (median over repeats) and the model's prediction."""
+
+    draft_length: int
+    runs: tuple[EngineRun, ...]
+    predicted_tokens_per_s: float
+    predicted_tokens_per_round: float
+    predicted_draft_s: float
+    predicted_verify_s: float
+    predicted_overhead_s: float
+
+    def _median(self, f) -> float:
+        return float(np.median([f(r) for r in self.runs]))
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self._median(lambda r: r.tokens_per_s)
+
+    @property
+    def spread(self) -> float:
+        rates = [r.tokens_per_s for r in self.runs]
+        return (max(rates) - min(rates)) / self.tokens_per_s if len(rates) > 1 and self.tokens_per_s else 0.0
+
+    @property
+    def error(self) -> float:
+        """Predicted over measured tokens/s, minus 1."""
+        return self.predicted_tokens_per_s / self.tokens_per_s - 1.0
+
+    @property
+    def rounds(self) -> float:
+        return self._median(lambda r: r.rounds)
+
+    @property
+    def tokens(self) -> float:
+        return self._median(lambda r: r.tokens)
+
+    @property
+    def tokens_per_round(self) -> float:
+        return self._median(lambda r: r.tokens / r.rounds)
+
+    @property
+    def accepted(self) -> float:
+        return self._median(lambda r: r.accepted)
+
+    def phase(self, name: str) -> float:
+        """Median seconds per round of ``draft``, ``verify`` or ``overhead``."""
+        return self._median(lambda r: r.per_round(getattr(r, f"{name}_s")))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Everything one `validate` run found."""
+
+    settings: ValidationSettings
+    target_label: str
+    draft_label: str
+    device: str
+    profile: EngineProfile
+    lengths: tuple[LengthResult, ...]
+    plan_length: int
+    wall_seconds: float = 0.0
+
+    @property
+    def best(self) -> LengthResult:
+        return max(self.lengths, key=lambda r: r.tokens_per_s)
+
+    @property
+    def planned(self) -> LengthResult | None:
+        return next((r for r in self.lengths if r.draft_length == self.plan_length), None)
+
+    @property
+    def worst_error(self) -> float:
+        return max(abs(r.error) for r in self.lengths)
+
+    @property
+    def plan_loss(self) -> float | None:
+        """How much slower the plan's L ran than the measured best (0.01 = 1 %); None if not run."""
+        planned = self.planned
+        return None if planned is None else 1.0 - planned.tokens_per_s / self.best.tokens_per_s
+
+
+def engine_system(profile: EngineProfile, max_draft_length: int) -> System:
+    """The one-user cell multispin's model sees: the draft next to the target (no uplink)."""
+    return System(
+        names=("engine",),
+        accept_prob=position_matrix(acceptance=[list(profile.acceptance_by_position)],
+                                    max_draft_length=max_draft_length),
+        draft_s_per_token=np.array([profile.draft_s_per_token]),
+        draft_overhead_s=np.array([profile.draft_overhead_s]),
+        channel=Channel.fixed_snr(1.0),
+        bits_per_token=1.0,
+        header_bits=0.0,
+        bandwidth_hz=1.0,
+        max_draft_length=max_draft_length,
+        verify=VerifyTime.from_table(profile.verify_tokens, profile.verify_s),
+        round_overhead_s=profile.round_overhead_s,
+        no_uplink=np.array([True]),
+    )
+
+
+def run_validation(settings: ValidationSettings, *, progress=None, device: str | None = None) -> Validation:
+    """Profile the pair, predict every L, run every L for real, and compare."""
+    import time
+
+    started = time.perf_counter()
+    settings.check()
+    say = progress or (lambda text: None)
+    say("building the models")
+    pair = build_pair(target=settings.target, draft=settings.draft, draft_layers=settings.draft_layers,
+                      init_std=settings.init_std, seed=settings.seed, device=device)
+    top = max(max(settings.lengths), 1)
+    profile = profile_engine(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
+                             new_tokens=settings.new_tokens, repeats=max(3, settings.repeats),
+                             seed=settings.seed + 1000, progress=say)
+    system = engine_system(profile, top)
+    plan = plan_homogeneous(system)
+    prompt = prompt_ids(pair, settings.prompt_tokens, settings.seed)
+    lengths = sorted(set(settings.lengths))
+    runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
+    for rep in range(settings.repeats):  # interleaved: a slow spell spreads over every L
+        for length in lengths:
+            say(f"run {rep + 1}/{settings.repeats}: L = {length}")
+            runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
+    results = []
+    for length in lengths:
+        ev = evaluate(system, np.array([length]), np.zeros(1))
+        draft = float(ev.phase_s[0])
+        results.append(LengthResult(length, tuple(runs[length]), ev.goodput_tokens_per_s,
+                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s))
+    return Validation(settings, pair.target_label, pair.draft_label, pair.device, profile, tuple(results),
+                      int(plan.draft_length), time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _sig(value: float) -> float:
+    """A measured number to 4 significant digits (more would be noise)."""
+    return float(f"{float(value):.4g}")
+
+
+def _ms(seconds: float) -> float:
+    return _sig(seconds * 1e3)
+
+
+def document(v: Validation) -> dict:
+    """The TOML/JSON document: settings, the measured model terms, one row per L, the summary."""
+    p = v.profile
+    doc = {
+        "validate": {
+            "target": v.target_label,
+            "draft": v.draft_label,
+            "device": v.device,
+            "clock": p.clock,
+            "prompt_tokens": v.settings.prompt_tokens,
+            "new_tokens": v.settings.new_tokens,
+            "repeats": v.settings.repeats,
+            "seed": v.settings.seed,
+        },
+        "summary": {
+            "worst_error_percent": _sig(100 * v.worst_error),
+            "plan_draft_length": v.plan_length,
+            "best_draft_length": v.best.draft_length,
+            "best_tokens_per_s": _sig(v.best.tokens_per_s),
+        },
+        "model": {
+            "draft_ms_per_token": _ms(p.draft_s_per_token),
+            "draft_overhead_ms": _ms(p.draft_overhead_s),
+            "round_overhead_ms": _ms(p.round_overhead_s),
+            "acceptance_by_position": [_sig(x) for x in p.acceptance_by_position],
+            "verify_table": [[n, _ms(t)] for n, t in zip(p.verify_tokens, p.verify_s)],
+            "verify_spread_percent": _sig(100 * p.verify_spread),
+            "context_tokens": p.context,
+        },
+        "lengths": [],
+    }
+    if v.plan_loss is not None:
+        doc["summary"]["plan_loss_percent"] = _sig(100 * v.plan_loss)
+    for r in v.lengths:
+        doc["lengths"].append({
+            "draft_length": r.draft_length,
+            "measured_tokens_per_s": _sig(r.tokens_per_s),
+            "predicted_tokens_per_s": _sig(r.predicted_tokens_per_s),
+            "error_percent": _sig(100 * r.error),
+            "spread_percent": _sig(100 * r.spread),
+            "rounds": _sig(r.rounds),
+            "tokens": _sig(r.tokens),
+            "accepted_tokens": _sig(r.accepted),
+            "tokens_per_round": _sig(r.tokens_per_round),
+            "predicted_tokens_per_round": _sig(r.predicted_tokens_per_round),
+            "draft_ms_per_round": _ms(r.phase("draft")),
+            "verify_ms_per_round": _ms(r.phase("verify")),
+            "overhead_ms_per_round": _ms(r.phase("overhead")),
+            "predicted_draft_ms_per_round": _ms(r.predicted_draft_s),
+            "predicted_verify_ms_per_round": _ms(r.predicted_verify_s),
+            "predicted_overhead_ms_per_round": _ms(r.predicted_overhead_s),
+        })
+    return doc
+
+
+def to_toml(v: Validation) -> str:
+    return tomli_w.dumps(document(v))
+
+
+def to_json(v: Validation) -> str:
+    return json.dumps(document(v), indent=2) + "\n"
+
+
+def view(v: Validation):
+    """A rich table for people: measured vs predicted per L, then the plan against the best."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"multispin validate: {v.target_label} with {v.draft_label} ({v.profile.clock})")
+    for name in ("L", "measured tok/s", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
+                 "draft ms/round (pred.)", "verify ms/round (pred.)", "other ms/round (pred.)"):
+        table.add_column(name, justify="right")
+    for r in v.lengths:
+        mark = " *" if r.draft_length == v.plan_length else ""
+        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{r.predicted_tokens_per_s:.2f}",
+                      f"{100 * r.error:+.1f} %", f"{r.rounds:g}",
+                      f"{r.tokens_per_round:.2f} ({r.predicted_tokens_per_round:.2f})",
+                      f"{1e3 * r.phase('draft'):.1f} ({1e3 * r.predicted_draft_s:.1f})",
+                      f"{1e3 * r.phase('verify'):.1f} ({1e3 * r.predicted_verify_s:.1f})",
+                      f"{1e3 * r.phase('overhead'):.1f} ({1e3 * r.predicted_overhead_s:.1f})")
+    lines = [f"worst error {100 * v.worst_error:.1f} %; plan's L = {v.plan_length} (*), measured best L = "
+             f"{v.best.draft_length} ({v.best.tokens_per_s:.2f} tok/s)"]
+    if v.plan_loss is not None:
+        lines.append(f"the plan's L ran {100 * v.plan_loss:.1f} % slower than the measured best")
+    p = v.profile
+    lines.append(f"model terms measured first: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
+                 f"{1e3 * p.draft_overhead_s:.2f} ms/round, engine {1e3 * p.round_overhead_s:.2f} ms/round, "
+                 f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
+                 f"(spread {100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
+    lines.append("'other' is the engine loop's own work; the model counts the drafting loop's extra work in the "
+                 "draft column (draft_overhead_ms)")
+    return Group(table, *(Text(line) for line in lines))

@@ -1,0 +1,110 @@
+"""`multispin validate` and its engine: transformers' assisted generation run for real on tiny random
+models built here from a config (no download); skipped when the extra `validate` is missing."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the extra `validate` (torch, transformers) is not installed")
+pytest.importorskip("transformers", reason="the extra `validate` (torch, transformers) is not installed")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from multispin_cli.cli import app  # noqa: E402
+from multispin_cli.errors import InputError  # noqa: E402
+from multispin_cli.hardware import engine  # noqa: E402
+from multispin_cli.hardware.validation import engine_system  # noqa: E402
+from multispin_cli.model.goodput import evaluate  # noqa: E402
+
+CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+    "max_position_embeddings": 256, "initializer_range": 5e-4, "tie_word_embeddings": False,
+}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "config.json"
+    path.write_text(json.dumps(CONFIG))
+    return path
+
+
+@pytest.fixture(scope="module")
+def twin(config):
+    """A layer-skip draft with all of the target's layers: the target itself, so it accepts everything."""
+    return engine.build_pair(target=str(config), draft=None, draft_layers=3, init_std=None, seed=0)
+
+
+def test_plain_decoding_counts_one_token_per_round(twin):
+    prompt = engine.prompt_ids(twin, 8, 0)
+    run = engine.run_engine(twin, prompt, 0, 24)
+    assert run.rounds == run.tokens == 23  # the first round (prefill) commits one token and is left out
+    assert run.accepted == 0 and run.draft_s == 0.0
+    assert 0 < run.verify_s < run.seconds
+
+
+def test_a_perfect_draft_commits_l_plus_one_tokens_every_round(twin):
+    prompt = engine.prompt_ids(twin, 8, 0)
+    run = engine.run_engine(twin, prompt, 3, 41)
+    # 41 tokens: the first round commits 4, then 9 rounds of 4 = 36, and a last one of 1
+    assert run.tokens == 37 and run.rounds == 10 and run.accepted == 27
+    assert run.draft_s > 0 and run.verify_s > 0
+
+
+def test_profile_of_a_perfect_draft(twin):
+    profile = engine.profile_engine(twin, max_draft_length=3, prompt_len=8, new_tokens=24, repeats=2, seed=5)
+    assert profile.verify_tokens == (1, 2, 3, 4)
+    assert all(t > 0 for t in profile.verify_s)
+    assert min(profile.acceptance_by_position) > 0.9  # identical models agree at every position
+    assert profile.draft_s_per_token > 0 and profile.draft_overhead_s >= 0 and profile.round_overhead_s >= 0
+    system = engine_system(profile, 3)
+    ev = evaluate(system, np.array([3]), np.zeros(1))
+    assert ev.bandwidth_hz[0] == 0.0 and ev.tokens_per_round[0] > 3.5  # no uplink; nearly L + 1 per round
+    assert ev.round_s == pytest.approx(profile.draft_overhead_s + 3 * profile.draft_s_per_token
+                                       + profile.verify_s[3] + profile.round_overhead_s)
+
+
+def test_layer_skip_draft_shares_the_target_weights(config):
+    pair = engine.build_pair(target=str(config), draft=None, draft_layers=1, init_std=None, seed=0)
+    t, d = pair.target.state_dict(), pair.draft.state_dict()
+    assert set(d) < set(t) and len(pair.draft.model.layers) == 1
+    for name, tensor in d.items():
+        assert np.array_equal(tensor.numpy(), t[name].numpy()), name
+    with pytest.raises(InputError, match="--draft-layers"):
+        engine.build_pair(target=str(config), draft=None, draft_layers=4, init_std=None)
+
+
+def test_validate_cli_toml(config):
+    result = CliRunner().invoke(app, ["validate", "-t", str(config), "--draft-layers", "1", "--lengths", "0,2",
+                                      "--new-tokens", "16", "--prompt-tokens", "6", "--repeats", "1", "-f", "toml"])
+    assert result.exit_code == 0, result.stderr
+    doc = tomllib.loads(result.stdout)
+    assert [row["draft_length"] for row in doc["lengths"]] == [0, 2]
+    assert doc["summary"]["plan_draft_length"] in (0, 1, 2)
+    for row in doc["lengths"]:
+        assert row["measured_tokens_per_s"] > 0 and row["predicted_tokens_per_s"] > 0
+        assert row["error_percent"] == pytest.approx(
+            100 * (row["predicted_tokens_per_s"] / row["measured_tokens_per_s"] - 1), abs=0.2)
+    assert len(doc["model"]["verify_table"]) == 3  # N = 1 .. max L + 1
+
+
+@pytest.mark.parametrize("args,key", [
+    (["--draft", "llama-68m", "--draft-layers", "1"], "--draft-layers"),
+    (["--lengths", "0,x"], "--lengths"),
+    (["--init-std", "-1"], "--init-std"),
+])
+def test_validate_cli_bad_input_is_one_line(config, args, key):
+    result = CliRunner().invoke(app, ["validate", "-t", str(config), *args])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert key in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_cli_unknown_target():
+    result = CliRunner().invoke(app, ["validate", "-t", "no-such-model"])
+    assert result.exit_code == 2 and "--target" in result.stderr and "unknown model" in result.stderr
