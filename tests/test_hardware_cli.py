@@ -210,8 +210,8 @@ def test_impossible_sizes_are_refused_before_allocating(monkeypatch):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--batch-sizes", "1,x"], "--batch-sizes: must be comma-separated"),
-        (["--batch-sizes", "0"], "--batch-sizes: must be integers in 1..4096"),
+        (["--batch-sizes", "1,x"], "--batch-sizes: 'x' is not a batch size"),
+        (["--batch-sizes", "0"], "--batch-sizes: '0': batch sizes must be positive"),
         (["--dtype", "float16"], "float32 only"),
         (["--estimate", "Snapdragon-8-Gen-3", "--dtype", "bfloat16"], "no bfloat16 peak"),
     ],
@@ -230,3 +230,10 @@ def test_toml_writer_round_trips():
     doc = {"server": {"verify_table": [[1, 2.5], [2, 3.0]], "name": 'a "quoted" \\ name'},
            "measurement": {"notes": ["x" * 120], "nested": {"flag": True, "tiny": 1e-7}}}
     assert tomllib.loads(toml_dumps(doc)) == doc
+
+
+def test_batch_sizes_take_ranges_as_in_schedule():
+    from multispin_cli.cli.hardware import _batch_sizes
+
+    assert _batch_sizes("1-3,8") == (1, 2, 3, 8)
+    assert _batch_sizes(None) is None

@@ -1,4 +1,4 @@
-"""Both planners against exhaustive search, the sanity anchors of MODEL.md 5, and their invariants."""
+"""Both planners against exhaustive search, the sanity anchors of docs/model.md 5, and their invariants."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_large_cell_is_close_to_its_bound():
     assert plan.upper_bound_tokens_per_s / plan.goodput_tokens_per_s - 1 < 5e-3
 
 
-# ---------------------------------------------------------------- MODEL.md 5: the Leviathan limit
+# ---------------------------------------------------------------- docs/model.md 5: the Leviathan limit
 
 
 @pytest.mark.parametrize("alpha,cost", [(0.6, 0.05), (0.8, 0.05), (0.9, 0.1), (0.7, 0.3), (0.5, 0.6)])
@@ -142,7 +142,7 @@ def test_single_user_with_unlimited_bandwidth_reduces_to_leviathan(alpha, cost):
     assert het.goodput_tokens_per_s == pytest.approx(leviathan.max(), rel=1e-9)
 
 
-# ---------------------------------------------------------------- MODEL.md 5: monotonicity
+# ---------------------------------------------------------------- docs/model.md 5: monotonicity
 
 
 def _both(system):

@@ -1,4 +1,4 @@
-"""Monte Carlo simulation of Multi-SPIN rounds under a fixed plan (MODEL.md 1 and 2.5).
+"""Monte Carlo simulation of Multi-SPIN rounds under a fixed plan (docs/model.md 1 and 2.5).
 
 The analytic goodput is a ratio of expectations, ``sum_k G_k(L_k) / T``. This module plays the
 rounds out instead, with the randomness the formula averages away:

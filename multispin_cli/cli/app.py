@@ -6,8 +6,8 @@ and exits 2; a failure of multispin itself exits 1; stdout carries only the requ
 
 from __future__ import annotations
 
-import enum
 import os
+import re
 import sys
 from contextlib import contextmanager
 from typing import Annotated, Iterator
@@ -17,11 +17,64 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from multispin_cli import __version__
+from multispin_cli.cli.options import Format, Mode  # noqa: F401  (re-exported: commands import them here)
 from multispin_cli.errors import MultispinError
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _plain_help() -> None:
+    """Plain help text: a positional argument is named by its metavar alone (`multispin plan
+    [OPTIONS] PROFILE`, not typer's `{PROFILE}` with a `<path>` type beside it), and text wraps at
+    spaces only. Each patch is skipped if typer changes shape (tests/test_cli_help.py notices)."""
+    from typer.core import TyperArgument
+
+    display_type, usage_name = (getattr(TyperArgument, n, None) for n in ("display_type_rich", "_usage_display_name"))
+    if display_type is None or usage_name is None:
+        return
+
+    def plain_type(self, ctx):
+        return None if self.metavar is not None else display_type(self, ctx)
+
+    def plain_usage(self):
+        name = usage_name(self)
+        return self.metavar if self.metavar is not None and self.required and self.nargs == 1 else name
+
+    TyperArgument.display_type_rich = plain_type
+    TyperArgument._usage_display_name = plain_usage
+
+    # Wrap help text at spaces only, never inside an option name (`--draft-` / `max`).
+    try:
+        from typer._click._textwrap import TextWrapper
+    except ImportError:  # pragma: no cover - a typer without its vendored click
+        return
+    wrapper_init = TextWrapper.__init__
+
+    def no_hyphen_breaks(self, *args, **kwargs):
+        kwargs.setdefault("break_on_hyphens", False)
+        wrapper_init(self, *args, **kwargs)
+
+    TextWrapper.__init__ = no_hyphen_breaks
+
+
+_plain_help()
+
+
+def _usage_message(exc: TyperException) -> str:
+    """A usage error in the house style, ``OPTION: reason``, like the library's ``KEY: reason``."""
+    message = _one_line(exc.format_message())
+    param = getattr(exc, "param", None)
+    if param is None:
+        return message
+    longs = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+    name = longs[0] if longs else (param.metavar or param.name or "").upper() or "argument"
+    if type(exc).__name__ == "MissingParameter":
+        return f"{name}: missing {'option' if longs else 'argument'}"
+    message = re.sub(r"^Invalid value for [^:]*: ", "", message)
+    message = message.replace("Value error, ", "")
+    return f"{name}: {message[:1].lower()}{message[1:]}"
 
 
 class _Group(TyperGroup):
@@ -35,11 +88,12 @@ class _Group(TyperGroup):
         except TyperException as exc:
             ctx = getattr(exc, "ctx", None)
             if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                typer.echo(ctx.get_help())
+                # The exception holds the help text (rendered once, here; bare `multispin` is not an error).
+                typer.echo(exc.format_message())
                 code = 0
             else:
                 where = ctx.command_path if ctx is not None else "multispin"
-                typer.echo(f"{where}: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+                typer.echo(f"multispin: error: {_usage_message(exc)} (see '{where} --help')", err=True)
                 code = exc.exit_code
         except typer.Abort:
             typer.echo("multispin: interrupted", err=True)
@@ -62,9 +116,11 @@ app = typer.Typer(
     "(Multi-SPIN): which draft length each device should use, how to split the FDMA uplink, and the "
     "sum token goodput the cell will deliver.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (loaded only when asked for)
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain click help: wraps cleanly at 80 columns, shows choices as [a|b], and never reads
+    # brackets in help texts ("[acceptance]") as markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -82,22 +138,6 @@ def _root(
     ] = False,
 ) -> None:
     """Multi-SPIN planning for speculative decoding at the edge."""
-
-
-class Mode(str, enum.Enum):
-    """Which planning problem to solve: one draft length for all, one per user, or both."""
-
-    homogeneous = "homogeneous"
-    heterogeneous = "heterogeneous"
-    both = "both"
-
-
-class Format(str, enum.Enum):
-    """Output formats: a rich table for people, TOML or JSON for programs."""
-
-    table = "table"
-    toml = "toml"
-    json = "json"
 
 
 def warn(message: str) -> None:

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import Format, OutputOpt
 
 
 class Form(str, enum.Enum):
@@ -51,35 +52,36 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-@app.command()
+@app.command(short_help="Acceptance rates from serving-engine metrics, with 95% intervals.")
 def calibrate(
     metrics: Annotated[
         Optional[str],
-        typer.Option("--metrics", help="vLLM Prometheus text (a saved /metrics page), or - for stdin.",
-                     show_default=False),
+        typer.Option("--metrics", metavar="FILE", help="vLLM Prometheus text (a saved /metrics page), or - for "
+                     "stdin.", show_default=False),
     ] = None,
     histogram: Annotated[
         Optional[str],
-        typer.Option("--histogram", help="Histogram of accepted lengths per round: CSV (header: accepted,count) "
-                     "or JSON (a list of counts n0, n1, ...); - for stdin.", show_default=False),
+        typer.Option("--histogram", metavar="FILE", help="Histogram of accepted lengths per round: CSV (header: "
+                     "accepted,count) or JSON (a list of counts n0, n1, ...); - for stdin.", show_default=False),
     ] = None,
-    drafts: Annotated[Optional[int], typer.Option("--drafts", help="Counters: number of drafts N.",
+    drafts: Annotated[Optional[int], typer.Option("--drafts", metavar="N", help="Counters: number of drafts N.",
                                                   show_default=False)] = None,
-    accepted_tokens: Annotated[Optional[int], typer.Option("--accepted-tokens", help="Counters: accepted draft "
-                                                           "tokens A (not counting the target's own token).",
-                                                           show_default=False)] = None,
-    draft_length: Annotated[Optional[int], typer.Option("--draft-length", "-L", help="Tokens per draft L (needed "
-                                                        "with counters; else read from the data).",
+    accepted_tokens: Annotated[Optional[int], typer.Option("--accepted-tokens", metavar="N", help="Counters: "
+                                                           "accepted draft tokens A (not counting the target's "
+                                                           "own token).", show_default=False)] = None,
+    draft_length: Annotated[Optional[int], typer.Option("--draft-length", metavar="N", help="Tokens per draft L "
+                                                        "(needed with counters; else read from the data).",
                                                         show_default=False)] = None,
-    label: Annotated[list[str], typer.Option("--label", help="Metrics: keep only series with this label value, "
-                                             "e.g. model_name=NAME (repeatable).")] = [],  # noqa: B006
-    form: Annotated[Form, typer.Option("--form", help="What the fragment's [acceptance] holds: auto (per-position "
-                                       "when the data reject the geometric model), geometric, per-position.")] = Form.auto,
+    draft_length_short: Annotated[Optional[int], typer.Option("-L", hidden=True)] = None,
+    label: Annotated[list[str], typer.Option("--label", metavar="KEY=VALUE", help="Metrics: keep only series "
+                                             "with this label value, e.g. model_name=NAME (repeatable).",
+                                             show_default=False)] = [],  # noqa: B006
+    form: Annotated[Form, typer.Option("--form", help="What the fragment's [acceptance] table holds: auto "
+                                       "(per-position when the data reject the geometric model), geometric, "
+                                       "per-position.")] = Form.auto,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; toml writes the fragment a "
                                         "profile includes (calibration = \"file.toml\"); json.")] = Format.table,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
-    ] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Estimate a draft model's acceptance (with 95% intervals) from vLLM metrics, a histogram or counters."""
     with reported_errors():
@@ -90,6 +92,9 @@ def calibrate(
         from multispin_cli.render.calibration import HEADER, calibration_document
         from multispin_cli.render.document import to_json, to_toml
 
+        if draft_length is not None and draft_length_short is not None and draft_length != draft_length_short:
+            raise InputError("give --draft-length once (-L is its old short form)", key="--draft-length")
+        draft_length = draft_length if draft_length is not None else draft_length_short
         counters = drafts is not None or accepted_tokens is not None
         given = [name for name, on in (("--metrics", metrics is not None), ("--histogram", histogram is not None),
                                        ("--drafts/--accepted-tokens", counters)) if on]

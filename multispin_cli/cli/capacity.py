@@ -9,27 +9,27 @@ from typing import Annotated, Optional
 import typer
 
 from multispin_cli.cli.app import Format, Mode, app, reported_errors
+from multispin_cli.cli.options import OutputOpt, ProfileArg
 
 
-@app.command()
+@app.command(short_help="The most users of a device at a rate, or the least band for a goodput.")
 def capacity(
-    profile: Annotated[Path, typer.Argument(metavar="PROFILE", help="Deployment profile (TOML).",
-                                            show_default=False)],
-    device: Annotated[Optional[str], typer.Option("--device", help="The devices entry (by name) whose count grows.")]
+    profile: ProfileArg,
+    device: Annotated[Optional[str], typer.Option("--device", metavar="NAME", help="The devices entry (by name) whose count grows.")]
     = None,
     min_user_tokens_per_s: Annotated[Optional[float], typer.Option(
-        "--min-user-tokens-per-s", min=0, help="Every user at least this rate (tokens/s).")] = None,
+        "--min-user-tokens-per-s", metavar="RATE", min=0, help="Every user at least this rate (tokens/s).")] = None,
     mean: Annotated[bool, typer.Option("--mean", help="Judge the users' mean rate, not the worst.")] = False,
     min_bandwidth_for_goodput: Annotated[Optional[float], typer.Option(
-        "--min-bandwidth-for-goodput", min=0, help="Least band for this sum goodput (tokens/s).")] = None,
-    step_mhz: Annotated[float, typer.Option("--step-mhz", min=1e-6, help="Band resolution of the search.")]
+        "--min-bandwidth-for-goodput", metavar="RATE", min=0, help="Least band for this sum goodput (tokens/s).")] = None,
+    step_mhz: Annotated[float, typer.Option("--step-mhz", metavar="MHZ", min=1e-6, help="Band resolution of the search.")]
     = 0.1,
-    max_count: Annotated[int, typer.Option("--max-count", min=2, help="Largest count searched.")] = 4096,
+    max_count: Annotated[int, typer.Option("--max-count", metavar="N", min=2, help="Largest count searched.")] = 4096,
     mode: Annotated[Mode, typer.Option("--mode", "-m", help="Plans to compute; the best one is judged.")]
     = Mode.both,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically).")] = None,
-    rows: Annotated[int, typer.Option("--rows", min=0, help="User rows in the table view (0 shows all).")] = 40,
+    output: OutputOpt = None,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=0, help="User rows in the table view (0 shows all).")] = 40,
 ) -> None:
     """Find the most users of a device, or the least band, that meets a target."""
     with reported_errors():
@@ -44,6 +44,9 @@ def capacity(
         if users_q == band_q:
             raise InputError("ask one question: --device NAME --min-user-tokens-per-s X, or "
                              "--min-bandwidth-for-goodput G", key="--device")
+        from multispin_cli.documents.catalog import resolve_profile
+
+        profile = resolve_profile(profile)  # a shipped profile's name works too
         if users_q:
             if device is None or min_user_tokens_per_s is None:
                 raise InputError("--device and --min-user-tokens-per-s go together", key="--device")

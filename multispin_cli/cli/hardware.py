@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 import time
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import Format, OutputOpt
 
 
 class Backend(str, enum.Enum):
@@ -28,27 +28,21 @@ class DType(str, enum.Enum):
 
 
 def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
-    from multispin_cli.errors import InputError
-
+    """--batch-sizes as every command reads it: a list like 1,2,4,8 and ranges like 1-16."""
     if text is None:
         return None
-    try:
-        sizes = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
-    except ValueError:
-        raise InputError(f"must be comma-separated positive integers like 1,2,4,8, got {text!r}",
-                         key="--batch-sizes") from None
-    if not sizes:
-        raise InputError("must name at least one batch size, like 1,2,4,8", key="--batch-sizes")
-    return tuple(sizes)
+    from multispin_cli.planners.schedule import parse_batch_sizes
+
+    return parse_batch_sizes(text)
 
 
-@app.command("profile-hardware")
+@app.command("profile-hardware", short_help="Measure draft and target timings here, or estimate them.")
 def profile_hardware(
-    draft: Annotated[str, typer.Option("--draft", "-d", help="Draft model: a catalog name (see --list), or the path "
+    draft: Annotated[str, typer.Option("--draft", "-d", metavar="MODEL", help="Draft model: a catalog name (see --list), or the path "
                                        "of a Hugging Face config.json or model folder.")] = "llama-68m",
-    target: Annotated[str, typer.Option("--target", "-t", help="Target model: a catalog name, or the path of a "
+    target: Annotated[str, typer.Option("--target", "-t", metavar="MODEL", help="Target model: a catalog name, or the path of a "
                                         "Hugging Face config.json or model folder.")] = "llama-2-7b",
-    backend: Annotated[Backend, typer.Option(help="numpy: synthetic weights at the exact shapes, no extra "
+    backend: Annotated[Backend, typer.Option("--backend", help="numpy: synthetic weights at the exact shapes, no extra "
                                              "dependency. torch (extra `torch`): CUDA when present, real weights "
                                              "when the model is a local folder.")] = Backend.numpy,
     estimate: Annotated[Optional[str], typer.Option(
@@ -57,30 +51,31 @@ def profile_hardware(
     draft_estimate: Annotated[Optional[str], typer.Option(
         "--draft-estimate", metavar="HARDWARE", help="Put the draft on this catalog hardware (the roofline); "
         "'local' measures it on this machine.")] = None,
-    dtype: Annotated[Optional[DType], typer.Option(help="Timing dtype. numpy: float32 only; torch: default bfloat16 "
+    dtype: Annotated[Optional[DType], typer.Option("--dtype", help="Timing dtype. numpy: float32 only; torch: default bfloat16 "
                                                    "on CUDA, float32 on CPU; estimates: the device's 16-bit "
                                                    "dtype.")] = None,
-    context: Annotated[int, typer.Option(help="Tokens already in the KV cache of every sequence.", min=0)] = 512,
-    max_draft_length: Annotated[int, typer.Option("--max-draft-length", "-L", help="Largest draft length L: the "
+    context: Annotated[int, typer.Option("--context", metavar="N", help="Tokens already in the KV cache of every sequence.", min=0)] = 512,
+    max_draft_length: Annotated[int, typer.Option("--max-draft-length", "-L", metavar="N", help="Largest draft length L: the "
                                                   "grid verifies L + 1 tokens per sequence for L in 0, 1, 2, 4, .., "
                                                   "this.", min=1, max=128)] = 8,
-    batch_sizes: Annotated[Optional[str], typer.Option(help="Sequences per verification pass, comma-separated "
-                                                       "\\[default: 1,2,4,8; 1,4 with --quick].",
+    batch_sizes: Annotated[Optional[str], typer.Option("--batch-sizes", "-b", metavar="LIST", help="Sequences "
+                                                       "per verification pass: a list like 1,2,4,8 and ranges "
+                                                       "like 1-16 (default 1,2,4,8; 1,4 with --quick).",
                                                        show_default=False)] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="Timed runs per point after one warm-up; the median is "
-                                                   "kept \\[default: 3; 2 with --quick].", min=1, max=1000,
+    repeats: Annotated[Optional[int], typer.Option("--repeats", metavar="N", help="Timed runs per point after "
+                                                   "one warm-up; the median is kept (default 3; 2 with --quick).",
+                                                   min=1, max=1000,
                                                    show_default=False)] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="A smaller grid and fewer repeats (about 15 s for the "
+    quick: Annotated[bool, typer.Option("--quick", help="A smaller grid and fewer repeats (4-7 s for the "
                                         "default pair on 2 cores).")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; toml (the fragment a profile "
                                         "includes) or json for programs.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of "
-                                                   "stdout.")] = None,
+    output: OutputOpt = None,
     list_catalog: Annotated[bool, typer.Option("--list", help="List the model and hardware catalogs and "
                                                "exit.")] = False,
 ) -> None:
     """Measure draft and verification timings on this machine (or estimate them for catalog hardware) and
-    write the timings fragment that a deployment profile includes with \\[server] timings = "file.toml"."""
+    write the timings fragment that a deployment profile includes with timings = "file.toml"."""
     started = time.perf_counter()
     with reported_errors():
         from multispin_cli.hardware.models import catalog, resolve_model

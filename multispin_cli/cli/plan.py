@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import (Format, FormatOpt, Mode, ModeOpt, OutputOpt, PlotOpt, ProfileArg, RowsOpt,
+                                       SeedOpt)
 
 
-@app.command()
+@app.command(short_help="Optimal draft lengths, bandwidth split and goodput.")
 def plan(
-    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
-    mode: Annotated[
-        Mode,
-        typer.Option("--mode", "-m", help="homogeneous: one draft length for all; heterogeneous: one per user; both."),
-    ] = Mode.both,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
-    ] = None,
-    rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
-    plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Also plot goodput vs draft length and per-user bars (.png/.svg).")
-    ] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Fading draws for the adaptive plan (profiles with "
-                                         "fading only).")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the fading draws.")] = 0,
+    profile: ProfileArg,
+    mode: ModeOpt = Mode.both,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    rows: RowsOpt = 40,
+    plot: PlotOpt = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws for the adaptive plan "
+                                         "(profiles with fading only).")] = 2000,
+    seed: SeedOpt = 0,
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():

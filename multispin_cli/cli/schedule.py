@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import BatchSizesOpt, Format, OutputOpt, PlotOpt, ProfileArg, ScheduleEngine, choices
 
 DEFAULT_BATCH_SIZES = "1,2,4,8,16,32,64,128"
 
@@ -19,25 +19,21 @@ SCHEDULE_HELP = (
 )
 
 
-@app.command(help=SCHEDULE_HELP)
+@app.command(help=SCHEDULE_HELP, short_help="The best draft length per batch size, as engine schedules.")
 def schedule(
-    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
-    batch_sizes: Annotated[
-        str, typer.Option("--batch-sizes", "-b", help="Batch sizes to plan: 1,2,4,8 or ranges like 1-16.")
-    ] = DEFAULT_BATCH_SIZES,
+    profile: ProfileArg,
+    batch_sizes: BatchSizesOpt = DEFAULT_BATCH_SIZES,
     engine: Annotated[
         Optional[str],
-        typer.Option("--engine", "-e", help="Print the engine's per-batch-size config instead: vllm or trtllm."),
+        typer.Option("--engine", "-e", metavar=choices(ScheduleEngine), help="Print this engine's per-batch-size "
+                     "config instead of the table.", show_default=False),
     ] = None,
     fmt: Annotated[
-        Optional[Format], typer.Option("--format", "-f", help="table for people, toml/json for programs.")
+        Optional[Format], typer.Option("--format", "-f", help="table for people, toml or json for programs "
+                                       "[default: table].", show_default=False)
     ] = None,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
-    ] = None,
-    plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Also draw draft length against batch size (.png or .svg).")
-    ] = None,
+    output: OutputOpt = None,
+    plot: PlotOpt = None,
 ) -> None:
     """Plan the best common draft length for each batch size (users drawn from the profile)."""
     with reported_errors():
@@ -65,7 +61,7 @@ def schedule(
         if eng is not None:
             from multispin_cli.render.export import export_schedule
 
-            exported = export_schedule(sizes, result.draft_lengths.tolist(), eng,
+            exported = export_schedule(sizes, result.scheduled_lengths.tolist(), eng,
                                        draft_model=common_draft_model(loaded), label=loaded.name)
             for note in exported.notes:
                 warn(note)

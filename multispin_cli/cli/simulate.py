@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, Mode, app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.options import Format, FormatOpt, Mode, OutputOpt, ProfileArg, RowsOpt, SeedOpt
 
 MAX_ROUNDS = 10_000_000  # as multispin_cli.analysis.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
 PROGRESS_ELEMENTS = 20_000_000  # rounds x users x plans above which a terminal gets a progress bar
@@ -33,42 +34,39 @@ class Policy(str, enum.Enum):
     oracle = "oracle"
 
 
-@app.command()
+@app.command(short_help="Monte Carlo check of a plan against its prediction.")
 def simulate(
-    profile: Annotated[Path, typer.Argument(help="Deployment profile (TOML).", show_default=False)],
+    profile: ProfileArg,
     plan_file: Annotated[
         Optional[Path],
-        typer.Option("--plan", "-p", help="Simulate the plan(s) in this file (from `multispin plan --format "
-                     "toml|json`) instead of planning the profile.", show_default=False),
+        typer.Option("--plan", "-p", metavar="PLAN", help="Simulate the plans of this plan file (from multispin "
+                     "plan --format toml|json) instead of planning the profile.", show_default=False),
     ] = None,
     mode: Annotated[
         Optional[Mode],
         typer.Option("--mode", "-m", help="Plans to compute and simulate: homogeneous, heterogeneous, or both "
                      "(the default). Not with --plan.", show_default=False),
     ] = None,
-    rounds: Annotated[int, typer.Option("--rounds", "-n", help="Rounds simulated per plan.", min=1,
+    rounds: Annotated[int, typer.Option("--rounds", "-n", metavar="N", help="Rounds simulated per plan.", min=1,
                                         max=MAX_ROUNDS)] = 20_000,
-    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed: the same seed gives the same numbers.",
-                                      min=0)] = 0,
-    fading: Annotated[Optional[Fading], typer.Option("--fading", help="Override the profile's fading kind for "
-                                                     "every user: none, or rayleigh (SNR scaled by an Exp(1) draw "
-                                                     "each round).", show_default=False)] = None,
+    seed: SeedOpt = 0,
+    fading: Annotated[Optional[Fading], typer.Option("--fading", help="Override the profile's fading for every "
+                                                     "user: none, or rayleigh (SNR scaled by an Exp(1) draw each "
+                                                     "round).", show_default=False)] = None,
     policy: Annotated[Optional[Policy], typer.Option("--policy", help="Per-round control on a fading uplink; "
                                                      "default: each plan under its own policy.",
                                                      show_default=False)] = None,
     draft_jitter: Annotated[
         float,
-        typer.Option("--draft-jitter", help="Draft-time jitter: the device time is multiplied by a lognormal "
-                     "draw with mean 1 and this standard deviation (0.1 = 10%).", min=0.0),
+        typer.Option("--draft-jitter", metavar="F", help="Draft-time jitter: the device time is multiplied by a "
+                     "lognormal draw with mean 1 and this standard deviation (0.1 = 10%).", min=0.0),
     ] = 0.0,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Simulate the baselines too.")] = True,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people, toml/json for programs.")] = Format.table,
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")
-    ] = None,
-    rows: Annotated[int, typer.Option(help="User rows in the table view (0 shows all).", min=0)] = 40,
-    samples: Annotated[int, typer.Option("--samples", help="Fading draws when planning the adaptive plan.",
-                                         min=1)] = 2000,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    rows: RowsOpt = 40,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws when planning the adaptive "
+                                         "plan.", min=1)] = 2000,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from multispin_cli.cli.app import Mode, app, reported_errors, warn
+from multispin_cli.cli.options import OutputOpt, ProfileArg
 
 
 class SweepFormat(str, enum.Enum):
@@ -30,30 +31,29 @@ class Environment(str, enum.Enum):
     uma_nlos = "uma-nlos"
 
 
-@app.command()
+@app.command(short_help="Plan a grid of profile variants and random scenarios.")
 def sweep(
-    profile: Annotated[Path, typer.Argument(metavar="PROFILE", help="Base deployment profile (TOML).",
-                                            show_default=False)],
+    profile: ProfileArg,
     sets: Annotated[list[str], typer.Option("--set", metavar="KEY=VALUES",
                                             help="Swept key and values: V1,V2 or A..B, A..B:log, A..B:N.")] = [],
-    scenarios: Annotated[int, typer.Option("--scenarios", min=0, help="Random scenarios per grid point.")] = 0,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the scenarios.")] = 0,
-    radius_m: Annotated[float, typer.Option("--radius-m", min=11, help="Cell radius users are dropped in.")] = 200.0,
+    scenarios: Annotated[int, typer.Option("--scenarios", metavar="N", min=0, help="Random scenarios per grid point.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", "-s", metavar="N", min=0, help="Seed of the scenarios.")] = 0,
+    radius_m: Annotated[float, typer.Option("--radius-m", metavar="M", min=11, help="Cell radius users are dropped in.")] = 200.0,
     environment: Annotated[Environment, typer.Option("--environment", help="Path-loss model of the scenarios.")]
     = Environment.umi_nlos,
-    acceptance_spread: Annotated[float, typer.Option("--acceptance-spread", min=0, max=0.9,
+    acceptance_spread: Annotated[float, typer.Option("--acceptance-spread", metavar="F", min=0, max=0.9,
                                                      help="Acceptance drawn within +- this.")] = 0.1,
     mode: Annotated[Mode, typer.Option("--mode", "-m", help="Which plans to compute per cell.")] = Mode.both,
     fmt: Annotated[SweepFormat, typer.Option("--format", "-f", help="Output format.")] = SweepFormat.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically).")] = None,
-    rows: Annotated[int, typer.Option("--rows", min=0, help="Rows in the table view (0 shows all).")] = 40,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Plot goodput against the first key.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Local processes (default: CPUs).")]
+    output: OutputOpt = None,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=0, help="Rows in the table view (0 shows all).")] = 40,
+    plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", help="Plot goodput against the first key.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", metavar="N", min=1, help="Local processes (default: CPUs).")]
     = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Cells per task.")] = 16,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", metavar="N", min=1, help="Cells per task.")] = 16,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", metavar="tcp://HOST:PORT",
                                                      help="Run on this Dask scheduler.")] = None,
-    scheduler_file: Annotated[Optional[Path], typer.Option("--scheduler-file",
+    scheduler_file: Annotated[Optional[Path], typer.Option("--scheduler-file", metavar="FILE",
                                                            help="Dask scheduler file to connect to.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip chunks an interrupted run wrote.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Leave invalid cells out, warn.")] = False,
@@ -63,6 +63,7 @@ def sweep(
         from multispin_cli.analysis.scenarios import ScenarioSpec
         from multispin_cli.documents.chunks import ChunkStore, fingerprint
         from multispin_cli.documents.output import emit, write_atomic
+        from multispin_cli.documents.catalog import resolve_profile
         from multispin_cli.errors import InputError
         from multispin_cli.execution.runner import run_description, run_sweep
         from multispin_cli.execution.sweep import plan_names, sweep_job
@@ -93,7 +94,7 @@ def sweep(
         if scenarios:
             spec = ScenarioSpec(scenarios, seed, radius_m=radius_m, environment=environment.value,
                                 acceptance_spread=acceptance_spread)
-        job = sweep_job(profile, sets, mode=mode.value, scenarios=spec)
+        job = sweep_job(resolve_profile(profile), sets, mode=mode.value, scenarios=spec)
         store = None
         if output is not None:
             store = ChunkStore(output, fingerprint(run_description(job)), resume=resume)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from multispin_cli.cli.app import Format, app, reported_errors
+from multispin_cli.cli.options import FormatOpt, OutputOpt, SeedOpt
 
 
 def _lengths(text: str | None, top: int) -> tuple[int, ...]:
@@ -33,31 +34,37 @@ def _lengths(text: str | None, top: int) -> tuple[int, ...]:
 
 @app.command("validate")
 def validate(
-    target: Annotated[str, typer.Option("--target", "-t", help="Target model: a catalog name, or the path of a "
-                                        "Hugging Face config.json or model folder (random weights unless the "
-                                        "folder has some).")],
-    draft: Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model, as --target; default: a "
-                                                 "layer-skip draft of the target (see --draft-layers).")] = None,
-    draft_layers: Annotated[Optional[int], typer.Option(help="Layer-skip draft: the target's embeddings, first "
-                                                        "N decoder layers, final norm and head [default: 1].",
-                                                        min=1, show_default=False)] = None,
-    init_std: Annotated[Optional[float], typer.Option(help="initializer_range for random weights (small values "
-                                                      "make a layer-skip draft agree with its target).")] = None,
-    max_draft_length: Annotated[int, typer.Option("--max-draft-length", "-L", help="Run every draft length "
-                                                  "0..L.", min=0, max=64)] = 8,
-    lengths: Annotated[Optional[str], typer.Option(help="Draft lengths to run instead, like 0-8 or 0,2,4.")] = None,
-    new_tokens: Annotated[int, typer.Option(help="Tokens each run generates.", min=8)] = 256,
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt length (random token ids).", min=1)] = 32,
-    repeats: Annotated[int, typer.Option(help="Runs per draft length (interleaved); the median is kept.",
-                                         min=1, max=100)] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the weights and prompts.")] = 0,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; toml or json for "
-                                        "programs.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of "
-                                                   "stdout.")] = None,
+    target: Annotated[str, typer.Option("--target", "-t", metavar="MODEL", help="Target model: a catalog name, or "
+                                        "the path of a Hugging Face config.json or model folder (random weights "
+                                        "unless the folder has some).")],
+    draft: Annotated[Optional[str], typer.Option("--draft", "-d", metavar="MODEL", help="Draft model, as --target; "
+                                                 "default: a layer-skip draft of the target (see --draft-layers).",
+                                                 show_default=False)] = None,
+    draft_layers: Annotated[Optional[int], typer.Option("--draft-layers", metavar="N", help="Layer-skip draft: the "
+                                                        "target's embeddings, first N decoder layers, final norm "
+                                                        "and head (default 1).", min=1, show_default=False)] = None,
+    init_std: Annotated[Optional[float], typer.Option("--init-std", metavar="STD", help="initializer_range for "
+                                                      "random weights (small values make a layer-skip draft agree "
+                                                      "with its target).", show_default=False)] = None,
+    max_draft_length: Annotated[int, typer.Option("--max-draft-length", "-L", metavar="N", help="Run every draft "
+                                                  "length 0..L.", min=0, max=64)] = 8,
+    lengths: Annotated[Optional[str], typer.Option("--lengths", metavar="LIST", help="Draft lengths to run "
+                                                   "instead, like 0-8 or 0,2,4.", show_default=False)] = None,
+    new_tokens: Annotated[int, typer.Option("--new-tokens", metavar="N", help="Tokens each run generates.",
+                                            min=8)] = 256,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", metavar="N", help="Prompt length (random token "
+                                               "ids).", min=1)] = 32,
+    repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Runs per draft length (interleaved); the "
+                                         "median is kept.", min=1, max=100)] = 3,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
 ) -> None:
-    """Run transformers' assisted generation at each draft length and compare tokens/s with multispin's
-    prediction from its own timings and acceptance (needs the extra `validate`)."""
+    """Check the prediction against a real engine (transformers).
+
+    Runs transformers' assisted generation at each draft length and compares its tokens/s with
+    multispin's prediction from its own timings and acceptance (needs the extra validate).
+    """
     started = time.perf_counter()
     with reported_errors():
         from multispin_cli.documents.output import emit

@@ -32,6 +32,14 @@ class PlannedUser:
     bandwidth_mhz: float
     tokens_per_s: float
     draft_model: str | None = None
+    device: str | None = None  # the [[devices]] group (plan files before 0.2 do not say)
+
+    def in_device(self, group: str) -> bool:
+        """Whether this user belongs to the [[devices]] entry ``group`` (name, or name-1 .. name-N)."""
+        if self.device is not None:
+            return self.device == group
+        head, _, tail = self.name.rpartition("-")
+        return self.name == group or (head == group and tail.isdigit())
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,7 @@ def load_plan_file(path: str | Path) -> PlanFile:
                     bandwidth_mhz=float(_get(row, "bandwidth_mhz", (int, float), path, where)),
                     tokens_per_s=float(_get(row, "tokens_per_s", (int, float), path, where)),
                     draft_model=row.get("draft_model"),
+                    device=row.get("device") if isinstance(row.get("device"), str) else None,
                 )
             )
             if users[-1].draft_length < 0 or users[-1].bandwidth_mhz < 0:

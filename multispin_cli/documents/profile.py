@@ -8,6 +8,7 @@ profile reference is written from it. Loading converts to SI units. Any problem 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import tomllib
@@ -229,6 +230,8 @@ class _Checker:
                 hint = difflib.get_close_matches(name, list(self.keys), n=1)
                 more = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(self.keys)}"
                 raise ProfileError(f"unknown key{more}", path=path, key=self.key(name))
+        for name, value in table.items():  # every given key, even one this cell does not use
+            self._check(self.keys[name], value)
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
@@ -807,6 +810,10 @@ class UserInfos(Sequence):
             self._made[row] = info
         return info
 
+    def device_names(self) -> list[str]:
+        """Each user's device entry name, without making the labels."""
+        return np.asarray(self._columns["name"], dtype=object)[self._expand].tolist()
+
     @staticmethod
     def concat(parts: list[Sequence]) -> tuple:
         return tuple(info for part in parts for info in part)
@@ -816,7 +823,8 @@ def _acceptance_label(v: dict, row: int, scalar: bool) -> str:
     if scalar:
         return f"{v['acceptance'][row]:.3g}"
     alpha = v["acceptance_by_position"][row]
-    return ",".join(f"{p:.2f}" for p in alpha[:2]) + ("…" if len(alpha) > 2 else "")
+    # first..last position, like a range of draft lengths ("0.92..0.62"); one value alone
+    return f"{alpha[0]:.2f}" if len(alpha) == 1 else f"{alpha[0]:.2f}..{alpha[-1]:.2f}"
 
 
 def _channel_label(v: dict, row: int, snr: bool, eff: bool, by_loss: bool) -> str:
@@ -873,9 +881,21 @@ def _link(system: _Checker) -> LinkModel:
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read, validate and convert a deployment profile (SI units inside)."""
-    path = Path(path)
-    return profile_from_data(read_toml(path), path)
+    """Read, validate and convert a deployment profile (SI units inside).
+
+    ``path`` is a TOML file, or the name of a shipped profile when no such file exists
+    (:func:`~multispin_cli.documents.catalog.resolve_profile`); the result keeps the name as given."""
+    from multispin_cli.documents.catalog import resolve_profile, shipped_profiles
+
+    given = Path(path)
+    path = resolve_profile(given)
+    if not path.exists() and len(given.parts) == 1 and given.suffix != ".toml":
+        hint = difflib.get_close_matches(given.name, list(shipped_profiles()), n=1, cutoff=0.5)
+        more = f"did you mean {hint[0]}? " if hint else ""
+        raise ProfileError(f"no such file, and no shipped profile of that name ({more}`multispin profiles` "
+                           "lists them)", path=given)
+    profile = profile_from_data(read_toml(path), path)
+    return profile if path == given else dataclasses.replace(profile, path=str(given))
 
 
 def profile_from_data(data: dict, path: str | Path) -> Profile:

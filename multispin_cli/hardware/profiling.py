@@ -4,7 +4,7 @@ Each side (the draft on its device, the target on the server) is either *measure
 backend or *estimated* from the roofline of a catalog device:
 
 - draft: rounds of ``L`` chained greedy decode steps at batch 1, for a few ``L``; the slope of round
-  time against ``L`` is ``draft_ms_per_token`` and the intercept is ``draft_overhead_ms`` (MODEL.md
+  time against ``L`` is ``draft_ms_per_token`` and the intercept is ``draft_overhead_ms`` (docs/model.md
   2.5's ``c + tau L``);
 - target: one batched verification pass for each grid point (``batch`` sequences of ``L + 1`` new
   tokens over a KV cache of ``context`` tokens, ``N = batch (L + 1)``), fitted as

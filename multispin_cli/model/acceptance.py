@@ -1,4 +1,4 @@
-"""Expected tokens per round from draft acceptance (MODEL.md 2.1, and per-position acceptance).
+"""Expected tokens per round from draft acceptance (docs/model.md 2.1, and per-position acceptance).
 
 Every user's acceptance is held as conditional per-position probabilities ``p[k, i]`` (the
 probability that draft token i+1 is accepted given tokens 1..i were). A single acceptance rate

@@ -1,4 +1,4 @@
-"""Uplink rate of each user as a function of its FDMA bandwidth, and its inverse (MODEL.md 2.3).
+"""Uplink rate of each user as a function of its FDMA bandwidth, and its inverse (docs/model.md 2.3).
 
 Two forms, held side by side in arrays so every function is vectorised over users:
 
@@ -257,7 +257,7 @@ def snr_for_rate_ratio(a) -> np.ndarray:
     """The SNR ``x > 0`` with ``ln(1 + x) = a x``, for ``0 < a < 1`` (power-limited inverse rate).
 
     A user with ``Q = P g / N0`` carries rate R on bandwidth ``W = Q / x`` where ``a = R ln2 / Q``.
-    MODEL.md 2.3 writes the root with the Lambert W function, ``x = -W_{-1}(-a e^{-a}) / a - 1``;
+    docs/model.md 2.3 writes the root with the Lambert W function, ``x = -W_{-1}(-a e^{-a}) / a - 1``;
     the tests check against that closed form. Here it is found by Newton's method on
     ``phi(u) = a (e^u - 1) - u`` with ``u = ln(1 + x)``: phi is convex, and the start is an upper
     bound on the root (``2(1 - a)/a``, tightened by two steps of the contraction

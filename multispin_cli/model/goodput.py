@@ -1,4 +1,4 @@
-"""The Multi-SPIN round and its sum token goodput (MODEL.md 2.5): the one place the formula lives.
+"""The Multi-SPIN round and its sum token goodput (docs/model.md 2.5): the one place the formula lives.
 
 A round: every user k drafts ``L_k`` tokens (``c_k + tau_k L_k`` seconds) and uploads
 ``S(L_k) = h + s L_k`` bits at rate ``r_k(W_k)``; the server waits for the last upload
@@ -12,7 +12,7 @@ A user without the shared uplink (a draft model next to the target, or a wired d
 nothing over it: its phase is its draft time alone and it needs no bandwidth.
 
 A user with ``L_k = 0`` neither drafts nor uploads: the server already holds its context and
-simply decodes one token for it, so its phase time is 0 and it needs no bandwidth. (MODEL.md's
+simply decodes one token for it, so its phase time is 0 and it needs no bandwidth. (A payload
 ``S(0) = h`` would charge an autoregressive user a header it never sends, and would make the
 autoregressive baseline depend on the uplink.)
 

@@ -1,4 +1,4 @@
-"""Uplink bits per draft token for each verification payload (MODEL.md 2.2)."""
+"""Uplink bits per draft token for each verification payload (docs/model.md 2.2)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class System:
 
     @cached_property
     def tokens_per_round(self) -> np.ndarray:
-        """Expected committed tokens G[k, L] for L = 0..L_max (MODEL.md 2.1)."""
+        """Expected committed tokens G[k, L] for L = 0..L_max (docs/model.md 2.1)."""
         return expected_tokens(self.accept_prob)
 
     def take(self, index) -> "System":

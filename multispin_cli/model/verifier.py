@@ -1,4 +1,4 @@
-"""Server verification time ``T_v(N)`` for a batch of N token positions (MODEL.md 2.4).
+"""Server verification time ``T_v(N)`` for a batch of N token positions (docs/model.md 2.4).
 
 Two forms: affine ``v0 + v1 N`` (weights loaded once, then marginal compute per token), or a table
 of measured points, linearly interpolated. A table may fall as well as rise (on CPUs a matmul of 3

@@ -1,4 +1,4 @@
-"""Baselines reported beside every plan (MODEL.md 4)."""
+"""Baselines reported beside every plan (docs/model.md 4)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from multispin_cli.planners.resource_blocks import equal_blocks
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
 
-FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of MODEL.md 4 (and common engine default)
+FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of docs/model.md 4 (and common engine default)
 
 
 def autoregressive(system: System) -> Plan:
@@ -58,5 +58,5 @@ def mean_user(system: System) -> Plan:
 
 
 def all_baselines(system: System) -> dict[str, Plan]:
-    """The three baselines of MODEL.md 4, by name, in report order."""
+    """The three baselines of docs/model.md 4, by name, in report order."""
     return {plan.name: plan for plan in (autoregressive(system), fixed_equal(system), mean_user(system))}

@@ -1,10 +1,10 @@
-"""Heterogeneous draft control (MODEL.md 3): a draft length per user, bandwidth split optimally.
+"""Heterogeneous draft control (docs/model.md 3): a draft length per user, bandwidth split optimally.
 
 The problem: maximise ``sum_k G_k(L_k) / (D + T_v(N) + t_dn)`` over integer ``L_k`` and the deadline
 ``D``, where every drafting user must reach the server by D on its share of the band
 (``sum_k W_k(L_k, D) <= W``).
 
-Decomposition (MODEL.md's sketch, made exact where it matters):
+Decomposition (docs/model.md 3's sketch, made exact where it matters):
 
 * **Deadline intervals.** Every plan's deadline lies in ``[D_lo, D_hi]``: ``D_lo`` is the fastest
   user's one-token round on the whole band (below it only the autoregressive plan exists), and

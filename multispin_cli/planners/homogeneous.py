@@ -1,4 +1,4 @@
-"""Homogeneous draft control (MODEL.md 3): one draft length for every user, bandwidth split optimally.
+"""Homogeneous draft control (docs/model.md 3): one draft length for every user, bandwidth split optimally.
 
 For each common length L the equal-finish-time split is exact (:mod:`multispin_cli.planners.split`); all
 L in 0..L_max are solved at once, vectorised over lengths and users, and the best is kept (the

@@ -22,7 +22,7 @@ MODES: tuple[str, ...] = ("homogeneous", "heterogeneous", "both")
 class PlanReport:
     """The plans a mode asks for, and the baselines every plan is compared with.
 
-    In ``heterogeneous`` mode the homogeneous optimum is reported as a baseline (MODEL.md 4); in
+    In ``heterogeneous`` mode the homogeneous optimum is reported as a baseline (docs/model.md 4); in
     ``both`` mode it is a plan of its own.
     """
 

@@ -2,7 +2,7 @@
 
 Serving engines that read a draft length per batch size (vLLM's Dynamic Speculative Decoding,
 TensorRT-LLM's ``draft_len_schedule``) change one common length as the load changes, which is the
-homogeneous problem of MODEL.md 3 solved once per batch size B. Each B is planned with
+homogeneous problem of docs/model.md 3 solved once per batch size B. Each B is planned with
 :func:`~multispin_cli.planners.homogeneous.plan_homogeneous`, so the schedule matches the homogeneous planner
 at every batch size by construction.
 
@@ -23,9 +23,15 @@ Which B users, and which band:
   L yields ``G(L) <= L + 1`` tokens per user for at least ``L + 1`` positions of verification plus
   the upload, so L = 0 wins once verification dominates.
 
-The schedule is non-increasing in B for typical cells (verification or upload cost per user grows
-with B), but it is not a theorem: a large per-upload header or device overhead, amortised over a
-longer draft, can make the best length grow with B. The schedule reports what the model says.
+**Monotone or not.** The best length per batch size is non-increasing in B for typical cells
+(verification and upload cost per user grow with B), but it is not a theorem: each B draws its own
+mix of users (B = 3 of a cell of phones and laptops is two of one kind), and a large per-upload
+header or device overhead, amortised over a longer draft, can make the best length grow with B.
+An engine sees whichever users happen to be active, so the schedule it is given should not hinge
+on which: the *exported* schedule (``scheduled_lengths``) is the best non-increasing one, the
+schedule that maximises the sum over batch sizes of each batch's goodput relative to its own
+optimum (dynamic programming over batch sizes and lengths). Where the per-batch optimum is already
+non-increasing the two are the same; otherwise the loss at each batch size is reported.
 """
 
 from __future__ import annotations
@@ -58,6 +64,23 @@ class Schedule:
     round_s: np.ndarray  # (n,)
     goodput_by_length: np.ndarray  # (n, L_max + 1)
     users: tuple[np.ndarray, ...]  # profile indices of the users drawn for each batch size
+    scheduled_lengths: np.ndarray | None = None  # (n,) int: the best non-increasing schedule (exported)
+
+    def __post_init__(self):
+        if self.scheduled_lengths is None:
+            object.__setattr__(self, "scheduled_lengths",
+                               monotone_lengths(self.goodput_by_length, self.draft_lengths))
+
+    @property
+    def scheduled_goodput_tokens_per_s(self) -> np.ndarray:
+        """Goodput of the exported (non-increasing) schedule at each batch size."""
+        rows = np.arange(self.batch_sizes.size)
+        return self.goodput_by_length[rows, self.scheduled_lengths]
+
+    @property
+    def monotone(self) -> bool:
+        """Whether the per-batch optimum is already non-increasing (then it is what is exported)."""
+        return bool(np.array_equal(self.scheduled_lengths, self.draft_lengths))
 
     @property
     def autoregressive_tokens_per_s(self) -> np.ndarray:
@@ -72,11 +95,44 @@ class Schedule:
     @property
     def stops_at(self) -> int | None:
         """The smallest planned batch size from which on speculation is off, or None."""
-        on = np.flatnonzero(self.draft_lengths > 0)
+        on = np.flatnonzero(self.scheduled_lengths > 0)
         last_on = int(on[-1]) if on.size else -1
-        if last_on == self.draft_lengths.size - 1:
+        if last_on == self.scheduled_lengths.size - 1:
             return None
         return int(self.batch_sizes[last_on + 1])
+
+
+def monotone_lengths(goodput_by_length: np.ndarray, optimal: np.ndarray | None = None) -> np.ndarray:
+    """The non-increasing draft lengths that maximise ``sum_i goodput[i, L_i] / max_L goodput[i, L]``.
+
+    ``goodput_by_length`` is (n batch sizes, L_max + 1). When ``optimal`` (the per-row optimum) is
+    already non-increasing it is returned as is; otherwise dynamic programming over rows, where
+    ``best[i, L]`` is the best sum of rows i.. with ``L_i <= L``.
+    """
+    g = np.asarray(goodput_by_length, dtype=float)
+    if optimal is not None and np.all(np.diff(optimal) <= 0):
+        return np.asarray(optimal, dtype=int).copy()
+    n, m = g.shape
+    peak = g.max(axis=1, keepdims=True)
+    value = np.where(peak > 0, g / np.where(peak > 0, peak, 1.0), 1.0)
+    value = np.where(np.isfinite(value), value, -np.inf)
+    # best[i, L]: the best total of rows i..n-1 when row i takes at most L (so every later row too)
+    best = np.empty((n + 1, m))
+    choice = np.empty((n, m), dtype=int)
+    best[n] = 0.0
+    for i in range(n - 1, -1, -1):  # over batch sizes (a few dozen), vectorised over lengths
+        total = value[i] + best[i + 1]  # row i takes exactly L, later rows at most L
+        take = np.maximum.accumulate(total)
+        arg = np.zeros(m, dtype=int)
+        for L in range(1, m):
+            arg[L] = L if total[L] > take[L - 1] else arg[L - 1]
+        best[i], choice[i] = take, arg
+    lengths = np.empty(n, dtype=int)
+    cap = m - 1
+    for i in range(n):
+        lengths[i] = choice[i, cap]
+        cap = lengths[i]
+    return lengths
 
 
 def draw_users(profile_users: int, batch_size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The equal-finish-time bandwidth split (MODEL.md 3): the least deadline D the uplink can meet.
+"""The equal-finish-time bandwidth split (docs/model.md 3): the least deadline D the uplink can meet.
 
 For fixed draft lengths every drafting user k needs ``W_k(D) = r_k^{-1}(S_k / (D - t_k))`` to reach
 the server by D (``t_k = c_k + tau_k L_k`` on the device, ``S_k`` bits to send). Each ``W_k(D)`` is

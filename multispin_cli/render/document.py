@@ -31,6 +31,18 @@ def num(value: float) -> float:
     return float(f"{value:.10g}")
 
 
+def shares_mhz(bandwidth_hz: np.ndarray, total_hz: float) -> list[float]:
+    """Each user's share in MHz, rounded like every number, such that a split of the whole band still
+    sums to the band: the rounding residue goes to the largest share (20 MHz, not 20.000000002)."""
+    shares = nums(np.asarray(bandwidth_hz, dtype=float) / MHZ)
+    total = num(total_hz / MHZ)
+    if shares and math.isclose(float(np.sum(bandwidth_hz)), total_hz, rel_tol=1e-9):
+        big = int(np.argmax(bandwidth_hz))
+        rest = math.fsum(s for i, s in enumerate(shares) if i != big)
+        shares[big] = total - rest  # not rounded again: that would bring the residue back
+    return shares
+
+
 def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> dict:
     ev = plan.evaluation
     section: dict = {}
@@ -70,7 +82,7 @@ def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
     columns = {
         "name": profile.system.names,
         "draft_length": np.asarray(ev.draft_lengths, dtype=np.int64).tolist(),
-        "bandwidth_mhz": nums(ev.bandwidth_hz / MHZ),
+        "bandwidth_mhz": shares_mhz(ev.bandwidth_hz, profile.system.bandwidth_hz),
         "tokens_per_round": nums(ev.tokens_per_round),
         "tokens_per_s": nums(ev.user_tokens_per_s),
         "draft_upload_ms": nums(ev.phase_s / MS),
@@ -85,6 +97,9 @@ def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
     for row, model in zip(rows, models):
         if model:
             row["draft_model"] = model
+    names = getattr(profile.users, "device_names", None)  # a devices file: no labels made
+    for row, device in zip(rows, names() if names else [info.device for info in profile.users]):
+        row["device"] = device
     return rows
 
 

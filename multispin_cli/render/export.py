@@ -45,8 +45,12 @@ switch them off where the engine has one: llama.cpp's confidence cut-off (``p-mi
 
 Output shapes, all parseable in their own format:
 
-* JSON engines (vllm, hf): one user gives one JSON value on one line (ready for
-  ``--speculative-config "$(multispin export ...)"``); all users give an object keyed by user name.
+* JSON engines (vllm, hf): one user, or users who all share one configuration (a homogeneous plan,
+  one device group), give one JSON value on one line (ready for
+  ``--speculative-config "$(multispin export ...)"``); users with different configurations give an
+  object keyed by user name.
+* Engines that take one draft length per server (vllm, sglang, trtllm) get a warning when the
+  exported users need more than one configuration.
 * flag engines (sglang, llama.cpp): per group of users with identical flags, a ``#`` comment line
   naming them and the draft length, then one line of flags (``shlex.split`` reads it). A group
   whose speculation is off without a flag to say so has the comment line only.
@@ -205,17 +209,20 @@ class Engine:
     config: Callable[[int, str, bool], Any]
     aliases: tuple[str, ...] = field(default=())
     schedule: bool = False  # reads a per-batch-size draft length table
+    one_length: bool = False  # one draft length per server (all its users share it)
 
 
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("vllm", "vLLM --speculative-config", "json", lambda n, m, legacy: vllm_config(n, m), schedule=True),
-        Engine("sglang", "SGLang launch flags", "flags", lambda n, m, legacy: sglang_flags(n, m)),
+        Engine("vllm", "vLLM --speculative-config", "json", lambda n, m, legacy: vllm_config(n, m), schedule=True,
+               one_length=True),
+        Engine("sglang", "SGLang launch flags", "flags", lambda n, m, legacy: sglang_flags(n, m),
+               one_length=True),
         Engine("llama.cpp", "llama-server flags", "flags", lambda n, m, legacy: llama_cpp_flags(n, m, legacy=legacy),
                aliases=("llama-cpp", "llamacpp", "llama-server")),
         Engine("trtllm", "TensorRT-LLM --config YAML", "yaml", lambda n, m, legacy: trtllm_config(n, m),
-               aliases=("tensorrt-llm", "tensorrt_llm", "trt-llm"), schedule=True),
+               aliases=("tensorrt-llm", "tensorrt_llm", "trt-llm"), schedule=True, one_length=True),
         Engine("hf", "transformers generation_config", "json", lambda n, m, legacy: hf_generation_config(n),
                aliases=("transformers", "huggingface")),
     )
@@ -294,7 +301,17 @@ def export_users(
                       "the .gguf path there",)
     configs = [eng.config(u.draft_length, m, legacy) for u, m in zip(users, models)]
     target = f"; target {target_model}" if target_model else ""
+    groups = _groups(users, configs)
+    if eng.one_length and len(groups) > 1:
+        lengths = sorted({length for _, length, _ in groups})
+        notes += (f"{eng.name} takes one draft length per server, and these {len(users)} users have "
+                  f"{len(groups)} different configurations (lengths {', '.join(map(str, lengths))}): run one "
+                  "server per group, or export the homogeneous plan (--mode homogeneous)",)
     if eng.kind == "json":
+        if len(groups) == 1 and len(users) > 1:
+            # One configuration for everyone (a homogeneous plan, one device group): the single object
+            # the engine takes, not the same object once per user.
+            single = True
         if single:
             text = json.dumps(configs[0]) + "\n"
         else:
@@ -307,7 +324,7 @@ def export_users(
                       + (f" and {len(off) - 5} more" if len(off) > 5 else ""),)
         return Export(text, notes)
     blocks = []
-    for names, length, config in _groups(users, configs):
+    for names, length, config in groups:
         comment = f"# {eng.title} for {_label(names)}: {_what(length)}{target}"
         if eng.kind == "flags":
             block = comment + ("\n" + shlex.join(config) if config else "")
@@ -319,10 +336,21 @@ def export_users(
 
 
 def export_plan(plan, engine: str | Engine, *, user: str | None = None, target_model: str | None = None,
-                legacy: bool = False, path: str | None = None) -> Export:
-    """Export a plan section (:class:`~multispin_cli.documents.planfile.PlanSection`): all users, or ``user``."""
+                legacy: bool = False, path: str | None = None, device: str | None = None) -> Export:
+    """Export a plan section (:class:`~multispin_cli.documents.planfile.PlanSection`): all users, the users
+    of one ``device`` group, or one ``user``."""
     eng = engine if isinstance(engine, Engine) else get_engine(engine)
+    if user is not None and device is not None:
+        raise InputError("give --user or --device, not both", key="--device")
     users = [ExportUser(u.name, int(u.draft_length), u.draft_model) for u in plan.users]
+    if device is not None:
+        users = [e for e, u in zip(users, plan.users) if u.in_device(device)]
+        if not users:
+            groups = list(dict.fromkeys(u.device or u.name.rpartition("-")[0] or u.name for u in plan.users))
+            hint = difflib.get_close_matches(device, groups, n=1)
+            more = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise InputError(f"no users of device '{device}' in the {plan.name} plan{more}; its devices: "
+                             f"{', '.join(groups[:12])}", path=path, key="--device")
     if user is not None:
         chosen = [u for u in users if u.name == user]
         if not chosen:

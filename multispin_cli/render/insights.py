@@ -1,6 +1,6 @@
 """Why the plans look the way they do: who got longer drafts and more bandwidth, in words.
 
-The paper's structural result (MODEL.md 3): the homogeneous split compensates the users with
+The paper's structural result (docs/model.md 3): the homogeneous split compensates the users with
 weaker computation and channels (they must still finish with everyone else), while the
 heterogeneous plan rewards the users whose drafts are accepted more often. This module measures
 that on the plan at hand with rank correlations and says it in a sentence or two per plan.

@@ -106,8 +106,11 @@ def plan_figure(profile, report):
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"{profile.name}: {system.users} users, {system.bandwidth_hz / MHZ:g} MHz uplink, "
-                 f"target {profile.target}")
+    from multispin_cli.render.tables import plural, target_label
+
+    label = target_label(profile)
+    ax.set_title(f"{profile.name}: {plural(system.users, 'user')}, {system.bandwidth_hz / MHZ:g} MHz uplink"
+                 + (f", {label}" if label else ""))
 
     x = np.arange(system.users)
     width = 0.8 / len(plans)
@@ -145,7 +148,7 @@ def schedule_figure(profile, schedule):
     FigureCanvasAgg(fig)
     ax, ax_g = fig.subplots(2, 1, sharex=True)
     b = schedule.batch_sizes
-    ax.step(b, schedule.draft_lengths, where="pre", color="tab:blue")  # (b_{i-1}, b_i] runs L(b_i), as exported
+    ax.step(b, schedule.scheduled_lengths, where="pre", color="tab:blue")  # (b_{i-1}, b_i] runs L(b_i), as exported
     ax.plot(b, schedule.draft_lengths, "o", color="tab:blue", label="optimal common draft length")
     if schedule.stops_at is not None:
         ax.axvline(schedule.stops_at, color="tab:red", linestyle="--", linewidth=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich.console import Group
 from rich.text import Text
 
@@ -9,13 +10,15 @@ from multispin_cli import __version__
 from multispin_cli.render.export import batch_ranges, trtllm_schedule, vllm_schedule, DRAFT_PLACEHOLDER
 from multispin_cli.documents.profile import Profile
 from multispin_cli.render.document import cell_header, num
-from multispin_cli.render.tables import new_table, pct
+from multispin_cli.render.tables import new_table, pct, target_label
 from multispin_cli.planners.schedule import Schedule
 from multispin_cli.model.units import MHZ, MS
 
 FORMAT_VERSION = 1
 
 USERS_DRAWN = ("B // K copies of every profile user plus B mod K users spread evenly over the profile's list")
+EXPORTED = ("scheduled_draft_length: the best non-increasing schedule (the most goodput relative to each batch "
+            "size's optimum); draft_length: each batch size's own optimum")
 BAND_SHARED = "the cell's whole uplink band is shared by the B users of the batch (equal-finish split)"
 
 
@@ -33,6 +36,7 @@ def schedule_document(profile: Profile, schedule: Schedule) -> dict:
     if draft:
         head["draft_model"] = draft
     head["users_drawn"] = USERS_DRAWN
+    head["exported_schedule"] = EXPORTED
     head["bandwidth_sharing"] = BAND_SHARED
     if schedule.stops_at is not None:
         head["speculation_off_from_batch_size"] = schedule.stops_at
@@ -43,13 +47,15 @@ def schedule_document(profile: Profile, schedule: Schedule) -> dict:
         batches.append({
             "batch_size": int(b),
             "draft_length": int(schedule.draft_lengths[i]),
+            "scheduled_draft_length": int(schedule.scheduled_lengths[i]),
+            "scheduled_goodput_tokens_per_s": num(schedule.scheduled_goodput_tokens_per_s[i]),
             "goodput_tokens_per_s": num(schedule.goodput_tokens_per_s[i]),
             "autoregressive_tokens_per_s": num(schedule.autoregressive_tokens_per_s[i]),
             "gain_percent": num(100.0 * schedule.gain[i]),
             "round_ms": num(schedule.round_s[i] / MS),
         })
     doc: dict = {"schedule": head, "batches": batches}
-    sizes, lengths = schedule.batch_sizes.tolist(), schedule.draft_lengths.tolist()
+    sizes, lengths = schedule.batch_sizes.tolist(), schedule.scheduled_lengths.tolist()
     model = draft or DRAFT_PLACEHOLDER
     engines: dict = {}
     vllm = vllm_schedule(sizes, lengths, model)
@@ -72,8 +78,9 @@ def schedule_view(profile: Profile, schedule: Schedule) -> Group:
     head = Text.assemble(
         (profile.name, "bold"),
         f": draft length by batch size; {system.bandwidth_hz / MHZ:g} MHz uplink shared by the batch, "
-        f"users drawn evenly from the profile's {system.users}, target {profile.target}, "
-        f"L_max {system.max_draft_length}",
+        f"users drawn evenly from the profile's {system.users}, "
+        + (f"{target_label(profile)}, " if target_label(profile) else "")
+        + f"L_max {system.max_draft_length}",
     )
     table = new_table("Schedule")
     table.add_column("batch\nsize", justify="right")
@@ -83,8 +90,13 @@ def schedule_view(profile: Profile, schedule: Schedule) -> Group:
     table.add_column("target alone\ntok/s", justify="right")
     table.add_column("\ngain", justify="right")
     table.add_column("round\nms", justify="right")
+    monotone = schedule.monotone
+    if not monotone:
+        table.add_column("sched\nlength", justify="right")
+        table.add_column("sched\nloss", justify="right")
+    loss = schedule.scheduled_goodput_tokens_per_s / schedule.goodput_tokens_per_s - 1.0
     for i, b in enumerate(schedule.batch_sizes):
-        table.add_row(
+        cells = [
             str(int(b)),
             str(int(schedule.draft_lengths[i])),
             f"{schedule.goodput_tokens_per_s[i]:,.1f}",
@@ -92,11 +104,19 @@ def schedule_view(profile: Profile, schedule: Schedule) -> Group:
             f"{schedule.autoregressive_tokens_per_s[i]:,.1f}",
             pct(schedule.gain[i]),
             f"{schedule.round_s[i] / MS:.2f}",
-        )
+        ]
+        if not monotone:
+            cells += [str(int(schedule.scheduled_lengths[i])), pct(loss[i])]
+        table.add_row(*cells)
     stops = schedule.stops_at
-    ranges = batch_ranges(schedule.batch_sizes.tolist(), schedule.draft_lengths.tolist())
+    ranges = batch_ranges(schedule.batch_sizes.tolist(), schedule.scheduled_lengths.tolist())
     words = ", ".join(f"{lo}-{hi}: {n}" if lo != hi else f"{lo}: {n}" for lo, hi, n in ranges)
     caption = f"Ranges (batch sizes: draft length): {words}."
+    if not monotone:
+        worst = int(np.argmin(loss))
+        caption = (f"The best length per batch size goes up and down; engines get the best non-increasing "
+                   f"schedule (sched length), which loses at most {-100 * loss[worst]:.1f}% (batch size "
+                   f"{int(schedule.batch_sizes[worst])}). " + caption)
     if stops is not None:
         sizes = schedule.batch_sizes.tolist()
         at = sizes.index(stops)

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from multispin_cli import __version__
 from multispin_cli.render.document import num
-from multispin_cli.render.tables import new_table
+from multispin_cli.render.tables import new_table, band, plural
 from multispin_cli.analysis.simulation import QUANTILES, SimulationOptions, SimulationResult
 from multispin_cli.model.units import MHZ, MS
 
@@ -205,19 +205,19 @@ def summary_table(run: SimulationRun):
 def users_table(run: SimulationRun, result: SimulationResult, *, max_rows: int = 40):
     """Per user of one plan: draft length, bandwidth, predicted and simulated tokens/s."""
     table = new_table(f"Users ({result.name})")
-    for title in ("\nuser", "\nL", "\nMHz", "predicted\ntok/s", "simulated\ntok/s", "95% CI\ntok/s"):
+    for title in ("\nuser", "\nL", "\nband", "predicted\ntok/s", "simulated\ntok/s", "95% CI\ntok/s"):
         table.add_column(title, justify="left" if title == "\nuser" else "right", no_wrap=True)
     ev = result.predicted
     users = len(run.names)
     shown = users if max_rows <= 0 else min(users, max_rows)
     for k in range(shown):
         table.add_row(
-            run.names[k], str(int(ev.draft_lengths[k])), f"{ev.bandwidth_hz[k] / MHZ:.3g}",
+            run.names[k], str(int(ev.draft_lengths[k])), band(ev.bandwidth_hz[k]),
             f"{ev.user_tokens_per_s[k]:.2f}", f"{result.user_tokens_per_s[k]:.2f}",
             f"{result.user_ci95_low[k]:.2f}-{result.user_ci95_high[k]:.2f}",
         )
     if shown < users:
-        table.caption = f"{users - shown} more users not shown: --rows 0 shows all"
+        table.caption = f"{plural(users - shown, 'more user')} not shown: --rows 0 shows all"
         table.caption_justify = "left"
     return table
 
@@ -225,7 +225,7 @@ def users_table(run: SimulationRun, result: SimulationResult, *, max_rows: int =
 def simulation_view(run: SimulationRun, *, max_rows: int = 40) -> Group:
     """Everything `multispin simulate` shows a person."""
     parts = [
-        Text.assemble((run.profile_name, "bold"), f": {len(run.names)} users, simulating {run.source}"),
+        Text.assemble((run.profile_name, "bold"), f": {plural(len(run.names), 'user')}, simulating {run.source}"),
         summary_table(run),
     ]
     best = next((r for r in run.plans[::-1] if r.feasible), None)  # heterogeneous before homogeneous

@@ -20,6 +20,53 @@ DEFAULT_ROWS = 40
 BAR_WIDTH = 6
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 user``, ``2 users``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def target_label(profile: Profile) -> str:
+    """``target NAME`` for the headline, or ``''`` when the profile gives the target no label."""
+    return f"target {profile.target}" if profile.target and profile.target != "target" else ""
+
+
+def band(hz: float) -> str:
+    """A bandwidth for people: MHz from 1 MHz, kHz from 1 kHz, Hz below (3 significant digits).
+
+    Documents keep MHz (``bandwidth_mhz``); tables choose the unit that keeps the digits readable
+    (a share of 0.000508 MHz is 508 Hz)."""
+    if not np.isfinite(hz):
+        return "inf"
+    if hz <= 0:
+        return "0"
+    for scale, unit in ((1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz")):
+        if hz >= scale or unit == "Hz":
+            return f"{_sig3(hz / scale)} {unit}"
+    raise AssertionError(hz)
+
+
+def _sig3(value: float) -> str:
+    """3 significant digits without an exponent for 0.001 <= value < 1000."""
+    text = f"{value:.3g}"
+    if "e" in text:  # 3 significant digits of a value >= 1000 or < 0.001 (not reached from band())
+        text = f"{value:.4g}"
+    return text
+
+
+def fit_numbers(table: Table, numeric: set[int]) -> Table:
+    """Numeric columns never shrink: each is at least as wide as its widest cell, so a narrow
+    terminal wraps the text columns and never cuts a number short with an ellipsis."""
+    for index in numeric:
+        column = table.columns[index]
+        cells = [str(c) for c in column._cells]
+        widest = max((len(c) for c in cells), default=0)
+        head = max((len(line) for line in str(column.header).splitlines()), default=0)
+        column.min_width = max(widest, head)
+        column.no_wrap = True
+        column.overflow = "fold"
+    return table
+
+
 def pct(value: float) -> Text:
     if not np.isfinite(value):
         return Text("n/a", style="dim")
@@ -45,11 +92,9 @@ def new_table(title: str | None = None) -> Table:
 def headline(profile: Profile) -> Text:
     """One line naming the cell."""
     system = profile.system
-    return Text.assemble(
-        (profile.name, "bold"),
-        f": {system.users} users, {system.bandwidth_hz / MHZ:g} MHz uplink, target {profile.target}, "
-        f"{system.batching} batching, L_max {system.max_draft_length}",
-    )
+    parts = [plural(system.users, "user"), f"{system.bandwidth_hz / MHZ:g} MHz uplink", target_label(profile),
+             f"{system.batching} batching", f"L_max {system.max_draft_length}"]
+    return Text.assemble((profile.name, "bold"), ": " + ", ".join(p for p in parts if p))
 
 
 def summary_table(profile: Profile, report: PlanReport) -> Table:
@@ -73,6 +118,7 @@ def summary_table(profile: Profile, report: PlanReport) -> Table:
         round_ms = f"{ev.round_s / MS:.2f}" if ev.feasible else "infeasible"
         name = Text(row.name, style="bold" if row in planned else "")
         table.add_row(name, _lengths(row), f"{ev.goodput_tokens_per_s:,.1f}", round_ms, *gains)
+    fit_numbers(table, set(range(1, len(table.columns))))
     het = report.heterogeneous
     if het is not None and het.upper_bound_tokens_per_s is not None:
         gap = het.upper_bound_tokens_per_s / het.goodput_tokens_per_s - 1.0
@@ -126,27 +172,46 @@ def _user_label(names: tuple[str, ...], first: int, count: int) -> str:
     return f"{a}..{b} ({count})"
 
 
-def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT_ROWS, width: int = 80) -> Table:
+def _min_width(table: Table) -> int:
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).minimum
+
+
+def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT_ROWS, width: int = 80,
+                bars: bool = True) -> Table:
     """Per user (identical neighbours folded into one row): inputs, then each plan's choice.
 
     With two plans side by side in fewer than 100 columns the channel column gives way to the
-    bandwidth bars.
+    bandwidth bars, and the bars give way too when the numbers would not fit otherwise.
     """
+    if bars:
+        table = users_table(profile, report, max_rows=max_rows, width=width, bars=False)
+        with_bars = _users_table(profile, report, max_rows=max_rows, width=width, bars=True)
+        return with_bars if _min_width(with_bars) <= width else table
+    return _users_table(profile, report, max_rows=max_rows, width=width, bars=False)
+
+
+def _users_table(profile: Profile, report: PlanReport, *, max_rows: int, width: int, bars: bool) -> Table:
     system = profile.system
     plans = report.plans
     last = plans[-1]
     channel = len(plans) == 1 or width >= 100
     table = new_table("Users")
     tag = (lambda plan: f"{plan.name[:3]}\n") if len(plans) > 1 else (lambda plan: "\n")
-    table.add_column("\nuser", no_wrap=True)
-    table.add_column("\naccept", justify="right")
+    labels = [_user_label(system.names, r.first, r.count) for r in _groups(profile, plans)]
+    table.add_column("\nuser", overflow="fold", min_width=min(20, max(map(len, labels), default=4)))
+    table.add_column("\naccept", justify="right", overflow="fold")
     table.add_column("draft\nms/tok", justify="right")
     if channel:
         table.add_column("\nchannel", no_wrap=True)
     for plan in plans:
         table.add_column(f"{tag(plan)}L", justify="right")
-        table.add_column(f"{tag(plan)}MHz", justify="right")
-    table.add_column(f"{tag(last)}share", no_wrap=True)
+        table.add_column(f"{tag(plan)}band", justify="right")
+    if bars:
+        table.add_column(f"{tag(last)}share", no_wrap=True)
     if len(plans) == 1:
         table.add_column("tokens\n/round", justify="right")
     table.add_column(f"{tag(last)}tok/s", justify="right")
@@ -161,20 +226,24 @@ def users_table(profile: Profile, report: PlanReport, *, max_rows: int = DEFAULT
             cells.append(info.channel)
         for plan in plans:
             ev = plan.evaluation
-            cells += [str(int(ev.draft_lengths[k])), f"{ev.bandwidth_hz[k] / MHZ:.3g}"]
+            cells += [str(int(ev.draft_lengths[k])), band(ev.bandwidth_hz[k])]
         ev = last.evaluation
-        cells.append(_bar(ev.bandwidth_hz[k] / widest))
+        if bars:
+            cells.append(_bar(ev.bandwidth_hz[k] / widest))
         if len(plans) == 1:
             cells.append(f"{ev.tokens_per_round[k]:.3f}")
         cells.append(f"{ev.user_tokens_per_s[k]:.2f}")
         table.add_row(*cells)
+    text_columns = {0, 1, 3} if channel else {0, 1}
+    share_column = {i for i, c in enumerate(table.columns) if str(c.header).endswith("share")}
+    fit_numbers(table, set(range(len(table.columns))) - text_columns - share_column)
     notes = []
-    notes.append("share: each user's bandwidth, bars scaled to the largest")
+    notes.append("band: each user's part of the uplink" + (f"; share: the {last.name} band as bars" if bars else ""))
     if len(shown) < len(groups):
         hidden = sum(r.count for r in groups[len(shown):])
         notes.append(f"{len(groups) - len(shown)} more rows ({hidden} users) not shown: --rows 0 shows all")
     if notes:
-        table.caption = "; ".join(notes)
+        table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
 
