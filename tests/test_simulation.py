@@ -264,7 +264,7 @@ def test_a_drafting_user_without_bandwidth_is_reported_not_simulated():
 
 @pytest.mark.parametrize("options,key", [
     (dict(rounds=0), "rounds"), (dict(rounds=2.5), "rounds"), (dict(seed=-1), "seed"),
-    (dict(fading="rician"), "fading"), (dict(draft_jitter=-0.1), "draft_jitter"),
+    (dict(fading="nakagami"), "fading"), (dict(draft_jitter=-0.1), "draft_jitter"),
     (dict(draft_jitter=float("nan")), "draft_jitter"),
 ])
 def test_bad_options_name_their_key(options, key):

@@ -64,7 +64,11 @@ def test_fading_is_reported_and_changes_only_round_times(write_profile):
     calm = tomllib.loads(invoke("simulate", path, "--rounds", 3000, "-f", "toml").stdout)
     faded = tomllib.loads(invoke("simulate", path, "--rounds", 3000, "--fading", "rayleigh", "-f", "toml").stdout)
     assert faded["simulation"]["fading"] == "rayleigh"
-    for a, b in zip(calm["plans"], faded["plans"]):
+    by_name = {b["name"]: b for b in faded["plans"]}
+    assert {"adaptive", "oracle"} <= set(by_name) and by_name["adaptive"]["policy"] == "adaptive"
+    for a in calm["plans"]:
+        b = by_name[a["name"]]
+        assert b["policy"] == "static" and "policy" not in a
         assert [u["simulated_tokens_per_round"] for u in a["users"]] == [u["simulated_tokens_per_round"] for u in b["users"]]
         if a["name"] != "autoregressive":
             assert b["round_ms_p99"] > a["round_ms_p99"]

@@ -48,8 +48,11 @@ from multispin_cli.errors import InputError
 from multispin_cli.model.goodput import Evaluation, compute_seconds, evaluate, upload_bits
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
+from multispin_cli.model.fading import FADING_KINDS, Fading, draw_gains
+from multispin_cli.model.goodput import tokens_per_round, verify_tokens
+from multispin_cli.planners.policies import Controller, decide
 
-FADING_MODELS = ("none", "rayleigh")
+FADING_MODELS = FADING_KINDS
 CHUNK_ELEMENTS = 1 << 20  # rounds x users drawn at once (about 8 MiB per float array)
 MAX_ROUNDS = 10_000_000  # every round time is kept (8 bytes each)
 COMPARE_MAX_LENGTH = 24  # up to this draft length, acceptance by comparisons; beyond it, by search
@@ -67,8 +70,9 @@ class SimulationOptions:
 
     rounds: int = 20_000
     seed: int = 0
-    fading: str = "none"
+    fading: str = "none"  # the fading kind of every user; "profile" keeps the profile's [system] fading
     draft_jitter: float = 0.0  # standard deviation of the (mean 1) lognormal draft-time factor
+    correlation_round_s: float | None = None  # round time for the fading correlation (None: each plan's)
 
     def __post_init__(self):
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, (int, np.integer)):
@@ -77,11 +81,20 @@ class SimulationOptions:
             raise InputError(f"must be between 1 and {MAX_ROUNDS:,}, got {self.rounds:,}", key="rounds")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"must be a non-negative integer, got {self.seed!r}", key="seed")
-        if self.fading not in FADING_MODELS:
+        if self.fading not in FADING_MODELS + ("profile",):
             raise InputError(f"must be one of {', '.join(FADING_MODELS)}, got {self.fading!r}", key="fading")
+
         jitter = float(self.draft_jitter)
         if not (np.isfinite(jitter) and jitter >= 0):
             raise InputError(f"must be a finite fraction >= 0, got {self.draft_jitter!r}", key="draft_jitter")
+
+    def fading_of(self, system: System) -> Fading:
+        """The fading simulated: the profile's ("profile"), none at all ("none", shadowing included), or
+        the profile's with every user switched to the kind ``fading``."""
+        base = system.fading if system.fading is not None else Fading.none(system.users)
+        if self.fading == "none":
+            return Fading.none(system.users)
+        return base if self.fading == "profile" else base.with_kind(self.fading)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +118,8 @@ class SimulationResult:
     user_tokens_per_round: np.ndarray  # (K,) mean committed tokens per round
     round_s_mean: float
     round_s_quantiles: dict[int, float]  # percentile -> seconds
+    policy: str = "static"
+    fading: str = "none"  # the fading simulated, in words
 
     @property
     def predicted_tokens_per_s(self) -> float:
@@ -250,15 +265,20 @@ def simulate_rounds(
     compute = compute_seconds(system, lengths)[cols]
     bits = upload_bits(system, lengths)[cols]
     rate = system.channel.rate_bps(bandwidth)[cols]
-    snr = system.channel.snr_at(bandwidth)[cols]
     sends = bits > 0  # drafting users off the shared uplink send nothing over it
     with np.errstate(divide="ignore", invalid="ignore"):
         nominal_upload = np.where(sends, bits / rate, 0.0)
     nominal_deadline = float((compute + nominal_upload).max(initial=0.0))
     server_s = float(predicted.verify_s + system.server_fixed_s)
     jitter = float(options.draft_jitter)
-    fading = options.fading == "rayleigh"
-    random_phase = cols.size > 0 and (jitter > 0 or fading)
+    fading = options.fading_of(system)
+    if fading.active:
+        round_s = options.correlation_round_s if options.correlation_round_s is not None else predicted.round_s
+        for tokens, round_s_now, _, _ in policy_rounds(system, Controller("static", lengths, bandwidth), options,
+                                                       fading, round_s):
+            yield tokens, round_s_now
+        return
+    random_phase = cols.size > 0 and jitter > 0
 
     step = _chunk_rounds(users)
     for chunk, start in enumerate(range(0, options.rounds, step)):
@@ -273,16 +293,111 @@ def simulate_rounds(
             draft = compute
             if jitter > 0:
                 draft = compute * _lognormal_factor(jitter_rng, (n, users), jitter)[:, cols]
-            if fading:
-                gain = fading_rng.standard_exponential((n, users))[:, cols]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    upload = np.where(sends, bits / (bandwidth[cols] * np.log2(1.0 + snr * gain)), 0.0)
-            else:
-                upload = nominal_upload
+            upload = nominal_upload
             deadline = (draft + upload).max(axis=1)
         else:
             deadline = np.full(n, nominal_deadline)
         yield tokens, deadline + server_s
+
+
+def policy_rounds(
+    system: System,
+    control: Controller,
+    options: SimulationOptions,
+    fading: Fading,
+    round_s: float,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Rounds on a fading uplink under a per-round policy, chunk by chunk.
+
+    Yields committed tokens (rounds, K), round times (rounds,), draft lengths and bandwidth
+    (rounds, K). The gains follow :func:`multispin_cli.model.fading.draw_gains` (correlation from
+    ``round_s``), continued from chunk to chunk; the policy decides on the CSI and the uploads see
+    the true gains. Acceptance, jitter and fading draw from the same streams as in
+    :func:`simulate_rounds`, whatever the policy (common random numbers).
+    """
+    users = system.users
+    full = np.full(users, system.max_draft_length)
+    survival = _survival(system, full)
+    rho = fading.round_correlation(round_s)
+    jitter = float(options.draft_jitter)
+    state = None
+    step = _chunk_rounds(users)
+    for chunk, start in enumerate(range(0, options.rounds, step)):
+        n = min(step, options.rounds - start)
+        accept_rng, jitter_rng, fading_rng = _streams(options.seed, chunk)
+        uniforms = accept_rng.random((n, users))
+        csi, true, state = draw_gains(fading, n, fading_rng, rho=rho, state=state)
+        lengths, bandwidth = decide(system, control, csi, true)
+        tokens = np.ones((n, users), dtype=np.int16)
+        if survival.shape[1]:
+            tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)
+        draft = compute_seconds(system, lengths)
+        if jitter > 0:
+            draft = draft * _lognormal_factor(jitter_rng, (n, users), jitter)
+        bits = upload_bits(system, lengths)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            upload = np.where(bits > 0, bits / system.channel.faded(true).rate_bps(bandwidth), 0.0)
+        upload = np.where(np.isnan(upload), np.inf, upload)
+        deadline = (draft + upload).max(axis=1, initial=0.0)
+        round_s_now = deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
+        yield tokens, round_s_now, lengths, bandwidth
+
+
+def simulate_controlled(
+    system: System,
+    control: Controller,
+    predicted: Evaluation,
+    options: SimulationOptions = SimulationOptions(),
+    *,
+    name: str = "plan",
+    kind: str = "plan",
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Simulate a plan under its per-round policy on the fading uplink ``options`` describes.
+
+    ``predicted`` is what the plan promises (for a static plan its evaluation on the mean channel,
+    for an adaptive plan its expected values under fading).
+    """
+    fading = options.fading_of(system)
+    round_s = options.correlation_round_s if options.correlation_round_s is not None else predicted.round_s
+    t0 = predicted.round_s if np.isfinite(predicted.round_s) else 0.0
+    moments = _Moments(float(predicted.tokens_per_round.sum()), predicted.tokens_per_round, t0)
+    round_times = np.empty(options.rounds)
+    length_sum = np.zeros(system.users)
+    band_sum = np.zeros(system.users)
+    start = 0
+    for tokens, round_s_now, lengths, bandwidth in policy_rounds(system, control, options, fading, round_s):
+        n = round_s_now.size
+        round_times[start:start + n] = round_s_now
+        start += n
+        moments.add(tokens, round_s_now)
+        length_sum += lengths.sum(axis=0)
+        band_sum += bandwidth.sum(axis=0)
+        if progress is not None:
+            progress(n)
+    rate_total, low, high, _ = moments.total()
+    user_rate, user_low, user_high, user_tokens = moments.users()
+    finite = np.isfinite(round_times).all()
+    quantiles = np.percentile(round_times, QUANTILES) if finite else np.full(len(QUANTILES), np.inf)
+    return SimulationResult(
+        name=name, kind=kind, predicted=predicted, options=options, feasible=bool(finite),
+        goodput_tokens_per_s=float(rate_total) if finite else 0.0,
+        ci95_tokens_per_s=(float(low), float(high)) if finite else (0.0, 0.0),
+        user_tokens_per_s=user_rate, user_ci95_low=user_low, user_ci95_high=user_high,
+        user_tokens_per_round=user_tokens, round_s_mean=float(round_times.mean()),
+        round_s_quantiles={q: float(v) for q, v in zip(QUANTILES, quantiles)},
+        policy=control.policy, fading=fading_label(fading),
+    )
+
+
+def fading_label(fading: Fading) -> str:
+    """The fading in words: ``none``, ``rayleigh``, ``rician`` or ``mixed`` (devices differ)."""
+    if not fading.faded.any():
+        return "none" if not (fading.shadowing_db > 0).any() else "shadowing"
+    if not fading.faded.all():
+        return "mixed"
+    ricean = fading.rician_k > 0
+    return "rician" if ricean.all() else ("rayleigh" if not ricean.any() else "mixed")
 
 
 def simulate_plan(
@@ -294,16 +409,24 @@ def simulate_plan(
     name: str = "plan",
     kind: str = "plan",
     progress: Progress | None = None,
+    policy: str = "static",
 ) -> SimulationResult:
-    """Simulate ``options.rounds`` rounds of one plan (draft length and bandwidth per user)."""
+    """Simulate ``options.rounds`` rounds of one plan (draft length and bandwidth per user).
+
+    Without fading the plan runs as it is; on a fading uplink ``policy`` is ``static`` (the plan's
+    split every round) or ``adaptive-split`` (its lengths, the band re-split on the CSI).
+    """
     lengths, bandwidth = _check_plan(system, lengths, bandwidth_hz)
     predicted = evaluate(system, lengths, bandwidth)
+    if options.fading_of(system).active:
+        if not predicted.feasible and policy == "static":
+            return _infeasible(system, name, kind, predicted, options, progress)
+        return simulate_controlled(system, Controller(policy, lengths, bandwidth), predicted, options,
+                                   name=name, kind=kind, progress=progress)
+    if policy not in ("static", "adaptive-split"):
+        raise InputError(f"policy {policy!r} needs an adaptive plan")
     if not predicted.feasible:
-        if progress is not None:
-            progress(options.rounds)
-        zeros = np.zeros(system.users)
-        return SimulationResult(name, kind, predicted, options, False, 0.0, (0.0, 0.0), zeros, zeros, zeros, zeros,
-                                float("inf"), {q: float("inf") for q in QUANTILES})
+        return _infeasible(system, name, kind, predicted, options, progress)
 
     moments = _Moments(float(predicted.tokens_per_round.sum()), predicted.tokens_per_round, predicted.round_s)
     round_times = np.empty(options.rounds)
@@ -334,6 +457,14 @@ def simulate_plan(
         round_s_mean=float(round_times.mean()),
         round_s_quantiles={q: float(v) for q, v in zip(QUANTILES, quantiles)},
     )
+
+
+def _infeasible(system, name, kind, predicted, options, progress) -> SimulationResult:
+    if progress is not None:
+        progress(options.rounds)
+    zeros = np.zeros(system.users)
+    return SimulationResult(name, kind, predicted, options, False, 0.0, (0.0, 0.0), zeros, zeros, zeros, zeros,
+                            float("inf"), {q: float("inf") for q in QUANTILES})
 
 
 def simulate_plans(

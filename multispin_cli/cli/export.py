@@ -33,7 +33,8 @@ def export(
     # A string checked by the engine registry (which knows aliases such as tensorrt-llm), with the
     # choices shown and completed like an enum's.
     engine: Annotated[str, typer.Option("--engine", "-e", metavar=choices(Engine), autocompletion=complete_engine,
-                                        help="The serving engine (hf: transformers).", show_default=False)],
+                                        help="The serving engine (hf: transformers); rule: the adaptive plan's per-user "
+                                        "lengths and skip thresholds as JSON for a scheduler.", show_default=False)],
     user: UserOpt = None,
     device: DeviceOpt = None,
     which: Annotated[
@@ -54,6 +55,15 @@ def export(
         from multispin_cli.errors import InputError
         from multispin_cli.render.export import export_plan, get_engine
 
+        if engine == "rule":
+            from multispin_cli.render.adaptive import rule_document
+            from multispin_cli.render.document import to_json
+
+            loaded = load_plan_file(plan_file)
+            emit(to_json(rule_document(loaded.document, path=loaded.path)), output)
+            if output is not None:
+                typer.echo(f"multispin: wrote the adaptive rule to {output}", err=True)
+            return
         if which is not None and which_alias is not None and which != which_alias:
             raise InputError("give --mode once (--plan is its old name)", key="--mode")
         chosen = which or which_alias

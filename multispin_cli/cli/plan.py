@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from multispin_cli.cli.app import app, reported_errors, warn
-from multispin_cli.cli.options import Format, FormatOpt, Mode, ModeOpt, OutputOpt, PlotOpt, ProfileArg, RowsOpt
+from multispin_cli.cli.options import (Format, FormatOpt, Mode, ModeOpt, OutputOpt, PlotOpt, ProfileArg, RowsOpt,
+                                       SeedOpt)
 
 
 @app.command(short_help="Optimal draft lengths, bandwidth split and goodput.")
@@ -16,6 +19,9 @@ def plan(
     output: OutputOpt = None,
     rows: RowsOpt = 40,
     plot: PlotOpt = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws for the adaptive plan "
+                                         "(profiles with fading only).")] = 2000,
+    seed: SeedOpt = 0,
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():
@@ -29,10 +35,16 @@ def plan(
             from multispin_cli.render.plotting import check_plot_target
 
             check_plot_target(plot)
+        from multispin_cli.errors import InputError
+
+        if samples < 1:
+            raise InputError(f"must be a positive integer, got {samples}", key="--samples")
+        if seed < 0:
+            raise InputError(f"must be a non-negative integer, got {seed}", key="--seed")
         loaded = load_profile(profile)
         for line in loaded.warnings:
             warn(line)
-        report = plan_report(loaded.system, mode=mode.value)
+        report = plan_report(loaded.system, mode=mode.value, samples=samples, seed=seed)
         for line in verify_table_warnings(loaded.system, report) + resource_block_warnings(loaded.system, report):
             warn(line)
         if fmt is Format.table:
@@ -44,6 +56,12 @@ def plan(
             view = plan_view(
                 loaded, report, insights=explain(loaded.system, report.plans), max_rows=rows, width=width
             )
+            if report.adaptive is not None:
+                from rich.console import Group
+
+                from multispin_cli.render.adaptive import adaptive_view
+
+                view = Group(view, adaptive_view(loaded, report.adaptive, max_rows=rows))
             if console is not None:
                 console.print(view)
             else:

@@ -25,6 +25,15 @@ class Fading(str, enum.Enum):
     rayleigh = "rayleigh"
 
 
+class Policy(str, enum.Enum):
+    """Per-round control policy on a fading uplink."""
+
+    static = "static"
+    adaptive_split = "adaptive-split"
+    adaptive = "adaptive"
+    oracle = "oracle"
+
+
 @app.command(short_help="Monte Carlo check of a plan against its prediction.")
 def simulate(
     profile: ProfileArg,
@@ -41,8 +50,12 @@ def simulate(
     rounds: Annotated[int, typer.Option("--rounds", "-n", metavar="N", help="Rounds simulated per plan.", min=1,
                                         max=MAX_ROUNDS)] = 20_000,
     seed: SeedOpt = 0,
-    fading: Annotated[Fading, typer.Option("--fading", help="none, or rayleigh: each round every user's SNR is "
-                                           "scaled by an Exp(1) draw.")] = Fading.none,
+    fading: Annotated[Optional[Fading], typer.Option("--fading", help="Override the profile's fading for every "
+                                                     "user: none, or rayleigh (SNR scaled by an Exp(1) draw each "
+                                                     "round).", show_default=False)] = None,
+    policy: Annotated[Optional[Policy], typer.Option("--policy", help="Per-round control on a fading uplink; "
+                                                     "default: each plan under its own policy.",
+                                                     show_default=False)] = None,
     draft_jitter: Annotated[
         float,
         typer.Option("--draft-jitter", metavar="F", help="Draft-time jitter: the device time is multiplied by a "
@@ -53,6 +66,8 @@ def simulate(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     rows: RowsOpt = 40,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws when planning the adaptive "
+                                         "plan.", min=1)] = 2000,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():
@@ -68,11 +83,20 @@ def simulate(
             raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")
         if not math.isfinite(draft_jitter):
             raise InputError(f"must be a finite fraction >= 0, got {draft_jitter}", key="--draft-jitter")
-        options = SimulationOptions(rounds=rounds, seed=seed, fading=fading.value, draft_jitter=draft_jitter)
+        options = SimulationOptions(rounds=rounds, seed=seed, fading="profile" if fading is None else fading.value,
+                                    draft_jitter=draft_jitter)
         loaded = load_profile(profile)
         for line in loaded.warnings:
             warn(line)
         system = loaded.system
+        faded = options.fading_of(system)
+        if faded.active:
+            from dataclasses import replace
+
+            system = replace(system, fading=faded)
+        elif policy is not None and policy.value in ("adaptive", "oracle"):
+            raise InputError(f"needs a fading channel (set [system] fading in the profile, or --fading rayleigh), "
+                             f"got policy {policy.value!r} on a static one", key="--policy")
         if plan_file is not None:
             from multispin_cli.planners.baselines import all_baselines
             from multispin_cli.planners.homogeneous import plan_homogeneous
@@ -92,15 +116,30 @@ def simulate(
             from multispin_cli.planners.report import plan_report
 
             chosen = (mode or Mode.both).value
-            report = plan_report(system, mode=chosen)
-            plans = report.plans
+            report = plan_report(system, mode=chosen, samples=samples, seed=seed)
+            plans = report.plans + ([report.adaptive] if report.adaptive is not None else [])
             others = report.baselines if baselines else {}
             source = "the homogeneous and heterogeneous plans" if chosen == "both" else f"the {chosen} plan"
 
-        total = rounds * (len(plans) + len(others))
-        with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
-            results = simulate_plans(system, plans, options, kind="plan", progress=advance)
-            results += simulate_plans(system, others, options, kind="baseline", progress=advance)
+        if faded.active:
+            from multispin_cli.cli.simulate_policies import controlled_entries
+
+            entries = controlled_entries(system, plans, others, None if policy is None else policy.value,
+                                         plan_file=plan_file, samples=samples)
+            from multispin_cli.analysis.simulation import simulate_controlled
+            from multispin_cli.planners.homogeneous import plan_homogeneous
+
+            options = replace(options, correlation_round_s=plan_homogeneous(system).evaluation.round_s)
+            total = sum(_capped(options, e[2].policy, policy).rounds for e in entries)
+            with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
+                results = [simulate_controlled(system, control, predicted, _capped(options, control.policy, policy),
+                                               name=name, kind=kind, progress=advance)
+                           for name, kind, control, predicted in entries]
+        else:
+            total = rounds * (len(plans) + len(others))
+            with _progress(total, enabled=total * system.users >= PROGRESS_ELEMENTS) as advance:
+                results = simulate_plans(system, plans, options, kind="plan", progress=advance)
+                results += simulate_plans(system, others, options, kind="baseline", progress=advance)
         run = SimulationRun(loaded.path, loaded.name, system.names, source, options, tuple(results))
 
         if fmt is Format.table:
@@ -117,6 +156,18 @@ def simulate(
             emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} simulation to {output}", err=True)
+
+
+ORACLE_ROUNDS = 5_000  # the oracle's per-round search is costly: fewer rounds unless asked for by --policy
+
+
+def _capped(options, policy: str, asked):
+    """The oracle beside other plans runs at most ORACLE_ROUNDS rounds (its entry says how many)."""
+    from dataclasses import replace
+
+    if policy == "oracle" and asked is None and options.rounds > ORACLE_ROUNDS:
+        return replace(options, rounds=ORACLE_ROUNDS)
+    return options
 
 
 class _progress:

@@ -100,7 +100,7 @@ def _parse(path: Path) -> dict:
 # The keys a plan document holds (written by multispin_cli.render.document). A plan file is checked
 # as strictly as a profile: a key multispin does not write is a typo or an edit gone wrong. A new
 # output key must be added here too (tests/test_planfile.py round-trips every document).
-TOP_TABLES = ("plan", *PLAN_SECTIONS, "baselines")
+TOP_TABLES = ("plan", *PLAN_SECTIONS, "baselines", "adaptive")  # [adaptive]: read by the fading code
 HEAD_KEYS = ("profile", "name", "mode", "users", "bandwidth_mhz", "max_draft_length", "batching", "target",
              "target_model", "resource_blocks", "subcarrier_spacing_khz", "rate_model", "multispin_version",
              "format_version")
@@ -300,3 +300,60 @@ def plans_from_file(system: System, path) -> list[FilePlan]:
         plan = Plan(name, evaluate(system, lengths, bandwidth), draft_length=draft_length)
         plans.append(FilePlan(plan, section.goodput_tokens_per_s))
     return plans
+
+
+@dataclass(frozen=True, eq=False)
+class FileRule:
+    """The adaptive rule of a plan file's ``[adaptive]`` section, over a profile's users."""
+
+    rule: "Staircase"
+    goodput_tokens_per_s: float
+    oracle_tokens_per_s: float
+
+
+def adaptive_rule_from_file(system: System, path) -> FileRule | None:
+    """The ``[adaptive]`` rule of a plan file (its per-length SNR thresholds), or None if it has none."""
+    from multispin_cli.planners.policies import Staircase, reference_snr
+
+    plan_file = load_plan_file(path)
+    section = plan_file.document.get("adaptive")
+    if section is None:
+        return None
+    where = "adaptive"
+    p = Path(plan_file.path)
+    if not isinstance(section, dict):
+        raise PlanFileError("must be a table", path=p, key=where)
+    rows = _get(section, "users", list, p, where)
+    by_name = {}
+    for i, row in enumerate(rows):
+        w = f"{where}.users[{i + 1}]"
+        if not isinstance(row, dict):
+            raise PlanFileError("must be a table", path=p, key=w)
+        levels = _get(row, "length_above_snr_db", list, p, w)
+        values = []
+        for v in levels:
+            if v == "never":
+                values.append(np.inf)
+            elif v == "always":
+                values.append(-np.inf)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.append(float(v))
+            else:
+                raise PlanFileError(f"thresholds must be numbers (dB), 'always' or 'never', got {v!r}", path=p,
+                                    key=f"{w}.length_above_snr_db")
+        if len(values) > system.max_draft_length:
+            raise PlanFileError(f"more thresholds than the profile's max_draft_length ({system.max_draft_length})",
+                                path=p, key=f"{w}.length_above_snr_db")
+        by_name[_get(row, "name", str, p, w)] = values
+    missing = [n for n in system.names if n not in by_name]
+    if missing or len(by_name) != system.users:
+        what = f"user '{missing[0]}' of the profile is not in it" if missing else "it has users the profile lacks"
+        raise PlanFileError(f"does not match the profile: {what}", path=p, key=where)
+    snr = reference_snr(system)
+    table = np.full((system.users, system.max_draft_length), np.inf)
+    for k, name in enumerate(system.names):
+        db = np.array(by_name[name], dtype=float)
+        table[k, :db.size] = 10.0 ** (db / 10.0) / snr[k]
+    rule = Staircase(np.maximum.accumulate(table, axis=1))
+    return FileRule(rule, float(_get(section, "goodput_tokens_per_s", (int, float), p, where)),
+                    float(_get(section, "oracle_tokens_per_s", (int, float), p, where)))

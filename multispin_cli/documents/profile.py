@@ -24,6 +24,7 @@ import numpy as np
 from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.documents.files import parse_toml, read_text
+from multispin_cli.model.fading import FADING_KINDS, Fading
 from multispin_cli.model.link import RATE_MODELS, LinkModel
 from multispin_cli.errors import ProfileError
 from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
@@ -90,6 +91,17 @@ SYSTEM_KEYS = (
         high=1e3),
     Key("path_loss_exponent", "float", 3.0, "Log-distance path-loss exponent n for `distance_m`: "
         "PL(d) = FSPL(1 m) + 10 n log10(d / 1 m).", low=1.0, high=8.0),
+    Key("fading", "choice", "none", "Uplink fading: `none` (a channel that never changes), `rayleigh` or "
+        "`rician`: every round each user's SNR is scaled by a random power gain of mean 1.",
+        choices=FADING_KINDS),
+    Key("rician_k_db", "float", None, "Rician K factor (line-of-sight over scattered power), only with "
+        "fading = `rician`.", "dB", low=-30.0, high=40.0),
+    Key("shadowing_db", "float", 0.0, "Log-normal shadowing on top of the fading: standard deviation of the "
+        "SNR in dB (median 0 dB).", "dB", low=0.0, high=20.0),
+    Key("coherence_ms", "float", 0.0, "Coherence time T_c: consecutive rounds' gains are correlated by "
+        "exp(-T / T_c), T the round time (0 = independent every round).", "ms", low=0.0),
+    Key("csi_delay_ms", "float", 0.0, "Age of the channel state a per-round decision uses: the upload sees a "
+        "gain correlated by exp(-delay / T_c) with it.", "ms", low=0.0),
 )
 
 PAYLOAD_KEYS = (
@@ -151,6 +163,10 @@ DEVICE_KEYS = (
     Key("path_loss_db", "float", None, "Path loss 1/g for `tx_power_dbm`.", "dB", low=0, high=400),
     Key("distance_m", "float", None, "Distance to the base station, instead of `path_loss_db`.", "m", low=1,
         high=1e7),
+    Key("fading", "choice", None, "This device's fading, instead of the [system] one.", choices=FADING_KINDS),
+    Key("rician_k_db", "float", None, "This device's Rician K factor (with fading = `rician`).", "dB",
+        low=-30.0, high=40.0),
+    Key("shadowing_db", "float", None, "This device's shadowing standard deviation.", "dB", low=0.0, high=20.0),
     Key("min_resource_blocks", "int", None, "This device's least blocks when drafting, instead of the "
         "[system] value.", "blocks", low=1, high=100_000),
 )
@@ -700,6 +716,9 @@ class _Users:
     infos: Sequence[UserInfo]
     min_resource_blocks: np.ndarray  # (K,) int: the device's own, else the [system] value
     no_uplink: np.ndarray  # (K,) bool: uplink = "none"
+    fades: np.ndarray | None = None  # (K,) bool: the user's small-scale gain fades
+    rician_k: np.ndarray | None = None  # (K,) linear K factor (0: Rayleigh)
+    shadowing_db: np.ndarray | None = None  # (K,)
 
 
 def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int | None = None,
@@ -735,7 +754,9 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
                   np.concatenate([p.draft_overhead_s for p in parts]),
                   Channel.concat([p.channel for p in parts]), UserInfos.concat([p.infos for p in parts]),
                   np.concatenate([p.min_resource_blocks for p in parts]),
-                  np.concatenate([p.no_uplink for p in parts]))
+                  np.concatenate([p.no_uplink for p in parts]),
+                  np.concatenate([p.fades for p in parts]), np.concatenate([p.rician_k for p in parts]),
+                  np.concatenate([p.shadowing_db for p in parts]))
 
 
 def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: int | None,
@@ -830,6 +851,8 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
                       "could never draft")
     min_blocks = np.where(own_blocks, v["min_resource_blocks"], system.get("min_resource_blocks")).astype(int)
 
+    fades, rician_k, shadowing = _column_fading(cols, system)
+
     names = v["name"]
     if (count == 1).all():
         user_names, expand = tuple(names), np.arange(cols.rows)
@@ -846,7 +869,37 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         infos=UserInfos(v, expand, has_acc, snr, eff, by_loss, off),
         min_resource_blocks=min_blocks[expand],
         no_uplink=off[expand],
+        fades=fades[expand],
+        rician_k=rician_k[expand],
+        shadowing_db=shadowing[expand],
     )
+
+
+def _column_fading(cols, system: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per device row: (fades, linear K factor, shadowing dB), the device's own over the [system] ones."""
+    kind0, k0, shadow0 = _fading_defaults(system)
+    v, has = cols.values, cols.has
+    kinds = np.array([str(k) if h else kind0 for h, k in zip(has("fading"), v["fading"])], dtype=object)
+    own_k = has("rician_k_db")
+    row = _first(own_k & (kinds != "rician"))
+    if row is not None:
+        cols.fail(row, "rician_k_db", f'only used with fading = "rician" (fading is "{kinds[row]}")')
+    k_db = np.where(own_k, v["rician_k_db"], np.nan if k0 is None else k0).astype(float)
+    row = _first((kinds == "rician") & np.isnan(k_db))
+    if row is not None:
+        cols.fail(row, "rician_k_db", 'missing (required with fading = "rician", here or in [system])')
+    shadow = np.where(has("shadowing_db"), v["shadowing_db"], shadow0).astype(float)
+    with np.errstate(invalid="ignore"):
+        k_lin = np.where(kinds == "rician", 10.0 ** (k_db / 10.0), 0.0)
+    return kinds != "none", k_lin, shadow
+
+
+def _cell_fading(system: _Checker, users: _Users) -> Fading | None:
+    """The cell's fading, or None where no user's channel varies (the static model, unchanged)."""
+    if not (users.fades.any() or (users.shadowing_db > 0).any()):
+        return None
+    return Fading(users.fades.astype(bool), users.rician_k, users.shadowing_db, system.get("coherence_ms") * MS,
+                  system.get("csi_delay_ms") * MS)
 
 
 class UserInfos(Sequence):
@@ -900,6 +953,14 @@ def _channel_label(v: dict, row: int, snr: bool, eff: bool, by_loss: bool) -> st
     if by_loss:
         return f"{power:g} dBm/{v['path_loss_db'][row]:g} dB"
     return f"{power:g} dBm@{v['distance_m'][row]:g} m"
+
+
+def _fading_defaults(system: _Checker) -> tuple[str, float | None, float]:
+    kind = system.get("fading")
+    k_db = system.get("rician_k_db")
+    if k_db is not None and kind != "rician":
+        system.fail("rician_k_db", f'only used with fading = "rician" (fading is "{kind}")')
+    return kind, k_db, system.get("shadowing_db")
 
 
 def _band(system: _Checker) -> tuple[float, float | None, int | None]:
@@ -993,11 +1054,15 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
         verify=verify,
         downlink_s=system.get("downlink_ms") * MS,
         batching=system.get("batching"),
+        fading=_cell_fading(system, users),
         round_overhead_s=round_overhead_s,
         no_uplink=users.no_uplink if users.no_uplink.any() else None,
         resource_block_hz=block_hz,
         min_resource_blocks=None if blocks is None else users.min_resource_blocks,
     )
+    if sys_obj.fades and not sys_obj.smooth:
+        system.fail("fading", "is not supported with resource_blocks or a rate_model other than shannon yet "
+                    "(per-round splits need a continuous band with Shannon rates)")
     label = system.get("name") or path.stem
     return Profile(str(path), label, sys_obj, target, target_model, users.infos, payload_kind,
                    tuple(dict.fromkeys(notes)))

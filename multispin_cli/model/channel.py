@@ -82,6 +82,20 @@ class Channel:
         """Whether more bandwidth never lowers any user's rate (false only for power-limited CQI users)."""
         return self.link.kind != "nr-cqi" or not bool(self.power_limited.any())
 
+    def faded(self, gain) -> "Channel":
+        """The channel with each user's SNR scaled by a power gain (fading); broadcasts to the gain's shape.
+
+        Fixed-SNR users get ``SNR * g``, power-limited users ``Q * g``: the rate formulas stay the
+        ones above, so a faded channel is used exactly like a static one (shape (rounds, K) for
+        one channel per round).
+        """
+        g = np.asarray(gain, dtype=float)
+        shape = np.broadcast_shapes(g.shape, self.power_limited.shape)
+        with np.errstate(invalid="ignore"):
+            eff = np.log2(1.0 + np.expm1(self.spectral_efficiency * LN2) * g)
+        return Channel(np.broadcast_to(self.power_limited, shape), np.broadcast_to(eff, shape),
+                       np.broadcast_to(self.snr_bandwidth_hz * g, shape), self.link)
+
     @property
     def max_rate_bps(self) -> np.ndarray:
         """Rate with unlimited bandwidth: bounded for power-limited users, infinite otherwise.

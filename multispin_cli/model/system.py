@@ -10,6 +10,7 @@ import numpy as np
 
 from multispin_cli.model.acceptance import expected_tokens
 from multispin_cli.model.channel import Channel
+from multispin_cli.model.fading import Fading
 from multispin_cli.model.verifier import VerifyTime
 
 Batching = Literal["ragged", "padded"]
@@ -35,6 +36,12 @@ class System:
     verify: VerifyTime
     downlink_s: float = 0.0
     batching: Batching = "ragged"
+    fading: Fading | None = None  # None: a channel that never changes
+
+    @property
+    def fades(self) -> bool:
+        """Whether any user's channel varies from round to round."""
+        return self.fading is not None and self.fading.active
     # Resource-block mode: the band is ``bandwidth_hz / resource_block_hz`` whole blocks; a drafting
     # user gets whole blocks, at least ``min_resource_blocks[k]`` of them. None: a continuous split.
     resource_block_hz: float | None = None
@@ -86,6 +93,7 @@ class System:
             draft_s_per_token=self.draft_s_per_token[index],
             draft_overhead_s=self.draft_overhead_s[index],
             channel=self.channel.take(index),
+            fading=None if self.fading is None else self.fading.take(index),
             no_uplink=None if self.no_uplink is None else np.asarray(self.no_uplink)[index],
             min_resource_blocks=None if self.min_resource_blocks is None else self.min_resource_blocks[index],
         )

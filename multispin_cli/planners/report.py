@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
 import numpy as np
 
 from multispin_cli.planners.baselines import all_baselines
@@ -30,6 +31,7 @@ class PlanReport:
     homogeneous: Plan | None
     heterogeneous: Plan | None
     baselines: dict[str, Plan]
+    adaptive: AdaptivePlan | None = None  # only for a fading cell
 
     @property
     def plans(self) -> list[Plan]:
@@ -67,8 +69,12 @@ def _checked_bound(plan: Plan, others: list[Plan]) -> Plan:
     return replace(plan, upper_bound_tokens_per_s=max(bound, known))
 
 
-def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
-    """Plan the cell in the given mode and evaluate the baselines beside it."""
+def plan_report(system: System, *, mode: Mode = "both", samples: int = DEFAULT_SAMPLES, seed: int = 0) -> PlanReport:
+    """Plan the cell in the given mode and evaluate the baselines beside it.
+
+    For a cell whose channel fades, also solve the adaptive rule (``samples`` fading draws from
+    ``seed``), starting from the homogeneous and heterogeneous plans.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     baselines = all_baselines(system)
@@ -77,10 +83,14 @@ def plan_report(system: System, *, mode: Mode = "both") -> PlanReport:
     if mode in ("heterogeneous", "both"):
         others = [homogeneous, *baselines.values()]
         heterogeneous = _checked_bound(_at_least(plan_heterogeneous(system, start=homogeneous), others), others)
+    adaptive = None
+    if system.fades:
+        starts = [p for p in (homogeneous, heterogeneous) if p is not None]
+        adaptive = plan_adaptive(system, starts, system.fading, samples=samples, seed=seed)
     if mode == "heterogeneous":
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None
-    return PlanReport(mode, homogeneous, heterogeneous, baselines)
+    return PlanReport(mode, homogeneous, heterogeneous, baselines, adaptive)
 
 
 def verify_table_warnings(system: System, report: PlanReport) -> list[str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from multispin_cli.model.channel import Channel
+from multispin_cli.errors import InputError
 from multispin_cli.model.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import least_deadline_split
@@ -32,22 +34,27 @@ class Demand:
     the least work: a few vector operations and one sum per plan.
     """
 
-    def __init__(self, system: System, lengths: np.ndarray):
+    def __init__(self, system: System, lengths: np.ndarray, channel: Channel | None = None):
         self.shape = lengths.shape
         self.users = system.users
         bits = upload_bits(system, lengths)
         device = compute_seconds(system, lengths)
         self.uploads = bits > 0
-        ch = system.channel
-        pl = np.broadcast_to(ch.power_limited, self.shape)
+        ch = system.channel if channel is None else channel
         flat = np.flatnonzero(self.uploads)
         self.index = flat
         self.row = flat // self.users
         self.bits = bits.ravel()[flat]
         self.device = device.ravel()[flat]
-        self.pl = pl.ravel()[flat]
-        user = flat % self.users
-        self.channel = ch.take(user)
+        if ch.power_limited.ndim == 1:  # one channel per user, shared by every plan
+            user = flat % self.users
+            self.pl = ch.power_limited[user]
+            self.channel = ch.take(user)
+        else:  # one channel per plan and user (fading: a row per round)
+            user = flat % self.users
+            self.pl, eff, q = (np.broadcast_to(a, self.shape).ravel()[flat] for a in
+                               (ch.power_limited, ch.spectral_efficiency, ch.snr_bandwidth_hz))
+            self.channel = Channel(self.pl, eff, q, ch.link)
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
         # Drafting users off the shared uplink need no bandwidth, but only from their draft time on.
         free = (np.asarray(lengths) > 0) & system.off_uplink
@@ -128,42 +135,51 @@ def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndar
     return demand.spread(need), demand.spread(d_need)
 
 
-def deadline_floor(system: System, lengths) -> np.ndarray:
+def deadline_floor(system: System, lengths, channel: Channel | None = None) -> np.ndarray:
     """The deadline no bandwidth can beat: device time plus upload at the channel's rate limit."""
     bits = upload_bits(system, lengths)
-    floor = compute_seconds(system, lengths) + bits / system.channel.max_rate_bps
+    floor = compute_seconds(system, lengths) + bits / (system.channel if channel is None else channel).max_rate_bps
     return floor.max(axis=-1, initial=0.0)
 
 
-def equal_finish_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]:
+def equal_finish_split(system: System, lengths, channel: Channel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Deadline D and per-user bandwidth (Hz) that make every drafting user finish at D.
 
     Vectorised over plans: ``lengths`` of shape (..., K) gives D of shape (...) and bandwidth of
     shape (..., K). The bandwidth of a plan with any drafting user sums to ``system.bandwidth_hz``
-    (to rounding); a plan where nobody drafts uses none and has ``D = 0``.
+    (to rounding); a plan where nobody drafts uses none and has ``D = 0``. ``channel`` replaces the
+    system's: one per user, or one per plan and user (shape (..., K), e.g. a faded channel per
+    round from :meth:`Channel.faded`).
     """
     lengths = np.asarray(lengths)
     if not system.smooth:  # whole resource blocks, or step/capped rates: exact bisection instead
+        if channel is not None:
+            raise InputError("per-round splits on a faded channel need a continuous band with Shannon rates "
+                             "(resource blocks and link adaptation are not supported with fading yet)")
         deadline, bandwidth = least_deadline_split(system, lengths)
         if system.no_uplink is None:
             return deadline, bandwidth
         free = np.where((lengths > 0) & system.off_uplink, compute_seconds(system, lengths), 0.0).max(axis=-1)
         with np.errstate(invalid="ignore"):  # an infeasible plan (inf) stays infeasible
             return np.maximum(deadline, free), bandwidth
-    batch = lengths.shape[:-1]
-    lengths = lengths.reshape(-1, system.users)
+    channel = system.channel if channel is None else channel
+    batch = np.broadcast_shapes(lengths.shape[:-1], channel.power_limited.shape[:-1])
+    lengths = np.broadcast_to(lengths, batch + (system.users,)).reshape(-1, system.users)
+    if channel.power_limited.ndim > 1:
+        channel = Channel(*(np.broadcast_to(a, batch + (system.users,)).reshape(-1, system.users) for a in
+                            (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)),
+                          channel.link)
     total = system.bandwidth_hz
-    demand = Demand(system, lengths)
+    demand = Demand(system, lengths, channel)
     bits = upload_bits(system, lengths)
     uploads = demand.uploads
     anyone = uploads.any(axis=-1)
-    floor = deadline_floor(system, lengths)
+    floor = deadline_floor(system, lengths, channel)
 
     # Bracket the root. Left: the deadline each user would meet alone with the whole band (every
     # user then needs at most W, so the demand is at least W). Right: a deadline that is surely late
     # enough, treating every user as having the spectral efficiency it would get with the whole band
     # (a lower bound on its efficiency at any share of it).
-    channel = system.channel
     device = np.where(uploads, compute_seconds(system, lengths), 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         alone = np.where(uploads, device + bits / channel.rate_bps(total), 0.0).max(axis=-1, initial=0.0)

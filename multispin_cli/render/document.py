@@ -156,6 +156,10 @@ def plan_document(profile: Profile, report: PlanReport) -> dict:
             others = {"homogeneous": report.homogeneous, **others}
         doc["heterogeneous"] = _plan_section(profile, report.heterogeneous, others)
     doc["baselines"] = {name: _baseline_section(plan) for name, plan in report.baselines.items()}
+    if report.adaptive is not None:
+        from multispin_cli.render.adaptive import adaptive_section
+
+        doc["adaptive"] = adaptive_section(profile, report.adaptive)
     return doc
 
 

@@ -37,6 +37,12 @@ class SimulationRun:
     def baselines(self) -> list[SimulationResult]:
         return [r for r in self.results if r.kind == "baseline"]
 
+    @property
+    def fading(self) -> str:
+        """The fading simulated, in words (the profile's unless --fading overrode it)."""
+        return next((r.fading for r in self.results if r.fading != "none"), self.options.fading
+                    if self.options.fading != "profile" else "none")
+
 
 # --------------------------------------------------------------------------- notes
 
@@ -58,8 +64,8 @@ def notes(run: SimulationRun) -> list[str]:
         return lines
     opts = run.options
     effects = []
-    if opts.fading != "none":
-        effects.append(f"{opts.fading} fading")
+    if run.fading != "none":
+        effects.append(f"{run.fading} fading")
     if opts.draft_jitter > 0:
         effects.append(f"draft-time jitter {opts.draft_jitter:g}")
     missed = [r.name for r in feasible if not r.prediction_inside_ci]
@@ -83,7 +89,7 @@ def notes(run: SimulationRun) -> list[str]:
         lines.append(f"Ranking (simulated) as predicted: {' > '.join(simulated)}.")
     else:
         lines.append(f"Ranking changes: predicted {' > '.join(predicted)}; simulated {' > '.join(simulated)}.")
-    if opts.fading != "none":
+    if run.fading != "none":
         lines.append("Under fading the mean round time has no finite limit (deep fades make uploads arbitrarily "
                      "slow), so the simulated goodput drifts down slowly with more rounds; the round-time "
                      "percentiles are the stable measure.")
@@ -113,7 +119,9 @@ def _result_section(run: SimulationRun, result: SimulationResult) -> dict:
             section[f"round_ms_p{q}"] = num(result.round_s_quantiles[q] / MS)
     section["rounds"] = opts.rounds if result.feasible else 0
     section["seed"] = opts.seed
-    section["fading"] = opts.fading
+    section["fading"] = run.fading
+    if run.fading != "none":
+        section["policy"] = result.policy
     section["draft_jitter"] = num(opts.draft_jitter)
     section["mean_draft_length"] = num(ev.draft_lengths.mean())
     users = []
@@ -143,7 +151,7 @@ def simulation_document(run: SimulationRun) -> dict:
         "users": len(run.names),
         "rounds": opts.rounds,
         "seed": opts.seed,
-        "fading": opts.fading,
+        "fading": run.fading,
         "draft_jitter": num(opts.draft_jitter),
     }
     if opts.draft_jitter > 0:
@@ -189,7 +197,7 @@ def summary_table(run: SimulationRun):
         )
     opts = run.options
     jitter = f", draft jitter {opts.draft_jitter:g} (lognormal)" if opts.draft_jitter > 0 else ""
-    table.caption = f"{opts.rounds:,} rounds per plan, seed {opts.seed}, fading {opts.fading}{jitter}"
+    table.caption = f"{opts.rounds:,} rounds per plan, seed {opts.seed}, fading {run.fading}{jitter}"
     table.caption_justify = "left"
     return table
 

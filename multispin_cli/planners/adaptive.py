@@ -1,0 +1,190 @@
+"""Planning for a fading uplink: the adaptive rule that maximises the expected goodput.
+
+The long-run goodput of a per-round policy is ``E[sum_k G_k] / E[T]`` (renewal reward). It is
+estimated by a sample-average approximation: ``samples`` seeded draws of every user's CSI and true
+gain (independent rounds: the expectation does not depend on the correlation between rounds),
+the same draws for every candidate. ``G_k`` is the expected committed tokens of the length drafted
+(the acceptance is averaged exactly), ``T`` the exact round time of the round's split.
+
+Candidates: each static plan under its own split and re-split every round (adaptive-split), no
+speculation at all, and the staircase rule of :mod:`multispin_cli.planners.policies` for a
+deadline and a bandwidth price searched coordinate-wise around the best adaptive-split plan's
+values (the price starts at the Lagrange multiplier of its split, ``gamma / sum |dW_k/dD|``), with
+gamma updated to the achieved goodput (Dinkelbach). The best candidate is the plan; the oracle
+(which knows the true gains every round) is evaluated on the first draws as the upper reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from multispin_cli.errors import InputError
+from multispin_cli.model.fading import Fading, draw_gains
+from multispin_cli.model.goodput import Evaluation, tokens_per_round, verify_tokens
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
+from multispin_cli.planners.policies import (Controller, Staircase, decide, reference_snr, round_seconds_on,
+                                             staircase, verify_slope)
+from multispin_cli.planners.split import bandwidth_for_deadline
+
+Z95 = 1.959963984540054
+DEFAULT_SAMPLES = 2000
+ORACLE_ELEMENTS = 1_500_000  # oracle rounds x users x lengths evaluated in planning (time bound)
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyScore:
+    """A policy's sample-average performance."""
+
+    goodput_tokens_per_s: float
+    ci95: tuple[float, float]
+    round_s: np.ndarray  # (samples,)
+    tokens: np.ndarray  # (samples, K) expected tokens of the length drafted
+    lengths: np.ndarray  # (samples, K)
+    bandwidth_hz: np.ndarray  # (samples, K)
+
+    def expected(self, system: System) -> Evaluation:
+        """The policy's means as an :class:`Evaluation` (what a simulation is compared with)."""
+        mean_t = float(self.round_s.mean())
+        tokens = self.tokens.mean(axis=0)
+        n = float(verify_tokens(system, self.lengths).mean())
+        verify_s = float(system.verify(verify_tokens(system, self.lengths)).mean())
+        deadline = mean_t - verify_s - system.server_fixed_s
+        return Evaluation(np.rint(self.lengths.mean(axis=0)).astype(int), self.bandwidth_hz.mean(axis=0),
+                          np.full(system.users, deadline), tokens, deadline, verify_s, n, mean_t,
+                          self.goodput_tokens_per_s)
+
+
+def score_policy(system: System, control: Controller, csi: np.ndarray, true: np.ndarray) -> PolicyScore:
+    """Run a policy on the drawn gains: ratio estimate ``sum G / sum T`` and its 95 % interval."""
+    lengths, bandwidth = decide(system, control, csi, true)
+    t = round_seconds_on(system, lengths, bandwidth, system.channel.faded(true))
+    g = tokens_per_round(system, lengths)
+    total = g.sum(axis=-1)
+    if not np.all(np.isfinite(t)):
+        return PolicyScore(0.0, (0.0, 0.0), t, g, lengths, bandwidth)
+    rate = float(total.sum() / t.sum())
+    n = t.size
+    resid = total - rate * t
+    half = Z95 * float(np.std(resid, ddof=1) if n > 1 else 0.0) / np.sqrt(n) / float(t.mean())
+    return PolicyScore(rate, (max(rate - half, 0.0), rate + half), t, g, lengths, bandwidth)
+
+
+@dataclass(frozen=True, eq=False)
+class AdaptivePlan:
+    """The adaptive plan: its rule, its expected performance and its references under the same draws."""
+
+    control: Controller  # policy "adaptive"
+    oracle_control: Controller  # policy "oracle"
+    score: PolicyScore
+    expected: Evaluation
+    oracle_tokens_per_s: float
+    oracle_samples: int
+    static_tokens_per_s: float  # best static plan
+    static_name: str
+    adaptive_split_tokens_per_s: float
+    reference_snr: np.ndarray  # (K,) linear SNR that a CSI gain of 1 stands for
+    samples: int
+    seed: int
+
+    name = "adaptive"
+    policy = "adaptive"
+
+    @property
+    def rule(self) -> Staircase:
+        return self.control.rule
+
+    @property
+    def goodput_tokens_per_s(self) -> float:
+        return self.score.goodput_tokens_per_s
+
+    @property
+    def draft_lengths(self) -> np.ndarray:
+        """Each user's longest draft (on a good channel)."""
+        return self.rule.max_lengths
+
+    def threshold_snr_db(self) -> np.ndarray:
+        """Per user and length: the least SNR (dB) at which the user drafts at least L tokens (K, L_max)."""
+        with np.errstate(divide="ignore"):
+            return 10.0 * np.log10(self.reference_snr[:, None] * self.rule.threshold)
+
+    def skip_below_snr_db(self) -> np.ndarray:
+        """Per user: below this SNR (dB) it drafts nothing (``-inf``: never skips; ``inf``: never drafts)."""
+        t = self.threshold_snr_db()
+        return t[:, 0] if t.shape[1] else np.full(t.shape[0], np.inf)
+
+
+def _price(system: System, lengths: np.ndarray, deadline_s: float, gamma: float) -> float:
+    _, slope = bandwidth_for_deadline(system, lengths, deadline_s)
+    total = float(np.abs(slope[np.isfinite(slope)]).sum())
+    return gamma / total if total > 0 else gamma / max(system.bandwidth_hz * max(deadline_s, 1e-9), 1e-30)
+
+
+def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples: int = DEFAULT_SAMPLES,
+                  seed: int = 0) -> AdaptivePlan:
+    """Solve the adaptive rule for a fading cell by sample-average approximation over seeded draws."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise InputError(f"must be a positive integer, got {samples!r}", key="samples")
+    if not plans:
+        raise ValueError("plan_adaptive needs at least one static plan to start from")
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
+    csi, true, _ = draw_gains(fading, int(samples), rng)
+
+    statics = {p.name: score_policy(system, Controller("static", p.evaluation.draft_lengths,
+                                                       p.evaluation.bandwidth_hz), csi, true) for p in plans}
+    static_name = max(statics, key=lambda n: statics[n].goodput_tokens_per_s)
+    splits = {p.name: score_policy(system, Controller("adaptive-split", p.evaluation.draft_lengths,
+                                                      p.evaluation.bandwidth_hz), csi, true) for p in plans}
+    base_name = max(splits, key=lambda n: splits[n].goodput_tokens_per_s)
+    base = next(p for p in plans if p.name == base_name).evaluation
+    top = system.max_draft_length
+
+    def control(rule: Staircase) -> Controller:
+        return Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=rule)
+
+    best_rule = Staircase.fixed(base.draft_lengths, top)
+    best = splits[base_name]
+    silent = Staircase(np.full((system.users, top), np.inf))
+    quiet = score_policy(system, control(silent), csi, true)
+    if quiet.goodput_tokens_per_s > best.goodput_tokens_per_s:
+        best_rule, best = silent, quiet
+
+    slope = verify_slope(system, base.verify_tokens)
+    deadline = base.draft_upload_s if base.draft_upload_s > 0 else float(system.verify(system.users))
+    lengths = base.draft_lengths if base.draft_lengths.any() else np.ones(system.users, dtype=int)
+    gamma = max(best.goodput_tokens_per_s, 1e-9)
+    price = _price(system, lengths, deadline, gamma)
+    centre = (1.0, 1.0)
+    for steps in ((0.5, 0.7, 1.4, 2.0), (0.8, 0.9, 1.12, 1.25)):
+        for axis in (0, 1, 0, 1):
+            options = [centre] + [(centre[0] * f, centre[1]) if axis == 0 else (centre[0], centre[1] * f)
+                                  for f in (steps if axis == 0 else tuple(s * s for s in steps))]
+            for d_f, p_f in options:
+                rule = staircase(system, gamma=gamma, slope=slope, price=price * p_f, deadline_s=deadline * d_f)
+                result = score_policy(system, control(rule), csi, true)
+                if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
+                    best_rule, best, centre = rule, result, (d_f, p_f)
+        gamma = max(best.goodput_tokens_per_s, 1e-9)  # Dinkelbach: value tokens at the achieved goodput
+
+    chosen = control(best_rule)
+    # The oracle on the first draws (its per-round search is costly), gamma iterated to its own goodput.
+    per_round = system.users * (top + 1) * 14
+    n_oracle = int(min(samples, max(32, ORACLE_ELEMENTS // max(per_round, 1))))
+    oracle = Controller("oracle", base.draft_lengths, base.bandwidth_hz, gamma=gamma, slope=slope,
+                        deadline_s=deadline, fallback=best_rule)
+    oracle_rate = gamma
+    for _ in range(3):
+        oracle = Controller("oracle", base.draft_lengths, base.bandwidth_hz, gamma=oracle_rate, slope=slope,
+                            deadline_s=deadline, fallback=best_rule)
+        new = score_policy(system, oracle, csi[:n_oracle], true[:n_oracle]).goodput_tokens_per_s
+        if abs(new - oracle_rate) <= 1e-4 * max(new, 1e-12):
+            oracle_rate = new
+            break
+        oracle_rate = new
+    oracle = Controller("oracle", base.draft_lengths, base.bandwidth_hz, gamma=oracle_rate, slope=slope,
+                        deadline_s=deadline, fallback=best_rule)
+    return AdaptivePlan(chosen, oracle, best, best.expected(system), oracle_rate, n_oracle,
+                        statics[static_name].goodput_tokens_per_s, static_name,
+                        splits[base_name].goodput_tokens_per_s, reference_snr(system), int(samples), int(seed))
