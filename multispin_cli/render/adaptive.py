@@ -10,7 +10,7 @@ from multispin_cli.documents.profile import Profile
 from multispin_cli.model.units import MHZ, MS
 from multispin_cli.planners.adaptive import AdaptivePlan
 from multispin_cli.render.document import num
-from multispin_cli.render.tables import new_table
+from multispin_cli.render.tables import band, new_table
 
 QUANTILES = (50, 95, 99)
 
@@ -73,7 +73,7 @@ def adaptive_view(profile: Profile, plan: AdaptivePlan, *, max_rows: int = 40) -
     summary.add_row(f"static ({plan.static_name})", f"{plan.static_tokens_per_s:,.1f}")
     summary.add_row("oracle", f"{plan.oracle_tokens_per_s:,.1f}")
     rules = new_table("Adaptive rule: draft up to L tokens; skip (L = 0) below the SNR")
-    for column in ("user", "L", "skip below dB", "mean MHz", "tok/s"):
+    for column in ("user", "L", "skip below dB", "mean band", "tok/s"):
         rules.add_column(column, justify="left" if column == "user" else "right")
     skip = plan.skip_below_snr_db()
     mean_bw = plan.score.bandwidth_hz.mean(axis=0)
@@ -83,7 +83,7 @@ def adaptive_view(profile: Profile, plan: AdaptivePlan, *, max_rows: int = 40) -
     for k in shown:
         value = _db(skip[k])
         rules.add_row(names[k], str(int(plan.draft_lengths[k])), value if isinstance(value, str) else f"{value:.1f}",
-                      f"{mean_bw[k] / MHZ:.3f}", f"{rate[k]:,.2f}")
+                      band(mean_bw[k]), f"{rate[k]:,.2f}")
     parts = [summary, rules]
     if len(shown) < len(names):
         parts.append(Text(f"({len(names) - len(shown)} more users: --rows 0 shows all)"))
