@@ -37,17 +37,17 @@ class System:
     downlink_s: float = 0.0
     batching: Batching = "ragged"
     fading: Fading | None = None  # None: a channel that never changes
-
-    @property
-    def fades(self) -> bool:
-        """Whether any user's channel varies from round to round."""
-        return self.fading is not None and self.fading.active
     # Resource-block mode: the band is ``bandwidth_hz / resource_block_hz`` whole blocks; a drafting
     # user gets whole blocks, at least ``min_resource_blocks[k]`` of them. None: a continuous split.
     resource_block_hz: float | None = None
     min_resource_blocks: np.ndarray | None = None  # (K,) int
     round_overhead_s: float = 0.0  # engine cost per round on the server (scheduling, sampling, cache upkeep)
     no_uplink: np.ndarray | None = None  # (K,) bool: drafts reach the server without the shared uplink
+
+    @property
+    def fades(self) -> bool:
+        """Whether any user's channel varies from round to round."""
+        return self.fading is not None and self.fading.active
 
     @property
     def server_fixed_s(self) -> float:
