@@ -26,9 +26,9 @@ from multispin_cli.model.fading import Fading, draw_gains
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.synthetic import busy_cell
 from multispin_cli.planners.adaptive import _price
+from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.policies import Controller, decide, staircase, verify_slope
 from multispin_cli.planners.report import plan_report
-from multispin_cli.planners.heterogeneous import plan_heterogeneous
 
 
 def best_of(fn, repeat: int) -> float:

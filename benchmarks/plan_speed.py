@@ -33,11 +33,11 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp, minimize
 
 from multispin_cli.model.acceptance import geometric_expected_tokens
+from multispin_cli.model.synthetic import busy_cell
+from multispin_cli.model.system import System
 from multispin_cli.planners.heterogeneous import level_bandwidth, level_demand, plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.split import equal_finish_split, split_goodput
-from multispin_cli.model.synthetic import busy_cell
-from multispin_cli.model.system import System
 
 
 def timed(fn, repeats: int):

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from builders import busy_cell  # noqa: E402
 
+from multispin_cli.analysis.simulation import SimulationOptions, simulate_plan  # noqa: E402
 from multispin_cli.model.goodput import compute_seconds, evaluate, upload_bits  # noqa: E402
 from multispin_cli.planners.heterogeneous import plan_heterogeneous  # noqa: E402
 from multispin_cli.planners.homogeneous import plan_homogeneous  # noqa: E402
-from multispin_cli.analysis.simulation import SimulationOptions, simulate_plan  # noqa: E402
 
 ROUNDS, USERS = 100_000, 100
 NAIVE_ROUNDS = 1_000

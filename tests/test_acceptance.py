@@ -13,18 +13,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from builders import MINIMAL_PROFILE, random_system
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from builders import MINIMAL_PROFILE, random_system
-from multispin_cli.model.acceptance import expected_tokens, position_matrix
 from multispin_cli.cli import app
+from multispin_cli.documents.profile import load_profile
+from multispin_cli.model.acceptance import expected_tokens, position_matrix
 from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.report import plan_report
-from multispin_cli.documents.profile import load_profile
 
 runner = CliRunner()
 

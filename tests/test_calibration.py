@@ -20,8 +20,8 @@ from multispin_cli.analysis.calibration import (
     truncated_geometric_variance,
     wilson,
 )
-from multispin_cli.errors import InputError
 from multispin_cli.documents.metrics import from_counters, from_histogram, parse_histogram, parse_prometheus
+from multispin_cli.errors import InputError
 
 
 def draw_accepted(rng: np.random.Generator, probs, drafts: int) -> np.ndarray:

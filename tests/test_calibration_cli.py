@@ -7,10 +7,9 @@ import tomllib
 
 import numpy as np
 import pytest
-
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
-from multispin_cli.documents.profile import load_profile
 
+from multispin_cli.documents.profile import load_profile
 
 # 1,000 drafts of 4 tokens, accepted far more often early than late: the geometric model is rejected.
 FALLING = "accepted,count\n0,80\n1,120\n2,200\n3,250\n4,350\n"

@@ -8,8 +8,8 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
-
 from builders import assert_one_line_error, invoke
+
 from multispin_cli.analysis.capacity import largest_meeting, smallest_meeting
 from multispin_cli.documents.profile import load_profile
 from multispin_cli.planners.report import plan_report

@@ -7,8 +7,8 @@ import math
 import tomllib
 
 import pytest
-
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
+
 from multispin_cli.documents.catalog import shipped_profiles
 from multispin_cli.documents.jsonschema import profile_schema
 from multispin_cli.documents.profile import REQUIRED, SCHEMA, load_profile

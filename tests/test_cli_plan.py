@@ -9,10 +9,10 @@ import sys
 import tomllib
 
 import pytest
+from builders import invoke
 
 from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.planfile import load_plan_file
-from builders import invoke
 
 
 def test_toml_is_the_documented_structure_and_nothing_else_is_on_stdout(write_profile):

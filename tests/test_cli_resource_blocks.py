@@ -8,12 +8,12 @@ import tomllib
 
 import numpy as np
 import pytest
+from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
 
 from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.profile import load_profile
 from multispin_cli.planners.needs import plan_needs
 from multispin_cli.planners.report import plan_report
-from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
 
 RB_PROFILE = MINIMAL_PROFILE.replace("bandwidth_mhz = 2", 'resource_blocks = 11\nsubcarrier_spacing_khz = 15\n'
                                      'rate_model = "nr-cqi"\nsnr_gap_db = 1')

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from builders import MINIMAL_PROFILE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from builders import MINIMAL_PROFILE
 from multispin_cli.cli import app
 from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.profile import DEVICE_KEYS, TOP_KEYS, load_profile

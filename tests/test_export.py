@@ -8,8 +8,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from builders import invoke
 
+from multispin_cli.documents.planfile import load_plan_file
+from multispin_cli.documents.profile import load_profile
 from multispin_cli.errors import InputError
+from multispin_cli.planners.report import plan_report
+from multispin_cli.render.document import plan_document, to_json, to_toml
 from multispin_cli.render.export import (
     DRAFT_PLACEHOLDER,
     ENGINES,
@@ -19,12 +24,6 @@ from multispin_cli.render.export import (
     get_engine,
     to_yaml,
 )
-from multispin_cli.documents.planfile import load_plan_file
-from multispin_cli.planners.report import plan_report
-from multispin_cli.documents.profile import load_profile
-from multispin_cli.render.document import plan_document, to_json, to_toml
-from builders import invoke
-
 
 # Three phones, a laptop and a slow IoT board: the heterogeneous plan gives the phones one length,
 # the laptop a longer one and the IoT board none (checked below, not assumed).

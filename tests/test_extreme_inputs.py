@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import assert_one_line_error, invoke
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,6 @@ from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.planners.report import plan_report
 from multispin_cli.planners.split import equal_finish_split
 from multispin_cli.render.document import plan_document, to_json, to_toml
-from builders import assert_one_line_error, invoke
 
 EXTREME_PROFILES = 1_000  # the "Done when": at least 1,000 random profiles
 

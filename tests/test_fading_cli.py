@@ -6,7 +6,6 @@ import json
 import tomllib
 
 import pytest
-
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
 
 FADED = MINIMAL_PROFILE.replace("max_draft_length = 8", 'max_draft_length = 8\nfading = "rayleigh"')

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from multispin_cli.cli import app
+from multispin_cli.documents.profile import load_profile
 from multispin_cli.hardware import numpy_backend as nb
 from multispin_cli.hardware.fragment import toml_dumps
 from multispin_cli.hardware.models import catalog
 from multispin_cli.hardware.roofline import LocalPeaks, hardware_catalog
-from multispin_cli.documents.profile import load_profile
 
 TINY_CONFIG = {
     "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

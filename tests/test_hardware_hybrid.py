@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from multispin_cli.cli import app
 from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.profile import load_profile
-from multispin_cli.errors import InputError
 from multispin_cli.hardware import costs
 from multispin_cli.hardware import numpy_backend as nb
 from multispin_cli.hardware.models import catalog, resolve_model, shape_from_config

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from builders import simple_system
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import lambertw
@@ -15,7 +16,6 @@ from multispin_cli.model.channel import LN2, Channel, snr_for_rate_ratio
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.payload import bits_per_token
 from multispin_cli.model.verifier import VerifyTime
-from builders import simple_system
 
 # ---------------------------------------------------------------- expected tokens per round
 

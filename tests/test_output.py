@@ -12,11 +12,11 @@ import threading
 import time
 
 import pytest
+from builders import assert_one_line_error, invoke
 
 from multispin_cli.cli.app import _warning_line
 from multispin_cli.documents.output import write_atomic
 from multispin_cli.errors import InputError
-from builders import assert_one_line_error, invoke
 
 HAS_DEV_FULL = os.path.exists("/dev/full")
 

@@ -6,21 +6,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from builders import busy_cell, random_system, simple_system
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from multispin_cli.model.acceptance import position_matrix
-from multispin_cli.planners.baselines import all_baselines, fixed_equal, mean_user
 from multispin_cli.model.channel import Channel
-from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.model.goodput import evaluate, phase_seconds
-from multispin_cli.planners.split import equal_finish_split
+from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
+from multispin_cli.planners.baselines import all_baselines, fixed_equal, mean_user
+from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.report import plan_report
-from multispin_cli.model.system import System
-from multispin_cli.model.verifier import VerifyTime
-from builders import busy_cell, random_system, simple_system
+from multispin_cli.planners.split import equal_finish_split
 
 ORACLE_CASES = [
     (seed, batching, table)
@@ -258,7 +258,6 @@ def test_baselines_follow_their_definitions():
 @pytest.mark.parametrize("seed", range(6))
 def test_resource_blocks_with_users_off_the_uplink_match_exhaustive_search(seed):
     """Whole blocks and a user off the uplink: it takes no block, and its draft time bounds the round."""
-    from multispin_cli.planners.exhaustive import exhaustive_best
 
     rng = np.random.default_rng(9100 + seed)
     system = random_system(rng, 3, 3, round_overhead=True, no_uplink_share=0.0)

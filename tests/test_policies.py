@@ -12,13 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multispin_cli.analysis.simulation import SimulationOptions, simulate_controlled
-from multispin_cli.model.fading import Fading, draw_gains
+from multispin_cli.model.fading import Fading
 from multispin_cli.model.goodput import tokens_per_round
 from multispin_cli.model.synthetic import busy_cell
-from multispin_cli.planners.adaptive import plan_adaptive, score_policy
-from multispin_cli.planners.baselines import all_baselines
-from multispin_cli.planners.policies import (Controller, Staircase, _choose, _needs, _values, decide,
-                                             oracle_lengths, round_seconds_on, round_split, staircase)
+from multispin_cli.planners.policies import (
+    Controller,
+    Staircase,
+    _choose,
+    _needs,
+    _values,
+    decide,
+    round_seconds_on,
+    round_split,
+    staircase,
+)
 from multispin_cli.planners.report import plan_report
 
 

@@ -7,14 +7,14 @@ import re
 
 import numpy as np
 import pytest
+from builders import MINIMAL_PROFILE
 from typer.testing import CliRunner
 
-from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.cli import app
+from multispin_cli.documents.catalog import profiles_dir
+from multispin_cli.documents.profile import SCHEMA, load_profile
 from multispin_cli.errors import ProfileError
 from multispin_cli.planners.report import plan_report
-from multispin_cli.documents.profile import SCHEMA, load_profile
-from builders import MINIMAL_PROFILE
 
 
 def test_minimal_profile_in_si_units(write_profile):

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from builders import random_system
 
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import phase_seconds
@@ -18,7 +19,6 @@ from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.knapsack_hull import upper_hull
 from multispin_cli.planners.needs import plan_needs
 from multispin_cli.planners.resource_blocks import least_deadline_split
-from builders import random_system
 
 LINKS = {
     "shannon": LinkModel(),

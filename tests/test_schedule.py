@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from test_export import MIXED, invoke, one_line_error, parse_yaml_documents
 
-from multispin_cli.errors import InputError
-from multispin_cli.render.export import batch_ranges, export_schedule, trtllm_schedule, vllm_schedule
-from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.documents.profile import load_profile
+from multispin_cli.errors import InputError
+from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.schedule import batch_system, draw_users, parse_batch_sizes, plan_schedule
+from multispin_cli.render.export import batch_ranges, export_schedule, trtllm_schedule, vllm_schedule
 
 # Identical phones; speculation pays alone (L = 4 at B = 1) and stops paying at B = 256, where the
 # verification batch and the shared uplink make every draft cost more than it earns.

@@ -6,10 +6,10 @@ import itertools
 import json
 
 import numpy as np
+from builders import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builders import invoke
 from multispin_cli.planners.schedule import monotone_lengths
 
 MIXED = """

@@ -7,16 +7,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from builders import random_system, simple_system
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from builders import random_system, simple_system
-from multispin_cli.model.acceptance import position_matrix
-from multispin_cli.model.channel import Channel
-from multispin_cli.errors import InputError
-from multispin_cli.model.goodput import evaluate, upload_bits
-from multispin_cli.planners.report import plan_report
 from multispin_cli.analysis.simulation import (
     COMPARE_MAX_LENGTH,
     SimulationOptions,
@@ -25,7 +20,12 @@ from multispin_cli.analysis.simulation import (
     simulate_plans,
     simulate_rounds,
 )
+from multispin_cli.errors import InputError
+from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.channel import Channel
+from multispin_cli.model.goodput import evaluate, upload_bits
 from multispin_cli.model.verifier import VerifyTime
+from multispin_cli.planners.report import plan_report
 
 
 def fixed(system, length: int):

@@ -6,7 +6,6 @@ import json
 import tomllib
 
 import pytest
-
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
 
 REQUIRED = {"name", "predicted_tokens_per_s", "simulated_tokens_per_s", "ci95_low_tokens_per_s",
@@ -228,10 +227,10 @@ def test_a_plan_file_with_a_stranded_drafting_user_is_one_line_exit_2(write_prof
 def test_a_plan_that_cannot_run_is_listed_not_simulated(write_profile):
     import numpy as np
 
+    from multispin_cli.analysis.simulation import SimulationOptions, simulate_plan
     from multispin_cli.documents.profile import load_profile
     from multispin_cli.render.simulation import SimulationRun, simulation_document, simulation_view
     from multispin_cli.render.text import render_text
-    from multispin_cli.analysis.simulation import SimulationOptions, simulate_plan
 
     profile = load_profile(write_profile())
     system = profile.system

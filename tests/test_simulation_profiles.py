@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from multispin_cli.documents.catalog import profiles_dir
-from multispin_cli.planners.report import plan_report
-from multispin_cli.documents.profile import load_profile
 from multispin_cli.analysis.simulation import SimulationOptions, simulate_plans
+from multispin_cli.documents.catalog import profiles_dir
+from multispin_cli.documents.profile import load_profile
+from multispin_cli.planners.report import plan_report
 
 PROFILES = sorted(profiles_dir().glob("*.toml"))
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from builders import random_system, simple_system
 from scipy.optimize import minimize_scalar
 
 from multispin_cli.model.goodput import phase_seconds
 from multispin_cli.planners.split import equal_finish_split
-from builders import random_system, simple_system
 
 
 def test_fixed_snr_with_equal_device_times_has_a_closed_form():

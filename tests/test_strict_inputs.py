@@ -14,8 +14,8 @@ import sys
 import time
 
 import pytest
-
 from builders import MINIMAL_PROFILE, assert_one_line_error, invoke
+
 from multispin_cli.documents.files import MAX_FILE_BYTES, MAX_NESTING
 from multispin_cli.documents.planfile import load_plan_file
 from multispin_cli.documents.profile import load_profile

@@ -11,8 +11,8 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
-
 from builders import assert_one_line_error, invoke
+
 from multispin_cli.analysis.scenarios import ScenarioSpec, draw_users
 from multispin_cli.analysis.sweep import Axis, SweepGrid
 from multispin_cli.documents.chunks import ChunkStore, fingerprint

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from builders import assert_one_line_error, invoke
 
 pytest.importorskip("distributed", reason="the dask extra (dask.distributed) is not installed")

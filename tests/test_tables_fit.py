@@ -8,8 +8,8 @@ import math
 import re
 
 import pytest
-
 from builders import invoke
+
 from multispin_cli.documents.catalog import shipped_profiles
 from multispin_cli.render.tables import band
 

@@ -45,11 +45,16 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from multispin_cli.errors import InputError
-from multispin_cli.model.goodput import Evaluation, compute_seconds, evaluate, upload_bits
+from multispin_cli.model.fading import FADING_KINDS, Fading, draw_gains
+from multispin_cli.model.goodput import (
+    Evaluation,
+    compute_seconds,
+    evaluate,
+    upload_bits,
+    verify_tokens,
+)
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.model.fading import FADING_KINDS, Fading, draw_gains
-from multispin_cli.model.goodput import tokens_per_round, verify_tokens
 from multispin_cli.planners.policies import Controller, decide
 
 FADING_MODELS = FADING_KINDS

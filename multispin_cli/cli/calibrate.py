@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -86,9 +85,9 @@ def calibrate(
     """Estimate a draft model's acceptance (with 95% intervals) from vLLM metrics, a histogram or counters."""
     with reported_errors():
         from multispin_cli.analysis.calibration import calibrate as fit
-        from multispin_cli.errors import InputError
         from multispin_cli.documents.metrics import from_counters, parse_histogram, parse_prometheus
         from multispin_cli.documents.output import emit
+        from multispin_cli.errors import InputError
         from multispin_cli.render.calibration import HEADER, calibration_document
         from multispin_cli.render.document import to_json, to_toml
 

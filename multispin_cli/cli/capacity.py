@@ -3,7 +3,6 @@ for a goodput target, with the plan at the answer."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from multispin_cli.cli.app import app, reported_errors, warn
-from multispin_cli.cli.options import DeviceOpt, Engine, OutputOpt, PlanArg, UserOpt, complete_engine, choices
+from multispin_cli.cli.options import DeviceOpt, Engine, OutputOpt, PlanArg, UserOpt, choices, complete_engine
 
 
 class PlanChoice(str, enum.Enum):

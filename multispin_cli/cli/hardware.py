@@ -80,9 +80,9 @@ def profile_hardware(
     write the timings fragment that a deployment profile includes with timings = "file.toml"."""
     started = time.perf_counter()
     with reported_errors():
+        from multispin_cli.documents.output import emit
         from multispin_cli.hardware.models import catalog, resolve_model
         from multispin_cli.hardware.roofline import hardware_catalog, resolve_hardware
-        from multispin_cli.documents.output import emit
         from multispin_cli.render.text import FILE_WIDTH, render_text, stderr_console, stdout_console
 
         if list_catalog:

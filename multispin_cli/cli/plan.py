@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from multispin_cli.cli.app import app, reported_errors, warn
-from multispin_cli.cli.options import (Format, FormatOpt, Mode, ModeOpt, OutputOpt, PlotOpt, ProfileArg, RowsOpt,
-                                       SeedOpt)
+from multispin_cli.cli.options import Format, FormatOpt, Mode, ModeOpt, OutputOpt, PlotOpt, ProfileArg, RowsOpt, SeedOpt
 
 
 @app.command(short_help="Optimal draft lengths, bandwidth split and goodput.")
@@ -25,11 +24,11 @@ def plan(
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
     with reported_errors():
-        from multispin_cli.render.insights import explain
         from multispin_cli.documents.output import emit
-        from multispin_cli.planners.report import plan_report, resource_block_warnings, verify_table_warnings
         from multispin_cli.documents.profile import load_profile
+        from multispin_cli.planners.report import plan_report, resource_block_warnings, verify_table_warnings
         from multispin_cli.render.document import plan_document, to_json, to_toml
+        from multispin_cli.render.insights import explain
 
         if plot is not None:
             from multispin_cli.render.plotting import check_plot_target

@@ -37,9 +37,9 @@ def schedule(
 ) -> None:
     """Plan the best common draft length for each batch size (users drawn from the profile)."""
     with reported_errors():
-        from multispin_cli.errors import InputError
         from multispin_cli.documents.output import emit
         from multispin_cli.documents.profile import load_profile
+        from multispin_cli.errors import InputError
         from multispin_cli.planners.schedule import parse_batch_sizes, plan_schedule
 
         if engine is not None and fmt is not None:

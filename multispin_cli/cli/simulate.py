@@ -71,13 +71,13 @@ def simulate(
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():
-        from multispin_cli.errors import InputError
+        from multispin_cli.analysis.simulation import SimulationOptions, simulate_plans
         from multispin_cli.documents.output import emit
+        from multispin_cli.documents.planfile import plans_from_file
         from multispin_cli.documents.profile import load_profile
+        from multispin_cli.errors import InputError
         from multispin_cli.render.document import to_json, to_toml
         from multispin_cli.render.simulation import SimulationRun, simulation_document
-        from multispin_cli.analysis.simulation import SimulationOptions, simulate_plans
-        from multispin_cli.documents.planfile import plans_from_file
 
         if plan_file is not None and mode is not None:
             raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")

@@ -61,11 +61,11 @@ def sweep(
     """Plan every cell of a grid of profile values (and random scenarios) and tabulate goodput."""
     with reported_errors():
         from multispin_cli.analysis.scenarios import ScenarioSpec
+        from multispin_cli.documents.catalog import resolve_profile
         from multispin_cli.documents.chunks import ChunkStore, fingerprint
         from multispin_cli.documents.output import emit, write_atomic
-        from multispin_cli.documents.catalog import resolve_profile
         from multispin_cli.errors import InputError
-        from multispin_cli.execution.runner import run_description, run_sweep
+        from multispin_cli.execution.runner import run_description
         from multispin_cli.execution.sweep import plan_names, sweep_job
         from multispin_cli.render import sweep as render
 

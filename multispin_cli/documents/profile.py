@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import math
 import re
-import tomllib
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from multispin_cli.documents.files import parse_toml, read_text
+from multispin_cli.errors import ProfileError
 from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
-from multispin_cli.documents.files import parse_toml, read_text
 from multispin_cli.model.fading import FADING_KINDS, Fading
 from multispin_cli.model.link import RATE_MODELS, LinkModel
-from multispin_cli.errors import ProfileError
 from multispin_cli.model.payload import PAYLOAD_KINDS, bits_per_token
 from multispin_cli.model.system import System
 from multispin_cli.model.units import MHZ, MS, db_to_linear, dbm_to_watts

@@ -16,6 +16,7 @@ from multispin_cli.errors import InputError
 from multispin_cli.model.plan import Plan
 from multispin_cli.planners.report import PlanReport, plan_report
 
+
 @dataclass(frozen=True, eq=False)
 class Probe:
     """One planned variant: its profile, report, the judged plan and the measured value."""

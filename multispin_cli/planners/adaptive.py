@@ -25,8 +25,15 @@ from multispin_cli.model.fading import Fading, draw_gains
 from multispin_cli.model.goodput import Evaluation, tokens_per_round, verify_tokens
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.policies import (Controller, Staircase, decide, reference_snr, round_seconds_on,
-                                             staircase, verify_slope)
+from multispin_cli.planners.policies import (
+    Controller,
+    Staircase,
+    decide,
+    reference_snr,
+    round_seconds_on,
+    staircase,
+    verify_slope,
+)
 from multispin_cli.planners.split import bandwidth_for_deadline
 
 Z95 = 1.959963984540054

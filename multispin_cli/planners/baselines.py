@@ -8,10 +8,10 @@ import numpy as np
 
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
-from multispin_cli.planners.homogeneous import plan_homogeneous
-from multispin_cli.planners.resource_blocks import equal_blocks
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.resource_blocks import equal_blocks
 
 FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of docs/model.md 4 (and common engine default)
 

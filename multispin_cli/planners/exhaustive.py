@@ -11,8 +11,8 @@ import itertools
 import numpy as np
 
 from multispin_cli.model.goodput import phase_seconds, round_seconds, tokens_per_round
-from multispin_cli.planners.split import split_goodput
 from multispin_cli.model.system import System
+from multispin_cli.planners.split import split_goodput
 
 MAX_VECTORS = 2_000_000
 

@@ -43,18 +43,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.planners import knapsack, knapsack_hull
 from multispin_cli.model.goodput import (
     evaluate,
     round_seconds,
     tokens_per_round,
     verify_tokens,
 )
-from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
+from multispin_cli.planners import knapsack, knapsack_hull
+from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
 from multispin_cli.planners.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
-from multispin_cli.model.system import System
 
 INITIAL_INTERVALS = 8
 NEAR_INTERVALS = 16  # extra intervals around the homogeneous plan's deadline ...

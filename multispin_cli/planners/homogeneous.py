@@ -11,9 +11,9 @@ import numpy as np
 
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import spend_leftover
 from multispin_cli.planners.split import split_goodput
-from multispin_cli.model.system import System
 
 
 def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:

@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
 import numpy as np
 
+from multispin_cli.model.plan import Plan
+from multispin_cli.model.system import System
+from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
 from multispin_cli.planners.baselines import all_baselines
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
-from multispin_cli.model.plan import Plan
-from multispin_cli.model.system import System
 
 Mode = Literal["homogeneous", "heterogeneous", "both"]
 MODES: tuple[str, ...] = ("homogeneous", "heterogeneous", "both")

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from multispin_cli.errors import InputError
-from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.model.system import System
+from multispin_cli.planners.homogeneous import plan_homogeneous
 
 MAX_BATCH_SIZE = 4096
 MAX_BATCH_SIZES = 256

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.model.channel import Channel
 from multispin_cli.errors import InputError
+from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import least_deadline_split

@@ -14,13 +14,12 @@ import numpy as np
 import tomli_w
 
 from multispin_cli import __version__
-from multispin_cli.model.plan import Plan
-from multispin_cli.planners.needs import Needs, plan_needs
-from multispin_cli.planners.report import PlanReport
 from multispin_cli.documents.planfile import FORMAT_VERSION
 from multispin_cli.documents.profile import Profile
+from multispin_cli.model.plan import Plan
 from multispin_cli.model.units import MHZ, MS
-
+from multispin_cli.planners.needs import Needs, plan_needs
+from multispin_cli.planners.report import PlanReport
 
 
 def num(value: float) -> float:

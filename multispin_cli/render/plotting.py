@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from multispin_cli.errors import InputError, MissingExtraError
 from multispin_cli.documents.output import write_atomic
+from multispin_cli.errors import InputError, MissingExtraError
 from multispin_cli.model.units import MHZ
 
 SUFFIXES = {".png": "png", ".svg": "svg"}

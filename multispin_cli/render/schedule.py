@@ -7,12 +7,12 @@ from rich.console import Group
 from rich.text import Text
 
 from multispin_cli import __version__
-from multispin_cli.render.export import batch_ranges, trtllm_schedule, vllm_schedule, DRAFT_PLACEHOLDER
 from multispin_cli.documents.profile import Profile
-from multispin_cli.render.document import cell_header, num
-from multispin_cli.render.tables import new_table, pct, target_label
-from multispin_cli.planners.schedule import Schedule
 from multispin_cli.model.units import MHZ, MS
+from multispin_cli.planners.schedule import Schedule
+from multispin_cli.render.document import cell_header, num
+from multispin_cli.render.export import DRAFT_PLACEHOLDER, batch_ranges, trtllm_schedule, vllm_schedule
+from multispin_cli.render.tables import new_table, pct, target_label
 
 FORMAT_VERSION = 1
 

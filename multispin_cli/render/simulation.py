@@ -8,10 +8,10 @@ from rich.console import Group
 from rich.text import Text
 
 from multispin_cli import __version__
-from multispin_cli.render.document import num
-from multispin_cli.render.tables import new_table, band, plural
 from multispin_cli.analysis.simulation import QUANTILES, SimulationOptions, SimulationResult
 from multispin_cli.model.units import MHZ, MS
+from multispin_cli.render.document import num
+from multispin_cli.render.tables import band, new_table, plural
 
 FORMAT_VERSION = 1
 CI_METHOD = "delta method on the renewal-reward ratio (i.i.d. rounds)"

@@ -10,11 +10,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from multispin_cli.documents.profile import Profile
 from multispin_cli.model.plan import Plan
+from multispin_cli.model.units import MHZ, MS
 from multispin_cli.planners.needs import plan_needs
 from multispin_cli.planners.report import PlanReport
-from multispin_cli.documents.profile import Profile
-from multispin_cli.model.units import MHZ, MS
 
 DEFAULT_ROWS = 40
 BAR_WIDTH = 6
