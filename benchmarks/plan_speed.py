@@ -21,7 +21,6 @@ Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and the 1
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp, minimize
+from timing import timed  # benchmarks/timing.py (run as python benchmarks/NAME.py)
 
 from multispin_cli.model.acceptance import geometric_expected_tokens
 from multispin_cli.model.synthetic import busy_cell
@@ -38,15 +38,6 @@ from multispin_cli.model.system import System
 from multispin_cli.planners.heterogeneous import level_bandwidth, level_demand, plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.split import equal_finish_split, split_goodput
-
-
-def timed(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def relaxation_peer(system: System, method: str) -> tuple[float, float]:

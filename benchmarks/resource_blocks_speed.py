@@ -13,11 +13,10 @@ the continuous split's goodput under the same rate model (an upper bound on the 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from dataclasses import replace
 
 import numpy as np
+from timing import timed  # benchmarks/timing.py (run as python benchmarks/NAME.py)
 
 from multispin_cli.model.link import LinkModel
 from multispin_cli.model.synthetic import busy_cell
@@ -27,15 +26,6 @@ from multispin_cli.planners.homogeneous import plan_homogeneous
 BLOCK_HZ = 180e3
 LINKS = {"shannon": LinkModel(), "shannon-gap": LinkModel("shannon-gap", 10 ** 0.2, 5.5547),
          "nr-cqi": LinkModel("nr-cqi", 10 ** 0.2)}
-
-
-def timed(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:
