@@ -159,6 +159,20 @@ def _root(
     """Multi-SPIN planning for speculative decoding at the edge."""
 
 
+def show(view, output) -> None:
+    """A rich table for people: on the terminal, or as plain text written atomically to ``output``.
+
+    Imports rich lazily, so commands that print TOML or JSON never pay for it.
+    """
+    from multispin_cli.documents.output import emit
+    from multispin_cli.render.text import render_text, stdout_console
+
+    if output is None:
+        stdout_console().print(view)
+    else:
+        emit(render_text(view), output)
+
+
 def warn(message: str) -> None:
     """A warning on stderr (never on stdout, which carries only the requested output)."""
     typer.echo(f"multispin: warning: {_one_line(message)}", err=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, show, warn
 from multispin_cli.cli.options import Format, OutputOpt
 
 
@@ -121,13 +121,9 @@ def calibrate(
 
         if fmt is Format.table:
             from multispin_cli.render.calibration import calibration_view
-            from multispin_cli.render.text import render_text, stdout_console
 
             view = calibration_view(cal, form.value)
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view), output)
+            show(view, output)
         else:
             doc = calibration_document(cal, form.value)
             if fmt is Format.toml:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, show, warn
 from multispin_cli.cli.options import Format, OutputOpt
 
 
@@ -83,16 +83,13 @@ def profile_hardware(
         from multispin_cli.documents.output import emit
         from multispin_cli.hardware.models import catalog, resolve_model
         from multispin_cli.hardware.roofline import hardware_catalog, resolve_hardware
-        from multispin_cli.render.text import FILE_WIDTH, render_text, stderr_console, stdout_console
+        from multispin_cli.render.text import stderr_console
 
         if list_catalog:
             from multispin_cli.hardware.view import catalog_view
 
             view = catalog_view(catalog(), hardware_catalog())
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view, width=FILE_WIDTH), output)
+            show(view, output)
             return
 
         from dataclasses import replace
@@ -148,10 +145,7 @@ def profile_hardware(
             from multispin_cli.hardware.view import profile_view
 
             view = profile_view(profile)
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view, width=FILE_WIDTH), output)
+            show(view, output)
         else:
             from multispin_cli.hardware.fragment import to_json, to_toml
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, show, warn
 from multispin_cli.cli.options import BatchSizesOpt, Format, OutputOpt, PlotOpt, ProfileArg, ScheduleEngine, choices
 
 DEFAULT_BATCH_SIZES = "1,2,4,8,16,32,64,128"
@@ -71,13 +71,9 @@ def schedule(
             what = f"{eng.name} schedule"
         elif fmt in (None, Format.table):
             from multispin_cli.render.schedule import schedule_view
-            from multispin_cli.render.text import render_text, stdout_console
 
             view = schedule_view(loaded, result)
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view), output)
+            show(view, output)
             what = "table schedule"
         else:
             from multispin_cli.render.document import to_json, to_toml

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import app, reported_errors, warn
+from multispin_cli.cli.app import app, reported_errors, show, warn
 from multispin_cli.cli.options import Format, FormatOpt, Mode, OutputOpt, ProfileArg, RowsOpt, SeedOpt
 
 MAX_ROUNDS = 10_000_000  # as multispin_cli.analysis.simulation.MAX_ROUNDS (not imported: CLI start-up stays light)
@@ -144,13 +144,9 @@ def simulate(
 
         if fmt is Format.table:
             from multispin_cli.render.simulation import simulation_view
-            from multispin_cli.render.text import render_text, stdout_console
 
             view = simulation_view(run, max_rows=rows)
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view), output)
+            show(view, output)
         else:
             doc = simulation_document(run)
             emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Mode, app, reported_errors, warn
+from multispin_cli.cli.app import Mode, app, reported_errors, show, warn
 from multispin_cli.cli.options import OutputOpt, ProfileArg
 
 
@@ -116,13 +116,9 @@ def sweep(
         elif fmt is SweepFormat.parquet:
             write_atomic(output, render.to_parquet(result.rows, columns))
         else:
-            from multispin_cli.render.text import render_text, stdout_console
 
             view = render.sweep_table(result.rows, columns, keys, rows)
-            if output is None:
-                stdout_console().print(view)
-            else:
-                emit(render_text(view), output)
+            show(view, output)
         if store is not None:
             store.clear()
             typer.echo(f"multispin: wrote {len(result.rows)} rows ({fmt.value}) to {output}", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from multispin_cli.cli.app import Format, app, reported_errors
+from multispin_cli.cli.app import Format, app, reported_errors, show
 from multispin_cli.cli.options import FormatOpt, OutputOpt, SeedOpt
 
 
@@ -68,7 +68,7 @@ def validate(
     with reported_errors():
         from multispin_cli.documents.output import emit
         from multispin_cli.hardware.validation import ValidationSettings, run_validation, to_json, to_toml, view
-        from multispin_cli.render.text import FILE_WIDTH, render_text, stderr_console, stdout_console
+        from multispin_cli.render.text import stderr_console
 
         settings = ValidationSettings(target=target, draft=draft, draft_layers=draft_layers, init_std=init_std,
                                       lengths=_lengths(lengths, max_draft_length), new_tokens=new_tokens,
@@ -83,10 +83,7 @@ def validate(
             result = run_validation(settings, progress=progress)
         if fmt is Format.table:
             rendered = view(result)
-            if output is None:
-                stdout_console().print(rendered)
-            else:
-                emit(render_text(rendered, width=FILE_WIDTH), output)
+            show(rendered, output)
         else:
             emit(to_toml(result) if fmt is Format.toml else to_json(result), output)
         if output is not None:
