@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Annotated, Optional
 
 import typer
@@ -75,7 +76,7 @@ def validate(
                                       prompt_tokens=prompt_tokens, repeats=repeats, seed=seed)
         settings.check()
         console = stderr_console()
-        with console.status("starting", spinner="dots") if console.is_terminal else _quiet() as status:
+        with console.status("starting", spinner="dots") if console.is_terminal else nullcontext() as status:
             def progress(text: str) -> None:
                 if status is not None:
                     status.update(text)
@@ -89,11 +90,3 @@ def validate(
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} to {output} (worst error {100 * result.worst_error:.1f} %; "
                        f"{time.perf_counter() - started:.0f} s)", err=True)
-
-
-class _quiet:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
