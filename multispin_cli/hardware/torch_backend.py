@@ -319,14 +319,26 @@ def _hybrid():
     return torch_hybrid
 
 
+def _runner_basics(runner, shape: ModelShape, dtype: str | None, seed: int) -> None:
+    """What every runner (dense or hybrid) sets first: shape, device, dtype and its synthetic weights."""
+    runner.shape = shape
+    runner.device = device_name()
+    runner.dtype = resolve_dtype(dtype)
+    runner.tdtype = _torch_dtype(runner.dtype)
+    runner.synthetic = _Synthetic(runner.tdtype, runner.device, seed)
+
+
+def _synthetic_head(runner, shape: ModelShape) -> None:
+    """Synthetic output head (tied to the embedding) and final norm of a runner."""
+    runner.head = runner.synthetic.array((shape.vocab, shape.hidden), 1 / math.sqrt(shape.hidden))
+    runner.embedding = runner.head
+    runner.norm = require_torch().ones(shape.hidden, dtype=runner.tdtype, device=runner.device)
+
+
 class _Runner:
     def __init__(self, shape: ModelShape, *, dtype: str | None, weights_dir: Path | None, llc_bytes: int, seed: int,
                  whole: bool = False):
-        self.shape = shape
-        self.device = device_name()
-        self.dtype = resolve_dtype(dtype)
-        self.tdtype = _torch_dtype(self.dtype)
-        self.synthetic = _Synthetic(self.tdtype, self.device, seed)
+        _runner_basics(self, shape, dtype, seed)
         s = shape
         p = DTYPE_BYTES[self.dtype]
         if weights_dir is not None:
@@ -337,9 +349,7 @@ class _Runner:
         else:
             self.copies = _synthetic_copies(s, p, llc_bytes, self.device, whole)
             self.layers = [self.synthetic.layer(s) for _ in range(self.copies)]
-            self.head = self.synthetic.array((s.vocab, s.hidden), 1 / math.sqrt(s.hidden))
-            self.embedding = self.head
-            self.norm = require_torch().ones(s.hidden, dtype=self.tdtype, device=self.device)
+            _synthetic_head(self, s)
             self.loaded = False
         self.weights_dir = weights_dir
 

@@ -209,20 +209,14 @@ def _kind_copies(s: ModelShape, p: int, llc_bytes: int, device: str, whole: bool
 class _HybridRunner:
     def __init__(self, shape: ModelShape, *, dtype: str | None, weights_dir: Path | None, llc_bytes: int, seed: int,
                  whole: bool):
-        self.shape = shape
-        self.device = tb.device_name()
-        self.dtype = tb.resolve_dtype(dtype)
-        self.tdtype = tb._torch_dtype(self.dtype)
-        self.synthetic = tb._Synthetic(self.tdtype, self.device, seed)
+        tb._runner_basics(self, shape, dtype, seed)
         self.weights_dir = weights_dir
         p = DTYPE_BYTES[self.dtype]
         self.attention_copies, self.linear_copies = _kind_copies(shape, p, llc_bytes, self.device, whole)
         self.copies = self.attention_copies + self.linear_copies
         self.attention = [attention_weights(shape, self.synthetic) for _ in range(self.attention_copies)]
         self.linear = [deltanet_weights(shape, self.synthetic) for _ in range(self.linear_copies)]
-        self.head = self.synthetic.array((shape.vocab, shape.hidden), 1 / math.sqrt(shape.hidden))
-        self.embedding = self.head
-        self.norm = tb.require_torch().ones(shape.hidden, dtype=self.tdtype, device=self.device)
+        tb._synthetic_head(self, shape)
 
     def _where(self) -> str:
         ignored = f" (the weights in {self.weights_dir} are not loaded for hybrids)" if self.weights_dir else ""
