@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.signal import lfilter
 
 FADING_KINDS = ("none", "rayleigh", "rician")
 
@@ -108,6 +107,8 @@ def _ar1(innovation: np.ndarray, rho: float, previous: np.ndarray) -> np.ndarray
     """``y_t = rho y_{t-1} + sqrt(1 - rho^2) e_t`` along axis 0, continuing from ``previous``."""
     if rho <= 0:
         return innovation
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~1 s at start-up
+
     scale = np.sqrt(1.0 - rho * rho)
     out, _ = lfilter([scale], [1.0, -rho], innovation, axis=0, zi=(rho * previous)[None, :])
     return out
