@@ -263,6 +263,119 @@ def test_scenario_cells_are_power_limited_users_at_drawn_losses(write_profile):
     assert np.all(profile.system.channel.power_limited)
 
 
+def _assert_same_system(a, b):
+    """Every field of two Systems (and of their channels and fading) equal, bit for bit."""
+    import dataclasses
+
+    def same(x, y, where):
+        if dataclasses.is_dataclass(x):
+            assert type(x) is type(y), where
+            for f in dataclasses.fields(x):
+                same(getattr(x, f.name), getattr(y, f.name), f"{where}.{f.name}")
+        elif isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype and x.shape == y.shape, where
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), where
+        else:
+            assert x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)), where
+
+    same(a, b, "system")
+
+
+EDITED_CELLS = {
+    "minimal": "",
+    "per-position, own powers, fading, noise figure": """
+        [system]
+        bandwidth_mhz = 5
+        max_draft_length = 6
+        noise_figure_db = 7
+        carrier_ghz = 28
+        fading = "rayleigh"
+        shadowing_db = 3
+
+        [payload]
+        kind = "top-k"
+        vocab_size = 32000
+        top_k = 16
+
+        [server]
+        verify_base_ms = 30
+        verify_ms_per_token = 0.05
+
+        [[devices]]
+        name = "pos"
+        count = 3
+        acceptance_by_position = [0.9, 0.7, 0.5]
+        draft_ms_per_token = 2
+        snr_db = 10
+
+        [[devices]]
+        name = "loud"
+        count = 2
+        acceptance = 0.7
+        draft_ms_per_token = 4
+        tx_power_dbm = 10
+        distance_m = 50
+        """,
+    "resource blocks and a devices file": """
+        devices_file = "more.csv"
+
+        [system]
+        resource_blocks = 24
+        subcarrier_spacing_khz = 30
+        max_draft_length = 8
+
+        [payload]
+        kind = "top-k"
+        vocab_size = 32000
+        top_k = 16
+
+        [server]
+        verify_base_ms = 30
+        verify_ms_per_token = 0.05
+
+        [[devices]]
+        name = "fast"
+        count = 4
+        acceptance = 0.8
+        draft_ms_per_token = 2
+        snr_db = 15
+        """,
+}
+
+
+@pytest.mark.parametrize("name", list(EDITED_CELLS))
+def test_scenario_cells_edited_in_place_equal_cells_loaded_from_scratch(write_profile, tmp_path, name):
+    """The scenarios of a grid point after the first are array edits of its System: the same arrays,
+    bit for bit, as the drop written into the profile and loaded, so chunking cannot change a row."""
+    from multispin_cli.execution.cells import CellSystems, cell_profile
+
+    (tmp_path / "more.csv").write_text("name,acceptance,draft_ms_per_token,snr_db\nextra,0.5,3,10\n")
+    path = write_profile(EDITED_CELLS[name]) if EDITED_CELLS[name] else write_profile()
+    job = sweep_job(path, ["system.max_draft_length=4,8"], scenarios=ScenarioSpec(5, seed=11, acceptance_spread=0.3))
+    systems = CellSystems(job)
+    for index in range(len(job.grid)):
+        _assert_same_system(systems.system(index), cell_profile(job, index).system)
+    assert systems._template is not None and systems._template.users == cell_profile(job, 0).system.users - (
+        1 if "devices file" in name else 0)
+
+
+def test_a_drawn_value_the_loader_refuses_is_not_edited_in(write_profile):
+    from multispin_cli.analysis.scenarios import Drop
+    from multispin_cli.execution.cells import CellSystems
+
+    job = sweep_job(write_profile(), [], scenarios=ScenarioSpec(2, seed=1))
+    systems = CellSystems(job)
+    systems.system(0)
+    template = systems._template
+    drop = draw_users(job.scenarios, 1, [0.8, 0.8, 0.6], 3.5)
+    assert template.system_for(drop) is not None
+    for loss in (450.0, -1.0, np.nan):  # path_loss_db is checked to lie in [0, 400]
+        bad = Drop(drop.distance_m, drop.shadow_db, np.array([100.0, loss, 100.0]), drop.acceptance)
+        assert template.system_for(bad) is None
+    assert template.system_for(Drop(drop.distance_m, drop.shadow_db, drop.path_loss_db,
+                                    np.array([0.8, 1.0, 0.6]))) is None  # acceptance lies in [0, 1)
+
+
 def test_grid_numbering_is_row_major_with_scenarios_innermost():
     grid = SweepGrid((Axis("a", (1, 2)), Axis("b", (10, 20, 30))), scenarios=2)
     assert len(grid) == 12

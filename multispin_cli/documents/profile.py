@@ -814,8 +814,7 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
     with np.errstate(invalid="ignore", divide="ignore"):
         loss_db = np.where(by_loss, v["path_loss_db"], _free_space_path_loss_db(1.0, system.get("carrier_ghz"))
                            + 10.0 * system.get("path_loss_exponent") * np.log10(v["distance_m"]))
-        noise_w_per_hz = dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
-        q = dbm_to_watts(v["tx_power_dbm"]) * db_to_linear(-loss_db) / noise_w_per_hz
+        q = snr_bandwidth_hz(v["tx_power_dbm"], loss_db, noise_w_per_hz(system))
         # expm1/log1p: a very low SNR keeps its small efficiency instead of rounding to 0
         linear = np.where(snr, db_to_linear(v["snr_db"]), np.expm1(v["spectral_efficiency_bps_per_hz"] * math.log(2)))
         channel = Channel(power.copy(), np.where(power, np.nan, np.where(off, 1.0, np.log1p(linear) / math.log(2))),
@@ -872,6 +871,19 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         rician_k=rician_k[expand],
         shadowing_db=shadowing[expand],
     )
+
+
+def noise_w_per_hz(system: _Checker | dict) -> float:
+    """Receiver noise N0 (W/Hz, noise figure included) of a ``[system]`` table (checked, or as parsed)."""
+    if isinstance(system, dict):
+        system = _Checker(Path("<profile>"), "system", system, SYSTEM_KEYS)
+    return dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
+
+
+def snr_bandwidth_hz(tx_power_dbm, path_loss_db, noise: float) -> np.ndarray:
+    """``Q = P g / N0`` (Hz) of power-limited users: the loader's one formula, also used where a sweep
+    redraws path losses without reloading the profile (so both give the same numbers, bit for bit)."""
+    return dbm_to_watts(tx_power_dbm) * db_to_linear(-np.asarray(path_loss_db, dtype=float)) / noise
 
 
 def _column_fading(cols, system: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
