@@ -131,3 +131,17 @@ def test_bandwidth_search_counts_whole_blocks_when_the_profile_has_them(tmp_path
 
     assert _plan_with(tmp_path, path, "b", with_blocks(n)).heterogeneous.goodput_tokens_per_s >= 340
     assert _plan_with(tmp_path, path, "b1", with_blocks(n - 1)).heterogeneous.goodput_tokens_per_s < 340
+
+
+def test_user_capacity_counts_a_devices_file_row_like_an_entry(write_profile, tmp_path):
+    from builders import FILE_HEAD, FILE_ROWS
+
+    from multispin_cli.execution.capacity import user_capacity
+
+    (tmp_path / "users.csv").write_text(FILE_ROWS)
+    from_file = user_capacity(write_profile(FILE_HEAD, "file.toml"), "fast", 40.0)
+    entries = user_capacity(write_profile(), "fast", 40.0)
+    assert (from_file.answer, from_file.neighbour) == (entries.answer, entries.neighbour) and from_file.answer > 1
+    assert from_file.at_answer.value == entries.at_answer.value
+    assert_one_line_error(invoke("capacity", tmp_path / "file.toml", "--device", "fats", "--min-user-tokens-per-s",
+                                 "40"), "no [[devices]] entry or devices_file row named 'fats' (did you mean 'fast'?)")

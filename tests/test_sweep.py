@@ -11,7 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
-from builders import assert_one_line_error, invoke
+from builders import FILE_HEAD, FILE_ROWS, assert_one_line_error, invoke
 
 from multispin_cli.analysis.scenarios import ScenarioSpec, draw_users
 from multispin_cli.analysis.sweep import Axis, SweepGrid
@@ -426,3 +426,35 @@ def test_resource_blocks_and_bandwidth_replace_each_other(write_profile):
     back = apply_overrides({**blocks, "system": {**blocks["system"], "min_resource_blocks": 2}},
                            [("system.bandwidth_mhz", 3.0)])
     assert back["system"] == {"bandwidth_mhz": 3.0, "max_draft_length": 8}
+
+
+# ------------------------------------------------------------------ users from a devices file
+
+def test_devices_file_rows_are_addressed_like_entries(write_profile, tmp_path):
+    """devices.NAME.KEY sets the file row named NAME: the cells equal the same users as [[devices]]
+    entries swept the same way (MINIMAL_PROFILE holds the file's rows as entries)."""
+    (tmp_path / "users.csv").write_text(FILE_ROWS)
+    from_file = write_profile(FILE_HEAD, "file.toml")
+    entries = write_profile()
+    sets = ("--set", "devices.fast.count=1,3", "--set", "devices.slow.snr_db=5,20", "--set",
+            "devices.fast.acceptance=0.7")
+    a = _rows(invoke("sweep", from_file, *sets, "-f", "json", "--workers", "1"))
+    b = _rows(invoke("sweep", entries, *sets, "-f", "json", "--workers", "1"))
+    assert a == b and [r["users"] for r in a] == [2, 2, 4, 4]
+    # snr_db replaces the row's tx_power_dbm and path_loss_db, as it does in an entry
+    job = sweep_job(from_file, ["devices.slow.snr_db=5"])
+    from multispin_cli.execution.cells import cell_profile
+
+    assert not cell_profile(job, 0).system.channel.power_limited.any()
+    # scenarios redraw the [[devices]] users only: a profile of file users alone has none to draw
+    assert_one_line_error(invoke("sweep", from_file, "--scenarios", "2"), "this profile has none")
+
+
+def test_a_devices_file_row_name_is_checked_and_suggested(write_profile, tmp_path):
+    (tmp_path / "users.csv").write_text(FILE_ROWS)
+    path = write_profile(FILE_HEAD, "file.toml")
+    assert_one_line_error(invoke("sweep", path, "--set", "devices.fsat.count=1,2"),
+                          "unknown profile key 'devices.fsat.count' (did you mean 'devices.fast.count'?)")
+    bad = invoke("sweep", path, "--set", "devices.fast.acceptance=0.5,1.5", "-f", "csv")
+    assert_one_line_error(bad, "cell 1 (devices.fast.acceptance=1.5): ")
+    assert "users.csv" in bad.stderr and "column acceptance" in bad.stderr

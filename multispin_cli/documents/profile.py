@@ -13,7 +13,7 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -721,7 +721,7 @@ class _Users:
 
 
 def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int | None = None,
-             notes: list[str] | None = None) -> _Users:
+             notes: list[str] | None = None, file_rows: Mapping[str, Mapping[str, Any]] | None = None) -> _Users:
     """Every user of the profile, from ``[[devices]]`` and ``devices_file``, in that order."""
     sources = []
     devices = data.get("devices")
@@ -732,7 +732,10 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
     if "devices_file" in data:
         top = _Checker(path, "", {"devices_file": data["devices_file"]}, TOP_KEYS)
         rel = Path(top.get("devices_file"))
-        sources.append(_file_columns(rel if rel.is_absolute() else path.parent / rel))
+        file = rel if rel.is_absolute() else path.parent / rel
+        sources.append(_edited_rows(_file_columns(file), file, file_rows or {}))
+    elif file_rows:
+        raise ProfileError(f"no devices_file: cannot set keys of its rows ({', '.join(file_rows)})", path=path)
     if not sources:
         raise ProfileError("no [[devices]]: a profile needs at least one device (or a devices_file)", path=path)
     parts = []
@@ -756,6 +759,28 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
                   np.concatenate([p.no_uplink for p in parts]),
                   np.concatenate([p.fades for p in parts]), np.concatenate([p.rician_k for p in parts]),
                   np.concatenate([p.shadowing_db for p in parts]))
+
+
+def _edited_rows(cols: _DeviceColumns, file: Path, edits: Mapping[str, Mapping[str, Any]]) -> _DeviceColumns:
+    """The file's columns with keys of the rows named NAME set (a number) or cleared (None), before
+    any check: ``edits`` maps NAME to {key: value}; the rows are then checked like any other."""
+    if not edits:
+        return cols
+    names = cols.values["name"]
+    for name, keys in edits.items():
+        rows = np.flatnonzero(names == name)
+        if not rows.size:
+            raise ProfileError(f"has no row named '{name}'", path=file, key="column name")
+        for key, value in keys.items():
+            column = cols.values[key]
+            if column.dtype.kind in "fiub":
+                column = column.astype(float)  # a copy; Parquet may hold integers
+                column[rows] = math.nan if value is None else float(value)
+            else:
+                column = column.copy()
+                column[rows] = value
+            cols.values[key] = column
+    return cols
 
 
 def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: int | None,
@@ -1026,9 +1051,14 @@ def load_profile(path: str | Path) -> Profile:
     return profile if path == given else dataclasses.replace(profile, path=str(given))
 
 
-def profile_from_data(data: dict, path: str | Path) -> Profile:
+def profile_from_data(data: dict, path: str | Path, *,
+                      file_rows: Mapping[str, Mapping[str, Any]] | None = None) -> Profile:
     """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
-    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file).
+
+    ``file_rows`` sets keys of the ``devices_file`` rows named NAME, ``{NAME: {key: value}}`` (None
+    clears a key), as read and before any check: how a sweep changes users given by a file.
+    """
     path = Path(path)
     for name in data:
         if name in TOP_KEYS_BY_NAME:
@@ -1050,7 +1080,7 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
     bits, header, payload_kind = _payload(data, path)
     notes: list[str] = []
     verify, target, target_model, round_overhead_s = _server(data, path, notes)
-    users = _devices(data, path, system, max_len, blocks, notes)
+    users = _devices(data, path, system, max_len, blocks, notes, file_rows)
 
     sys_obj = System(
         names=users.names,

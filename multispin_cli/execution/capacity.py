@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from multispin_cli.analysis.capacity import Search, largest_meeting, smallest_meeting
-from multispin_cli.documents.overrides import apply_overrides, resolve_key
+from multispin_cli.documents.overrides import file_device_names, load_with_overrides, resolve_key
 from multispin_cli.documents.profile import Profile, profile_from_data, read_toml
 from multispin_cli.errors import InputError
 from multispin_cli.model.plan import Plan
@@ -48,7 +48,7 @@ def judged_plan(report: PlanReport) -> Plan:
 
 
 def _probe(data: dict, path: Path, key: str, value, mode: str, measure) -> Probe:
-    profile = profile_from_data(apply_overrides(data, [(key, value)]), path)
+    profile = load_with_overrides(data, path, [(key, value)])
     report = plan_report(profile.system, mode=mode)
     plan = judged_plan(report)
     return Probe(profile, report, plan, measure(plan))
@@ -61,15 +61,18 @@ def user_capacity(profile: Path, device: str, min_tokens_per_s: float, *, mean: 
     data = read_toml(profile)
     profile_from_data(data, profile)
     key = f"devices.{device}.count"
+    rows = file_device_names(data, profile)
     try:
-        resolve_key(data, key)
+        resolve_key(data, key, rows)
     except InputError:
-        names = [e.get("name") for e in data.get("devices", []) if isinstance(e, dict)]
+        names = [e.get("name") for e in data.get("devices", []) if isinstance(e, dict)] + list(rows)
         import difflib
 
         hint = difflib.get_close_matches(device, [n for n in names if isinstance(n, str)], n=1)
-        more = f" (did you mean '{hint[0]}'?)" if hint else f"; devices: {', '.join(map(str, names))}"
-        raise InputError(f"no [[devices]] entry named '{device}'{more}", path=profile, key="--device") from None
+        shown = ", ".join(map(str, names[:8])) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+        more = f" (did you mean '{hint[0]}'?)" if hint else f"; devices: {shown}"
+        where = "[[devices]] entry or devices_file row" if rows else "[[devices]] entry"
+        raise InputError(f"no {where} named '{device}'{more}", path=profile, key="--device") from None
     stat = np.mean if mean else np.min
 
     def measure(plan: Plan) -> float:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from multispin_cli.analysis.scenarios import Drop, ScenarioSpec, draw_users
 from multispin_cli.analysis.sweep import SweepGrid, report_metrics
-from multispin_cli.documents.overrides import DropTemplate, apply_drop, apply_overrides, base_acceptance
+from multispin_cli.documents.overrides import (
+    DropTemplate,
+    apply_drop,
+    apply_overrides,
+    base_acceptance,
+    file_row_edits,
+)
 from multispin_cli.documents.profile import SYSTEM_KEYS, Profile, profile_from_data
 from multispin_cli.errors import InputError
 from multispin_cli.model.system import System
@@ -37,9 +43,11 @@ class ChunkResult:
     invalid: list[tuple[int, str]]
 
 
-def _point_data(job: SweepJob, values: tuple) -> dict:
-    """The profile of a grid point: the base with the point's swept values set."""
-    return apply_overrides(job.base, zip((a.key for a in job.grid.axes), values))
+def _point_data(job: SweepJob, values: tuple) -> tuple[dict, dict]:
+    """The profile of a grid point: the base with the point's swept values set, and the edits of
+    its devices-file rows (``profile_from_data``'s ``file_rows``)."""
+    pairs = list(zip((a.key for a in job.grid.axes), values))
+    return apply_overrides(job.base, pairs), file_row_edits(job.base, pairs)
 
 
 def _drop(job: SweepJob, data: dict, scenario: int) -> Drop:
@@ -50,10 +58,10 @@ def _drop(job: SweepJob, data: dict, scenario: int) -> Drop:
 def cell_profile(job: SweepJob, index: int) -> Profile:
     """The validated profile of cell ``index`` (the long way: overrides, draws, the full loader)."""
     cell = job.grid.cell(index)
-    data = _point_data(job, cell.values)
+    data, rows = _point_data(job, cell.values)
     if job.scenarios is not None and cell.scenario is not None:
         data = apply_drop(data, _drop(job, data, cell.scenario), job.scenarios.tx_power_dbm)
-    return profile_from_data(data, Path(job.path))
+    return profile_from_data(data, Path(job.path), file_rows=rows)
 
 
 class CellSystems:
@@ -70,6 +78,7 @@ class CellSystems:
         self.job = job
         self._values: tuple | None = None  # the grid point the cached data belongs to
         self._data: dict = {}
+        self._rows: dict = {}
         self._template: DropTemplate | None = None
 
     def system(self, index: int) -> System:
@@ -78,13 +87,15 @@ class CellSystems:
         if job.scenarios is None or cell.scenario is None:
             return cell_profile(job, index).system
         if cell.values != self._values:
-            self._values, self._data, self._template = cell.values, _point_data(job, cell.values), None
+            self._values, self._template = cell.values, None
+            self._data, self._rows = _point_data(job, cell.values)
         drop = _drop(job, self._data, cell.scenario)
         if self._template is not None:
             system = self._template.system_for(drop)
             if system is not None:
                 return system
-        system = profile_from_data(apply_drop(self._data, drop, job.scenarios.tx_power_dbm), Path(job.path)).system
+        system = profile_from_data(apply_drop(self._data, drop, job.scenarios.tx_power_dbm), Path(job.path),
+                                   file_rows=self._rows).system
         if self._template is None:
             self._template = DropTemplate.of(self._data, system, job.scenarios.tx_power_dbm)
         return system
