@@ -458,3 +458,24 @@ def test_a_devices_file_row_name_is_checked_and_suggested(write_profile, tmp_pat
     bad = invoke("sweep", path, "--set", "devices.fast.acceptance=0.5,1.5", "-f", "csv")
     assert_one_line_error(bad, "cell 1 (devices.fast.acceptance=1.5): ")
     assert "users.csv" in bad.stderr and "column acceptance" in bad.stderr
+
+
+def test_a_fading_cell_row_holds_the_static_plans_without_solving_the_adaptive_rule(write_profile):
+    """Rows report the static plans and baselines only, so a sweep skips the adaptive rule (seconds a
+    cell); the numbers are those `plan` reports for the same cell."""
+    from builders import MINIMAL_PROFILE
+
+    from multispin_cli.analysis.sweep import report_metrics
+    from multispin_cli.execution.cells import cell_profile
+    from multispin_cli.planners.report import plan_report
+
+    fading = MINIMAL_PROFILE.replace("max_draft_length = 8\n", 'max_draft_length = 8\nfading = "rayleigh"\n', 1)
+    path = write_profile(fading)
+    job = sweep_job(path, ["system.bandwidth_mhz=3"])
+    rows = run_sweep(job, InlineBackend()).rows
+    for index, row in enumerate(rows):
+        system = cell_profile(job, index).system
+        assert system.fades and plan_report(system, adaptive=False).adaptive is None
+        full = plan_report(system, samples=20)
+        assert full.adaptive is not None
+        assert {k: v for k, v in row.items() if "." in k and not k.startswith("system.")} == report_metrics(full)

@@ -110,7 +110,7 @@ def cell_row(job: SweepJob, index: int, systems: CellSystems | None = None) -> d
     if cell.scenario is not None:
         row["scenario"] = cell.scenario
     row["users"] = system.users
-    row.update(report_metrics(plan_report(system, mode=job.mode)))
+    row.update(report_metrics(plan_report(system, mode=job.mode, adaptive=False)))  # rows hold the static plans
     return row
 
 
