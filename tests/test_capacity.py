@@ -193,3 +193,15 @@ def test_percentile_needs_fading(write_profile):
     result = invoke("capacity", write_profile(), "--device", "fast", "--min-user-tokens-per-s", "10",
                     "--percentile", "95")
     assert_one_line_error(result, "--percentile needs a fading channel")
+
+
+def test_a_static_target_on_a_fading_profile_plans_the_adaptive_rule_at_the_answer_only(write_profile):
+    from builders import MINIMAL_PROFILE
+
+    from multispin_cli.execution.capacity import user_capacity
+
+    result = user_capacity(write_profile(_fading(MINIMAL_PROFILE)), "fast", 40.0, max_count=64)
+    probes = result.search
+    assert result.at_answer.report.adaptive is not None  # the document shows it, as `plan` does
+    assert result.at_answer.plan.name == "heterogeneous" and probes.at_neighbour.report.adaptive is None
+    assert result.at_answer.value == float(np.min(result.at_answer.report.heterogeneous.evaluation.user_tokens_per_s))

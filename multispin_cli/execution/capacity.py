@@ -4,7 +4,7 @@ a goodput target needs. Each probe is a full plan of the profile with one key ch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,22 @@ def judged_plan(report: PlanReport) -> Plan:
 
 def _probe(data: dict, path: Path, key: str, value, mode: str, measure, samples: int = DEFAULT_SAMPLES,
            adaptive: bool = False) -> Probe:
+    """Plan the profile with ``key`` set to ``value``; the adaptive rule of a fading cell only where
+    it is judged (``adaptive``): a static target needs only the static plans."""
     profile = load_with_overrides(data, path, [(key, value)])
-    report = plan_report(profile.system, mode=mode, samples=samples)
+    report = plan_report(profile.system, mode=mode, samples=samples, adaptive=adaptive)
     plan = report.adaptive if adaptive and report.adaptive is not None else judged_plan(report)
     return Probe(profile, report, plan, measure(plan))
+
+
+def _complete(search: Search[Probe], mode: str) -> Search[Probe]:
+    """The search with its answer's report completed by the adaptive rule where the cell fades (the
+    document shows the plan as `multispin plan` does); the judged plan and value are unchanged."""
+    probe = search.at_answer
+    if probe.report.adaptive is not None or not probe.profile.system.fades:
+        return search
+    report = plan_report(probe.profile.system, mode=mode)
+    return replace(search, at_answer=replace(probe, report=report))
 
 
 def user_capacity(profile: Path, device: str, min_tokens_per_s: float, *, mean: bool = False,
@@ -108,7 +120,7 @@ def user_capacity(profile: Path, device: str, min_tokens_per_s: float, *, mean: 
     if result.at_neighbour is None:
         raise InputError(f"{max_count} {device} users still meet {min_tokens_per_s:g} tokens/s per user: raise "
                          "--max-count", path=profile, key="--max-count")
-    return Capacity("users", key, result.answer, result.neighbour, result, percentile,
+    return Capacity("users", key, result.answer, result.neighbour, _complete(result, mode), percentile,
                     samples if percentile is not None else None)
 
 
@@ -142,4 +154,4 @@ def bandwidth_for_goodput(profile: Path, goodput_tokens_per_s: float, *, step_mh
         raise InputError(f"no band up to {band(limit):g} {unit} reaches {goodput_tokens_per_s:g} tokens/s: the plan "
                          f"gives {top.value:.6g} tokens/s there", path=profile, key="--min-bandwidth-for-goodput")
     question = "resource_blocks" if blocks else "bandwidth"
-    return Capacity(question, key, band(result.answer), band(result.neighbour), result)
+    return Capacity(question, key, band(result.answer), band(result.neighbour), _complete(result, mode))
