@@ -149,6 +149,9 @@ def _chunks(n: int, per_item: int, limit: int):
         yield slice(start, min(n, start + size))
 
 
+_LEVEL_DTYPE = np.int16  # draft lengths of candidate plans (L_max is far below 2^15)
+
+
 def _lp_solver(system: System):
     """The knapsack LP: the consecutive-level greedy where demands are convex in the draft length
     (continuous split, Shannon rates), the concave-hull greedy where they step (blocks, CQI, cap)."""
@@ -169,7 +172,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
     candidates, chosen_at = [], []
 
     def found(plans: np.ndarray, deadlines: np.ndarray) -> None:
-        candidates.append(plans.reshape(-1, k))
+        candidates.append(plans.reshape(-1, k).astype(_LEVEL_DTYPE))  # compact: many plans of K users
         chosen_at.append(np.broadcast_to(deadlines, plans.shape[:-1]).ravel())
 
     def result():
@@ -310,8 +313,10 @@ def _score(system: System, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _distinct_rows(rows: np.ndarray) -> np.ndarray:
     """Indices of the distinct rows (first of each), by a 64-bit random-weight fingerprint (np.unique(axis=0) is far slower)."""
     weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64)
+    prints = np.empty(rows.shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
-        prints = (rows.astype(np.uint64) * weights).sum(axis=1)
+        for part in _chunks(rows.shape[0], rows.shape[1], EXACT_CHUNK_ELEMENTS):
+            prints[part] = (rows[part].astype(np.uint64) * weights).sum(axis=1)
     _, first = np.unique(prints, return_index=True)
     return np.sort(first)
 
@@ -330,20 +335,25 @@ class _Incumbent:
         ``chosen_at`` (the deadline each candidate was picked for) lets large cells score only the
         most promising few, ranked by their goodput at that deadline.
         """
-        keep = _distinct_rows(candidates.astype(np.int64))
+        keep = _distinct_rows(candidates)
         candidates = candidates[keep]
         # Optimistic score: each user alone on the whole band can only be faster than on a share.
-        alone = alone_seconds(system, candidates).max(axis=-1)
-        tokens = tokens_per_round(system, candidates).sum(axis=-1)
-        promising = tokens / round_seconds(system, candidates, alone) > self.value
+        # (In parts: at city scale the candidates times the users are many.)
+        tokens, promising = np.empty(candidates.shape[0]), np.empty(candidates.shape[0], dtype=bool)
+        for part in _chunks(candidates.shape[0], system.users, EXACT_CHUNK_ELEMENTS):
+            lengths = candidates[part].astype(np.int64)
+            alone = alone_seconds(system, lengths).max(axis=-1)
+            tokens[part] = tokens_per_round(system, lengths).sum(axis=-1)
+            promising[part] = tokens[part] / round_seconds(system, lengths, alone) > self.value
         candidates, tokens = candidates[promising], tokens[promising]
         if candidates.shape[0] == 0:
             return
         at = None if chosen_at is None else chosen_at[keep][promising]
         if at is not None and system.users > SMALL_CELL and candidates.shape[0] > SCORED_PER_ROUND:
-            estimate = tokens / round_seconds(system, candidates, at)
+            estimate = tokens / round_seconds(system, candidates.astype(np.int64), at)
             top = np.argsort(-estimate, kind="stable")[:SCORED_PER_ROUND]
             candidates = candidates[top]
+        candidates = candidates.astype(np.int64)
         scores, deadline, bandwidth = _score(system, candidates)
         best = int(np.argmax(scores))
         if scores[best] > self.value:
