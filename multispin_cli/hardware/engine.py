@@ -309,9 +309,10 @@ class EngineProfile:
     draft_s_per_token: float  # tau
     draft_overhead_s: float  # c: per drafting round, besides the draft steps
     round_overhead_s: float  # t_o: the engine loop's own cost per round
-    acceptance_by_position: tuple[float, ...]
+    acceptance_by_position: tuple[float, ...]  # from the workload's texts (the prompts the runs use)
     context: int
     clock: str
+    held_out_acceptance: tuple[float, ...] = ()  # the same estimate from the calibration prompt's text
 
 
 def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: int, clock: Clock) -> list[float]:
@@ -347,31 +348,35 @@ def measure_verify_table(pair: ModelPair, context_ids, max_tokens: int, repeats:
     return np.arange(1, max_tokens + 1), med, spread
 
 
-def acceptance_by_position(pair: ModelPair, text_ids, prompt_len: int, max_len: int) -> np.ndarray:
-    """Conditional acceptance of draft positions 1..max_len, as ``multispin calibrate`` defines it:
-    the draft's greedy token against the target's greedy text, at every start of a round."""
+def draft_agreement(pair: ModelPair, text_ids, prompt_len: int) -> np.ndarray:
+    """Whether the draft's greedy token matches the target's greedy text at each position after the
+    prompt, given the text before it (teacher-forced: one forward pass of the draft)."""
     import torch
 
     with torch.inference_mode():
         logits = pair.draft(text_ids).logits[0]
     guess = logits[prompt_len - 1:-1].argmax(-1).cpu().numpy()
-    truth = text_ids[0, prompt_len:].cpu().numpy()
-    agree = guess == truth
-    n = agree.size
-    probs = []
-    run = np.ones(n, dtype=bool)  # rounds starting at t that accepted positions 1..j-1
-    for j in range(max_len):
-        alive = run[: n - j]
-        ok = agree[j:][: alive.size]
-        hits, tries = int((alive & ok).sum()), int(alive.sum())
-        probs.append((hits + 0.5) / (tries + 1.0) if tries else probs[-1] if probs else 0.5)
-        run = np.concatenate([alive & ok, np.zeros(j + 1, dtype=bool)])[:n]
-    return np.array(probs)
+    return guess == text_ids[0, prompt_len:].cpu().numpy()
+
+
+def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int) -> np.ndarray:
+    """Per-position acceptance of positions 1..max_len from the target's greedy texts: the draft's
+    agreement with each text, greedy rounds replayed on it at every L (each round starts where the
+    last one's correction token left off, as in the engine), and the acceptance whose expected
+    tokens per round match the replayed ones (see ``analysis.calibration``)."""
+    from multispin_cli.analysis.calibration import acceptance_from_tokens_per_round, replayed_tokens_per_round
+
+    agreement = [draft_agreement(pair, text, prompt_len) for text in texts]
+    return acceptance_from_tokens_per_round(replayed_tokens_per_round(agreement, max_len))
 
 
 def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
-                   seed: int, progress: Progress | None = None) -> EngineProfile:
-    """Measure T_v at every N, the per-round costs and the acceptance, on a calibration prompt."""
+                   seed: int, workload=(), progress: Progress | None = None) -> EngineProfile:
+    """Measure T_v at every N and the per-round costs on a calibration prompt, and the acceptance on
+    the target's greedy text of the ``workload`` prompts (the calibration prompt's if none): with
+    random weights the agreement differs by +-15 % from one prompt to the next, so acceptance is taken
+    from the traffic it predicts, as ``calibrate`` would be run on served traffic (the teacher-forced
+    text only, never the engine's own counts). The calibration prompt's acceptance is kept as well."""
     clock = Clock(pair.device)
     say = progress or (lambda text: None)
     prompt = prompt_ids(pair, prompt_len, seed)
@@ -394,10 +399,14 @@ def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, n
     y = np.array([r[1] for r in rows])
     slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float(np.mean(y / x)), 0.0)
     say("acceptance by position")
-    accept = acceptance_by_position(pair, text, prompt_len, max(1, max_draft_length))
+    top = max(1, max_draft_length)
+    held_out = acceptance_by_position(pair, [text], prompt_len, top)
+    texts = [_greedy_text(pair, p, new_tokens) for p in workload]
+    accept = acceptance_by_position(pair, texts, prompt_len, top) if texts else held_out
     return EngineProfile(tuple(int(n) for n in tokens), tuple(float(s) for s in seconds), spread,
                          float(max(slope, 1e-9)), float(max(intercept, 0.0)), max(round_overhead, 0.0),
-                         tuple(float(p) for p in accept), int(context.shape[1]), clock.kind)
+                         tuple(float(p) for p in accept), int(context.shape[1]), clock.kind,
+                         tuple(float(p) for p in held_out))
 
 
 def _greedy_text(pair: ModelPair, prompt, new_tokens: int):

@@ -18,7 +18,7 @@ import tomli_w
 
 from multispin_cli.errors import InputError
 from multispin_cli.hardware.engine import EngineProfile, EngineRun, build_pair, profile_engine, prompt_ids, run_engine
-from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.model.acceptance import expected_tokens, position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.system import System
@@ -66,6 +66,7 @@ class LengthResult:
     predicted_draft_s: float
     predicted_verify_s: float
     predicted_overhead_s: float
+    held_out_tokens_per_round: float = float("nan")  # predicted from the calibration prompt's text instead
 
     def _median(self, f) -> float:
         return float(np.median([f(r) for r in self.runs]))
@@ -167,24 +168,27 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     pair = build_pair(target=settings.target, draft=settings.draft, draft_layers=settings.draft_layers,
                       init_std=settings.init_std, seed=settings.seed, device=device)
     top = max(max(settings.lengths), 1)
+    prompt = prompt_ids(pair, settings.prompt_tokens, settings.seed)
     profile = profile_engine(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
                              new_tokens=settings.new_tokens, repeats=max(3, settings.repeats),
-                             seed=settings.seed + 1000, progress=say)
+                             seed=settings.seed + 1000, workload=[prompt], progress=say)
     system = engine_system(profile, top)
     plan = plan_homogeneous(system)
-    prompt = prompt_ids(pair, settings.prompt_tokens, settings.seed)
     lengths = sorted(set(settings.lengths))
     runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
     for rep in range(settings.repeats):  # interleaved: a slow spell spreads over every L
         for length in lengths:
             say(f"run {rep + 1}/{settings.repeats}: L = {length}")
             runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
+    held_out = expected_tokens(position_matrix(acceptance=[list(profile.held_out_acceptance)],
+                                               max_draft_length=top))[0]
     results = []
     for length in lengths:
         ev = evaluate(system, np.array([length]), np.zeros(1))
         draft = float(ev.phase_s[0])
         results.append(LengthResult(length, tuple(runs[length]), ev.goodput_tokens_per_s,
-                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s))
+                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s,
+                                    float(held_out[length])))
     return Validation(settings, pair.target_label, pair.draft_label, pair.device, profile, tuple(results),
                       int(plan.draft_length), time.perf_counter() - started)
 
@@ -226,6 +230,7 @@ def document(v: Validation) -> dict:
             "draft_overhead_ms": _ms(p.draft_overhead_s),
             "round_overhead_ms": _ms(p.round_overhead_s),
             "acceptance_by_position": [_sig(x) for x in p.acceptance_by_position],
+            "held_out_acceptance_by_position": [_sig(x) for x in p.held_out_acceptance],
             "verify_table": [[n, _ms(t)] for n, t in zip(p.verify_tokens, p.verify_s)],
             "verify_spread_percent": _sig(100 * p.verify_spread),
             "context_tokens": p.context,
@@ -246,6 +251,7 @@ def document(v: Validation) -> dict:
             "accepted_tokens": _sig(r.accepted),
             "tokens_per_round": _sig(r.tokens_per_round),
             "predicted_tokens_per_round": _sig(r.predicted_tokens_per_round),
+            "held_out_tokens_per_round": _sig(r.held_out_tokens_per_round),
             "draft_ms_per_round": _ms(r.phase("draft")),
             "verify_ms_per_round": _ms(r.phase("verify")),
             "overhead_ms_per_round": _ms(r.phase("overhead")),
