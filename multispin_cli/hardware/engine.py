@@ -335,19 +335,6 @@ def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: i
     return samples[1:]
 
 
-def measure_verify_table(pair: ModelPair, context_ids, max_tokens: int, repeats: int,
-                         clock: Clock) -> tuple[np.ndarray, np.ndarray, float]:
-    """``T_v(N)`` at every N in 1..max_tokens, the points interleaved repeat by repeat (slow spells of
-    a shared machine then spread over all N instead of bending the curve); median and spread."""
-    samples: list[list[float]] = [[] for _ in range(max_tokens)]
-    for _ in range(repeats):
-        for n in range(1, max_tokens + 1):
-            samples[n - 1] += _forward_seconds(pair, pair.target, context_ids, n, 1, clock)
-    med = np.array([np.median(s) for s in samples])
-    spread = float(max((max(s) - min(s)) / m for s, m in zip(samples, med))) if repeats > 1 else 0.0
-    return np.arange(1, max_tokens + 1), med, spread
-
-
 def draft_agreement(pair: ModelPair, text_ids, prompt_len: int) -> np.ndarray:
     """Whether the draft's greedy token matches the target's greedy text at each position after the
     prompt, given the text before it (teacher-forced: one forward pass of the draft)."""
@@ -370,6 +357,66 @@ def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int
     return acceptance_from_tokens_per_round(replayed_tokens_per_round(agreement, max_len))
 
 
+class EngineProfiler:
+    """Collects multispin's model terms for a pair in *sweeps* that can be interleaved with other work.
+
+    A verify sweep times ``T_v(N)`` once at every N; a rounds sweep runs the engine loop on the
+    calibration prompt at L = 0 (the loop's own cost per round), 1 and L_max (the draft's cost per
+    token and per round). ``validate`` interleaves them with the runs it predicts, so a slow spell of
+    a shared machine (the CPU-time clock still slows down when other processes take the memory
+    bandwidth and the caches) weighs on the prediction as much as on the runs. The terms are medians
+    over every sweep so far.
+    """
+
+    def __init__(self, pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, seed: int):
+        self.pair = pair
+        self.clock = Clock(pair.device)
+        self.top = max(1, max_draft_length)
+        self.prompt_len = prompt_len
+        self.new_tokens = new_tokens
+        self.prompt = prompt_ids(pair, prompt_len, seed)
+        self.text = _greedy_text(pair, self.prompt, new_tokens)
+        self.context = self.text[:, : prompt_len + new_tokens // 2]  # the runs' average context
+        self.verify_samples: list[list[float]] = [[] for _ in range(self.top + 1)]
+        self.plain: list[float] = []  # the loop's own seconds per round at L = 0, one per run
+        self.rounds: list[tuple[int, float]] = []  # (tokens drafted, round minus its verify pass) per round
+
+    def sweep_verify(self) -> None:
+        for n in range(1, self.top + 2):
+            self.verify_samples[n - 1] += _forward_seconds(self.pair, self.pair.target, self.context, n, 1,
+                                                           self.clock)
+
+    def sweep_rounds(self, new_tokens: int | None = None) -> None:
+        tokens = new_tokens or self.new_tokens
+        run = run_engine(self.pair, self.prompt, 0, tokens)
+        self.plain.append(run.per_round(run.overhead_s))
+        for length in sorted({1, max(2, self.top)}):
+            run = run_engine(self.pair, self.prompt, length, tokens)
+            self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
+
+    def profile(self, workload=()) -> EngineProfile:
+        """The terms from every sweep so far, and the acceptance (see :func:`profile_engine`)."""
+        med = np.array([np.median(s) for s in self.verify_samples])
+        spread = float(max((max(s) - min(s)) / m for s, m in zip(self.verify_samples, med)))
+        round_overhead = max(float(np.median(self.plain)), 0.0)
+        # A drafting round's own cost: the assistant's call plus the loop's work beyond plain decoding,
+        # against the tokens actually drafted (the last rounds draft fewer): the median at each count,
+        # then a line through them weighted by how many rounds each holds.
+        rows = np.array(self.rounds, dtype=float)
+        counts = np.unique(rows[:, 0])
+        x = counts
+        y = np.array([np.median(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
+        w = np.sqrt([np.sum(rows[:, 0] == n) for n in counts])
+        slope, intercept = np.polyfit(x, y, 1, w=w) if x.size > 1 else (float(y[0] / x[0]), 0.0)
+        held_out = acceptance_by_position(self.pair, [self.text], self.prompt_len, self.top)
+        texts = [_greedy_text(self.pair, p, self.new_tokens) for p in workload]
+        accept = acceptance_by_position(self.pair, texts, self.prompt_len, self.top) if texts else held_out
+        return EngineProfile(tuple(range(1, self.top + 2)), tuple(float(t) for t in med), spread,
+                             float(max(slope, 1e-9)), float(max(intercept, 0.0)), round_overhead,
+                             tuple(float(p) for p in accept), int(self.context.shape[1]), self.clock.kind,
+                             tuple(float(p) for p in held_out))
+
+
 def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
                    seed: int, workload=(), progress: Progress | None = None) -> EngineProfile:
     """Measure T_v at every N and the per-round costs on a calibration prompt, and the acceptance on
@@ -377,36 +424,18 @@ def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, n
     random weights the agreement differs by +-15 % from one prompt to the next, so acceptance is taken
     from the traffic it predicts, as ``calibrate`` would be run on served traffic (the teacher-forced
     text only, never the engine's own counts). The calibration prompt's acceptance is kept as well."""
-    clock = Clock(pair.device)
     say = progress or (lambda text: None)
-    prompt = prompt_ids(pair, prompt_len, seed)
     say("calibration: target's greedy text")
-    text = _greedy_text(pair, prompt, new_tokens)
-    context = text[:, : prompt_len + new_tokens // 2]  # the runs' average context
-    say(f"verification time at N = 1..{max_draft_length + 1}")
-    tokens, seconds, spread = measure_verify_table(pair, context, max_draft_length + 1, repeats, clock)
-    say("engine loop: per-round costs")
-    plain = [run_engine(pair, prompt, 0, new_tokens) for _ in range(max(1, repeats // 2))]
-    round_overhead = float(np.median([r.per_round(r.overhead_s) for r in plain]))
-    rows = []
-    for length in sorted({1, max(2, max_draft_length)}):
-        for _ in range(max(1, repeats // 2)):
-            run = run_engine(pair, prompt, length, new_tokens)
-            # A drafting round's own cost: the assistant's call plus the loop's work beyond plain
-            # decoding, against the tokens actually drafted (the last rounds draft fewer).
-            rows += [(n, whole - verify - round_overhead) for n, _, verify, whole in run.round_rows if n > 0]
-    x = np.array([r[0] for r in rows], dtype=float)
-    y = np.array([r[1] for r in rows])
-    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float(np.mean(y / x)), 0.0)
+    profiler = EngineProfiler(pair, max_draft_length=max_draft_length, prompt_len=prompt_len,
+                              new_tokens=new_tokens, seed=seed)
+    for rep in range(max(1, repeats)):
+        say(f"verification time at N = 1..{profiler.top + 1} ({rep + 1}/{repeats})")
+        profiler.sweep_verify()
+        if rep < max(1, repeats // 2):
+            say("engine loop: per-round costs")
+            profiler.sweep_rounds()
     say("acceptance by position")
-    top = max(1, max_draft_length)
-    held_out = acceptance_by_position(pair, [text], prompt_len, top)
-    texts = [_greedy_text(pair, p, new_tokens) for p in workload]
-    accept = acceptance_by_position(pair, texts, prompt_len, top) if texts else held_out
-    return EngineProfile(tuple(int(n) for n in tokens), tuple(float(s) for s in seconds), spread,
-                         float(max(slope, 1e-9)), float(max(intercept, 0.0)), max(round_overhead, 0.0),
-                         tuple(float(p) for p in accept), int(context.shape[1]), clock.kind,
-                         tuple(float(p) for p in held_out))
+    return profiler.profile(workload)
 
 
 def _greedy_text(pair: ModelPair, prompt, new_tokens: int):

@@ -17,7 +17,7 @@ import numpy as np
 import tomli_w
 
 from multispin_cli.errors import InputError
-from multispin_cli.hardware.engine import EngineProfile, EngineRun, build_pair, profile_engine, prompt_ids, run_engine
+from multispin_cli.hardware.engine import EngineProfile, EngineProfiler, EngineRun, build_pair, prompt_ids, run_engine
 from multispin_cli.model.acceptance import expected_tokens, position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
@@ -169,17 +169,25 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
                       init_std=settings.init_std, seed=settings.seed, device=device)
     top = max(max(settings.lengths), 1)
     prompt = prompt_ids(pair, settings.prompt_tokens, settings.seed)
-    profile = profile_engine(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
-                             new_tokens=settings.new_tokens, repeats=max(3, settings.repeats),
-                             seed=settings.seed + 1000, workload=[prompt], progress=say)
-    system = engine_system(profile, top)
-    plan = plan_homogeneous(system)
+    say("calibration: the target's greedy text")
+    profiler = EngineProfiler(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
+                              new_tokens=settings.new_tokens, seed=settings.seed + 1000)
     lengths = sorted(set(settings.lengths))
     runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
-    for rep in range(settings.repeats):  # interleaved: a slow spell spreads over every L
+    # Interleaved: every run is followed by a sweep of T_v, and every repeat by a sweep of the engine
+    # loop's per-round costs on the calibration prompt, so a slow spell of the machine weighs on the
+    # model's terms as much as on the runs it predicts (none of the runs' own timings enter the model).
+    for rep in range(settings.repeats):
+        say(f"run {rep + 1}/{settings.repeats}: per-round costs")
+        profiler.sweep_rounds()
         for length in lengths:
             say(f"run {rep + 1}/{settings.repeats}: L = {length}")
             runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
+            profiler.sweep_verify()
+    say("acceptance by position")
+    profile = profiler.profile(workload=[prompt])
+    system = engine_system(profile, top)
+    plan = plan_homogeneous(system)
     held_out = expected_tokens(position_matrix(acceptance=[list(profile.held_out_acceptance)],
                                                max_draft_length=top))[0]
     results = []
