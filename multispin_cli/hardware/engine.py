@@ -444,3 +444,43 @@ def _greedy_text(pair: ModelPair, prompt, new_tokens: int):
     with torch.inference_mode():
         return pair.target.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
                                     attention_mask=torch.ones_like(prompt))
+
+
+# --------------------------------------------------------------------------- for profile-hardware
+
+
+def measure_round_overhead(shape, *, new_tokens: int = 48, repeats: int = 3,
+                           device: str | None = None) -> tuple[float, float]:
+    """The engine loop's own seconds per round (``round_overhead_ms``) and their spread over the repeats.
+
+    Runs transformers' plain greedy decoding on a *narrow* copy of the target (its vocabulary, one
+    decoder layer, hidden size 64, random weights): the forward passes are timed apart and left out,
+    and what remains (input preparation, the cache and mask upkeep, the logits over the vocabulary,
+    the stopping checks) depends on the vocabulary, not on the model's width or depth. The clock is
+    the process's CPU time with one torch thread on CPU (that work is single-threaded Python, so it
+    is what an idle machine's wall clock would show), synchronised wall time on CUDA.
+    """
+    torch, transformers = require_transformers()
+    transformers.logging.set_verbosity_error()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = torch.get_num_threads()
+    try:
+        if device == "cpu":
+            torch.set_num_threads(1)
+        config = transformers.LlamaConfig(vocab_size=shape.vocab, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                                          max_position_embeddings=4096, tie_word_embeddings=True)
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device).eval()
+        model.generation_config.pad_token_id = 0
+        model.generation_config.eos_token_id = None
+        pair = ModelPair(model, model, shape.name, shape.name, int(shape.vocab), device)
+        prompt = prompt_ids(pair, 16, 0)
+        run_engine(pair, prompt, 0, 8)  # warm-up
+        per_round = [run.per_round(run.overhead_s)
+                     for run in (run_engine(pair, prompt, 0, new_tokens) for _ in range(repeats))]
+    finally:
+        torch.set_num_threads(threads)
+    med = float(np.median(per_round))
+    spread = (max(per_round) - min(per_round)) / med if med > 0 and len(per_round) > 1 else 0.0
+    return max(med, 0.0), float(spread)
