@@ -245,13 +245,15 @@ def calibrate(counts: DraftCounts) -> Calibration:
 # --------------------------------------------------------------------------- from the text itself
 
 
-def replayed_tokens_per_round(agreement: list[np.ndarray], max_draft_length: int) -> np.ndarray:
+def replayed_tokens_per_round(agreement: list[np.ndarray], max_draft_length: int, *,
+                              skip_first_round: bool = False) -> np.ndarray:
     """Tokens per round, G(L) for L = 0..max_draft_length, of greedy speculative decoding replayed on texts.
 
     ``agreement[t][i]`` says whether the draft's greedy token at position i of text t (given the text
     before it) is the target's. A round starting at i accepts the run of agreements from i, up to L
     of them, and commits one token more (the target's correction or bonus token): exactly what a
-    greedy engine does on that text. Pooled over the texts (all tokens over all rounds).
+    greedy engine does on that text. Pooled over the texts (all tokens over all rounds);
+    ``skip_first_round`` leaves each text's first round out, as rates that leave out the prefill do.
     """
     out = np.ones(max_draft_length + 1)
     for length in range(1, max_draft_length + 1):
@@ -263,10 +265,13 @@ def replayed_tokens_per_round(agreement: list[np.ndarray], max_draft_length: int
             for i in range(agree.size - 1, -1, -1):
                 runs[i] = runs[i + 1] + 1 if agree[i] else 0
             i = 0
+            first = True
             while i < agree.size:
                 step = min(int(runs[i]), length) + 1
-                tokens += min(step, agree.size - i)
-                rounds += 1
+                if not (first and skip_first_round):
+                    tokens += min(step, agree.size - i)
+                    rounds += 1
+                first = False
                 i += step
         out[length] = tokens / rounds if rounds else 1.0
     return out

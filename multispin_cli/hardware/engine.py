@@ -326,10 +326,15 @@ def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: i
         cache = DynamicCache(config=model.config)
         model(context_ids, use_cache=True, **{name: cache})
         new = torch.randint(1, pair.vocab, (1, n_new), generator=torch.Generator().manual_seed(n_new)).to(pair.device)
+        # what generate passes too: the mask over cache and new tokens and their positions
+        past = context_ids.shape[1]
+        positions = torch.arange(past, past + n_new, device=pair.device)
+        extra = dict(attention_mask=torch.ones(1, past + n_new, dtype=torch.long, device=pair.device),
+                     position_ids=positions[None], cache_position=positions)
         samples = []
         for _ in range(repeats + 1):
             start = clock()
-            model(new, use_cache=True, **{name: cache})
+            model(new, use_cache=True, **{name: cache}, **extra)
             samples.append(clock() - start)
             cache.crop(-n_new)  # negative: drop the tokens just added
     return samples[1:]
@@ -346,15 +351,18 @@ def draft_agreement(pair: ModelPair, text_ids, prompt_len: int) -> np.ndarray:
     return guess == text_ids[0, prompt_len:].cpu().numpy()
 
 
-def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int) -> np.ndarray:
+def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int, *,
+                           skip_first_round: bool = True) -> np.ndarray:
     """Per-position acceptance of positions 1..max_len from the target's greedy texts: the draft's
     agreement with each text, greedy rounds replayed on it at every L (each round starts where the
     last one's correction token left off, as in the engine), and the acceptance whose expected
-    tokens per round match the replayed ones (see ``analysis.calibration``)."""
+    tokens per round match the replayed ones (see ``analysis.calibration``). The first round (the
+    prompt's prefill) is left out, as the engine's rates leave it out."""
     from multispin_cli.analysis.calibration import acceptance_from_tokens_per_round, replayed_tokens_per_round
 
     agreement = [draft_agreement(pair, text, prompt_len) for text in texts]
-    return acceptance_from_tokens_per_round(replayed_tokens_per_round(agreement, max_len))
+    return acceptance_from_tokens_per_round(replayed_tokens_per_round(agreement, max_len,
+                                                                      skip_first_round=skip_first_round))
 
 
 class EngineProfiler:
