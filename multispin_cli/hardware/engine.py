@@ -9,8 +9,9 @@ Used by ``multispin validate`` to check the model against a real engine. It
   the plan can reach (one forward pass of N new tokens over a KV cache), the draft's and the
   engine's per-round costs (from short runs of the engine loop itself: the draft phase of each
   round is timed around the assistant's ``generate`` call, the target's passes by forward hooks,
-  the rest is the loop's own work), and the acceptance by position (the draft's greedy choice
-  against the target's greedy text, teacher-forced, on a calibration prompt of its own);
+  the rest is the loop's own work), in sweeps that can be interleaved with other runs, and the
+  acceptance by position (the draft's greedy choice against the target's greedy text,
+  teacher-forced, with greedy rounds replayed on it);
 * **runs** assisted generation with the draft length held constant (``num_assistant_tokens = L``,
   schedule ``constant``, no confidence cut-off; L = 0 is plain greedy decoding) and reports tokens,
   rounds, accepted tokens and the time of each phase.

@@ -1,11 +1,12 @@
 """`multispin validate`: multispin's prediction against a real engine, L by L.
 
-The engine (:mod:`multispin_cli.hardware.engine`) is first profiled on a calibration prompt, as
-``profile-hardware`` and ``calibrate`` would: T_v(N) at every N, the per-round costs and the
-acceptance by position. Those numbers make a one-user cell (the draft next to the target, so no
-uplink) and multispin's model predicts tokens/s for every draft length; the homogeneous planner
-picks its L. Then the engine runs for real on another prompt at every L asked, and the two are
-set side by side.
+The engine (:mod:`multispin_cli.hardware.engine`) runs its prompt at every L asked. Between those
+runs multispin profiles the pair as ``profile-hardware`` would, on a calibration prompt: T_v(N) at
+every N and the engine loop's per-round costs, in sweeps interleaved with the runs. The acceptance
+by position comes from the target's greedy text of the run's prompt, as ``calibrate`` would be run
+on served traffic. Those numbers make a one-user cell (the draft next to the target, so no uplink);
+multispin's model predicts tokens/s for every draft length and the homogeneous planner picks its L;
+the two are set side by side.
 """
 
 from __future__ import annotations
