@@ -395,13 +395,21 @@ class EngineProfiler:
             self.verify_samples[n - 1] += _forward_seconds(self.pair, self.pair.target, self.context, n, 1,
                                                            self.clock)
 
-    def sweep_rounds(self, new_tokens: int | None = None) -> None:
-        tokens = new_tokens or self.new_tokens
-        run = run_engine(self.pair, self.prompt, 0, tokens)
-        self.plain.append(run.per_round(run.overhead_s))
-        for length in sorted({1, max(2, self.top)}):
-            run = run_engine(self.pair, self.prompt, length, tokens)
+    def round_lengths(self) -> tuple[int, ...]:
+        """The draft lengths of the engine-loop runs: 0 (the loop alone), 1 and the largest."""
+        return tuple(sorted({0, 1, max(2, self.top)}))
+
+    def sweep_round(self, length: int, new_tokens: int | None = None) -> None:
+        """One run of the engine loop on the calibration prompt at ``length``."""
+        run = run_engine(self.pair, self.prompt, length, new_tokens or self.new_tokens)
+        if length == 0:
+            self.plain.append(run.per_round(run.overhead_s))
+        else:
             self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
+
+    def sweep_rounds(self, new_tokens: int | None = None) -> None:
+        for length in self.round_lengths():
+            self.sweep_round(length, new_tokens)
 
     def profile(self, workload=()) -> EngineProfile:
         """The terms from every sweep so far, and the acceptance (see :func:`profile_engine`)."""
