@@ -175,13 +175,12 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
                               new_tokens=settings.new_tokens, seed=settings.seed + 1000)
     lengths = sorted(set(settings.lengths))
     runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
-    # Interleaved: every run is followed by a sweep of T_v and by one short run of the engine loop on
-    # the calibration prompt (at L = 0, 1 and the largest L in turn), so a slow spell of the machine
-    # weighs on the model's terms as much as on the runs it predicts (none of the runs' own timings
-    # enter the model).
-    short = max(16, settings.new_tokens // 3)
+    # Interleaved: every run is followed by a sweep of T_v, and every second run by a run of the
+    # engine loop on the calibration prompt (at L = 0, 1 and the largest L in turn, as long as the
+    # runs, so that their contexts match), so a slow spell of the machine weighs on the model's terms
+    # as much as on the runs it predicts (none of the runs' own timings enter the model).
     say("engine loop: per-round costs")
-    profiler.sweep_rounds(short)
+    profiler.sweep_rounds()
     cycle = profiler.round_lengths()
     done = 0
     for rep in range(settings.repeats):
@@ -189,7 +188,8 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
             say(f"run {rep + 1}/{settings.repeats}: L = {length}")
             runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
             profiler.sweep_verify()
-            profiler.sweep_round(cycle[done % len(cycle)], short)
+            if done % 2:
+                profiler.sweep_round(cycle[(done // 2) % len(cycle)])
             done += 1
     say("acceptance by position")
     profile = profiler.profile(workload=[prompt])
