@@ -6,11 +6,17 @@ first decoder layer, final norm and head). Then runs ``multispin validate`` in a
 L = 0..8 (256 new tokens, greedy) ``--runs`` times and prints, per run, measured vs predicted tokens/s
 per L, the worst error and how much slower the plan's L ran than the measured best.
 
-    python benchmarks/validate_engine.py [--runs 2] [--repeats 2] [--new-tokens 256] [--out DIR]
+    python benchmarks/validate_engine.py [--runs 2] [--repeats 3] [--new-tokens 256] [--out DIR]
 
 Targets (issue 14): worst |error| over L = 0..8 at most 5 %, the plan's L within 1 % of the measured
 best, on two runs. The clock is the process's CPU time with one torch thread, so other processes
-on the machine change the numbers far less than wall time; still, measure on an idle machine.
+on the machine change the numbers less than wall time, but not by nothing (shared caches and memory
+bandwidth: up to 20 % at a load average of 6 on 2 cores): measure on an idle machine. The defaults
+take about 12-13 minutes of CPU per run on this 2-core machine (about 25 minutes for the two runs
+on an idle machine; several times that under load). Each run prints its load average before and
+after, per L the measured and predicted tokens/s, error, tokens per round (predicted, and from a
+held-out prompt) and each phase's ms per round against the prediction, then the worst error and
+the plan's L against the measured best; the last line says whether both targets were met.
 """
 
 from __future__ import annotations
