@@ -308,7 +308,7 @@ def view(v: Validation):
     if v.plan_loss is not None:
         lines.append(f"the plan's L ran {100 * v.plan_loss:.1f} % slower than the measured best")
     p = v.profile
-    lines.append(f"model terms measured first: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
+    lines.append(f"model terms, measured between the runs: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
                  f"{1e3 * p.draft_overhead_s:.2f} ms/round, engine {1e3 * p.round_overhead_s:.2f} ms/round, "
                  f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
                  f"(spread {100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
