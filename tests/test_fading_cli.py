@@ -93,7 +93,6 @@ def test_export_of_an_adaptive_plan_gives_the_rule(write_profile, tmp_path):
     ('fading = "rayleigh"\ncsi_delay_ms = -5', "system.csi_delay_ms"),
     ('fading = "rayleigh"\nrician_k_db = 6', "system.rician_k_db"),
     ('fading = "rician"', "rician_k_db"),
-    ('fading = "rayleigh"\nrate_model = "shannon-gap"\nsnr_gap_db = 3', "system.fading"),
 ])
 def test_bad_fading_keys_are_one_line_naming_the_key(write_profile, edit, key):
     text = MINIMAL_PROFILE.replace("max_draft_length = 8", f"max_draft_length = 8\n{edit}")

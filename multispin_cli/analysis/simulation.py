@@ -55,7 +55,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.policies import Controller, decide
+from multispin_cli.planners.policies import Controller, decide, lost_uploads
 
 FADING_MODELS = FADING_KINDS
 CHUNK_ELEMENTS = 1 << 20  # rounds x users drawn at once (about 8 MiB per float array)
@@ -333,6 +333,7 @@ def policy_rounds(
         uniforms = accept_rng.random((n, users))
         csi, true, state = draw_gains(fading, n, fading_rng, rho=rho, state=state)
         lengths, bandwidth = decide(system, control, csi, true)
+        lengths = lost_uploads(system, lengths, bandwidth, system.channel.faded(true))
         tokens = np.ones((n, users), dtype=np.int16)
         if survival.shape[1]:
             tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)

@@ -29,6 +29,7 @@ from multispin_cli.planners.policies import (
     Controller,
     Staircase,
     decide,
+    lost_uploads,
     reference_snr,
     round_seconds_on,
     staircase,
@@ -67,7 +68,9 @@ class PolicyScore:
 def score_policy(system: System, control: Controller, csi: np.ndarray, true: np.ndarray) -> PolicyScore:
     """Run a policy on the drawn gains: ratio estimate ``sum G / sum T`` and its 95 % interval."""
     lengths, bandwidth = decide(system, control, csi, true)
-    t = round_seconds_on(system, lengths, bandwidth, system.channel.faded(true))
+    channel = system.channel.faded(true)
+    lengths = lost_uploads(system, lengths, bandwidth, channel)
+    t = round_seconds_on(system, lengths, bandwidth, channel)
     g = tokens_per_round(system, lengths)
     total = g.sum(axis=-1)
     if not np.all(np.isfinite(t)):
@@ -123,6 +126,28 @@ class AdaptivePlan:
         return t[:, 0] if t.shape[1] else np.full(t.shape[0], np.inf)
 
 
+SKIP_LEVELS = (0.03, 0.1, 0.3)  # common skip gains (relative to the mean) tried for every plan
+
+
+def outage_gain(system: System, bandwidth_hz) -> np.ndarray:
+    """Per user: the least gain at which its grant ``bandwidth_hz`` carries any rate (bisection on
+    log g; 0 where it always does, inf where it never does)."""
+    w = np.asarray(bandwidth_hz, dtype=float)
+    lo = np.full(system.users, np.log(1e-9))
+    hi = np.full(system.users, np.log(1e9))
+
+    def carries(log_g):
+        return system.channel.faded(np.exp(log_g)).rate_bps(w) > 0
+
+    always, never = carries(lo), ~carries(hi)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        ok = carries(mid)
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid)
+    return np.where(always, 0.0, np.where(never, np.inf, np.exp(hi)))
+
+
 def _price(system: System, lengths: np.ndarray, deadline_s: float, gamma: float) -> float:
     _, slope = bandwidth_for_deadline(system, lengths, deadline_s)
     total = float(np.abs(slope[np.isfinite(slope)]).sum())
@@ -157,6 +182,18 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
     quiet = score_policy(system, control(silent), csi, true)
     if quiet.goodput_tokens_per_s > best.goodput_tokens_per_s:
         best_rule, best = silent, quiet
+    # Each plan's lengths with skip thresholds: where its static grant would carry nothing (step
+    # rates: then the rule drops exactly the users the static plan loses, and re-splits the rest,
+    # so it is never worse than the static plan on exact CSI), and a few common gain levels.
+    for p in plans:
+        ev = p.evaluation
+        skips = [outage_gain(system, ev.bandwidth_hz)] if not system.channel.link.is_shannon else []
+        skips += [np.full(system.users, q) for q in SKIP_LEVELS]
+        for skip in skips:
+            rule = Staircase.fixed(ev.draft_lengths, top, skip)
+            result = score_policy(system, control(rule), csi, true)
+            if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
+                best_rule, best = rule, result
 
     slope = verify_slope(system, base.verify_tokens)
     deadline = base.draft_upload_s if base.draft_upload_s > 0 else float(system.verify(system.users))

@@ -28,6 +28,7 @@ import numpy as np
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import compute_seconds, tokens_per_round, upload_bits, verify_tokens
 from multispin_cli.model.system import System
+from multispin_cli.planners.faded_split import admit, faded_least_deadline_split
 from multispin_cli.planners.split import equal_finish_split
 
 POLICIES = ("static", "adaptive-split", "adaptive", "oracle")
@@ -37,9 +38,13 @@ _LOW_GAIN, _HIGH_GAIN = 1e-9, 1e9  # thresholds outside these are "always" and "
 def round_split(system: System, lengths, channel: Channel) -> tuple[np.ndarray, np.ndarray]:
     """The per-round split of the band: deadline (rounds,) and bandwidth (rounds, K) on ``channel``.
 
-    Every policy re-splits through this one function (today the exact equal-finish split).
+    Every policy re-splits through this one function, exact like the static planners: the
+    equal-finish Newton split on a continuous band with Shannon rates, else the least deadline in
+    whole resource blocks or on step/capped rates (:mod:`multispin_cli.planners.faded_split`).
     """
-    return equal_finish_split(system, lengths, channel)
+    if system.smooth:
+        return equal_finish_split(system, lengths, channel)
+    return faded_least_deadline_split(system, lengths, channel)
 
 
 def round_seconds_on(system: System, lengths, bandwidth_hz, channel: Channel) -> np.ndarray:
@@ -50,6 +55,20 @@ def round_seconds_on(system: System, lengths, bandwidth_hz, channel: Channel) ->
     upload = np.where(np.isnan(upload), np.inf, upload)
     deadline = (compute_seconds(system, lengths) + upload).max(axis=-1, initial=0.0)
     return deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
+
+
+def lost_uploads(system: System, lengths, bandwidth_hz, channel: Channel) -> np.ndarray:
+    """The lengths with every upload that cannot go through set to 0 (outage).
+
+    With step rates (CQI) a user whose SNR is below the lowest level carries nothing on any band:
+    its draft is lost that round, it gets the server's one token, and the round does not wait for
+    it (the scheduler drops what it cannot receive). On Shannon rates nothing is ever lost.
+    """
+    lengths = np.asarray(lengths)
+    if channel.link.is_shannon:
+        return lengths
+    lost = (upload_bits(system, lengths) > 0) & ~(channel.rate_bps(bandwidth_hz) > 0)
+    return np.where(lost, 0, lengths) if lost.any() else lengths
 
 
 def reference_snr(system: System) -> np.ndarray:
@@ -121,6 +140,14 @@ def _needs(system: System, deadline_s, gain) -> np.ndarray:
     column = Channel(ch.power_limited[:, None], ch.spectral_efficiency[:, None], ch.snr_bandwidth_hz[:, None])
     channel = column.faded(np.broadcast_to(g[..., None], shape))
     need, _ = channel.bandwidth_for_rate(np.broadcast_to(rate, shape))
+    if system.resource_block_hz is not None:  # whole blocks, at least the user's minimum
+        block = system.resource_block_hz
+        with np.errstate(invalid="ignore"):
+            blocks = np.ceil(need / block * (1.0 - 1e-12))
+        if not channel.monotone:
+            blocks = channel.blocks_for_rate(np.broadcast_to(rate, shape), block)
+        minimum = np.asarray(system.min_resource_blocks, dtype=float)[:, None]
+        need = np.maximum(blocks, minimum) * block
     need = np.where(lengths > 0, need, 0.0)
     return np.where(np.isnan(need), np.inf, need)
 
@@ -239,13 +266,18 @@ def decide(system: System, control: Controller, csi_gain, true_gain=None) -> tup
     if control.policy == "adaptive-split":
         lengths = np.broadcast_to(control.lengths, csi.shape).copy()
     elif control.policy == "adaptive":
-        lengths = control.rule.lengths(csi)
+        lengths = admit(system, control.rule.lengths(csi), csi)
     elif control.policy == "oracle":
         gain = csi if true_gain is None else np.atleast_2d(np.asarray(true_gain, dtype=float))
         return _oracle_decide(system, control, gain)
     else:
         raise ValueError(f"unknown policy {control.policy!r}")
-    _, bandwidth = round_split(system, lengths, system.channel.faded(csi))
+    channel = system.channel.faded(csi)
+    if not channel.link.is_shannon:  # no grant for a user the CSI says cannot carry any rate
+        # (power-limited users always carry some rate on a narrow enough band)
+        with np.errstate(invalid="ignore"):
+            lengths = np.where(channel.power_limited | (channel.link_efficiency > 0), lengths, 0)
+    _, bandwidth = round_split(system, lengths, channel)
     return lengths, bandwidth.reshape(rounds, system.users)
 
 
@@ -318,7 +350,8 @@ def _local_search(system, gamma, gain, lengths, bandwidth, score, passes: int = 
         value = tokens_per_round(system, trial).sum(axis=-1) - gamma * t
         pick = np.argmax(value, axis=1)
         top_value = np.take_along_axis(value, pick[:, None], axis=1)[:, 0]
-        better = top_value > score + 1e-12 * np.abs(score)
+        with np.errstate(invalid="ignore"):  # -inf scores (a round no split can run) compare as NaN
+            better = (top_value > score + 1e-12 * np.abs(score)) | (np.isfinite(top_value) & ~np.isfinite(score))
         if not better.any():
             break
         rows = np.arange(trial.shape[0])
