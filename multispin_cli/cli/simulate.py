@@ -66,8 +66,8 @@ def simulate(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     rows: RowsOpt = 40,
-    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws when planning the adaptive "
-                                         "plan.", min=1)] = 2000,
+    samples: Annotated[int | None, typer.Option("--samples", metavar="N", help="Fading draws when planning the "
+                                                "adaptive plan (default: sized automatically).", min=1)] = None,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():

@@ -32,13 +32,16 @@ from multispin_cli.planners.policies import (
     lost_uploads,
     reference_snr,
     round_seconds_on,
-    staircase,
+    staircases,
     verify_slope,
 )
 from multispin_cli.planners.split import bandwidth_for_deadline
 
 Z95 = 1.959963984540054
-DEFAULT_SAMPLES = 2000
+DEFAULT_SAMPLES = 2000  # the most draws the automatic sizing uses
+SEARCH_SAMPLES = 400  # draws the candidates are compared on when the draws are sized automatically
+TARGET_HALF_WIDTH = 0.004  # automatic sizing: the winner's 95 % interval within 0.4 % of its goodput
+FINALISTS = 4  # the best candidates of the search re-scored on all the draws
 ORACLE_ELEMENTS = 1_500_000  # oracle rounds x users x lengths evaluated in planning (time bound)
 
 
@@ -154,19 +157,29 @@ def _price(system: System, lengths: np.ndarray, deadline_s: float, gamma: float)
     return gamma / total if total > 0 else gamma / max(system.bandwidth_hz * max(deadline_s, 1e-9), 1e-30)
 
 
-def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples: int = DEFAULT_SAMPLES,
+def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples: int | None = None,
                   seed: int = 0) -> AdaptivePlan:
-    """Solve the adaptive rule for a fading cell by sample-average approximation over seeded draws."""
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+    """Solve the adaptive rule for a fading cell by sample-average approximation over seeded draws.
+
+    ``samples`` None (the default) sizes the draws itself: the candidates are compared on the first
+    ``SEARCH_SAMPLES`` draws (common random numbers make those comparisons sharp), and the best few
+    are scored on as many draws as the winner's 95 % interval needs to be within
+    ``TARGET_HALF_WIDTH`` of its goodput (at least ``SEARCH_SAMPLES``, at most ``DEFAULT_SAMPLES``).
+    An explicit ``samples`` uses exactly that many draws for everything.
+    """
+    auto = samples is None
+    if not auto and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1):
         raise InputError(f"must be a positive integer, got {samples!r}", key="samples")
     if not plans:
         raise ValueError("plan_adaptive needs at least one static plan to start from")
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
-    csi, true, _ = draw_gains(fading, int(samples), rng)
+    drawn = DEFAULT_SAMPLES if auto else int(samples)
+    all_csi, all_true, _ = draw_gains(fading, drawn, rng)
+    search = min(SEARCH_SAMPLES, drawn) if auto else drawn
+    csi, true = all_csi[:search], all_true[:search]
 
     statics = {p.name: score_policy(system, Controller("static", p.evaluation.draft_lengths,
                                                        p.evaluation.bandwidth_hz), csi, true) for p in plans}
-    static_name = max(statics, key=lambda n: statics[n].goodput_tokens_per_s)
     splits = {p.name: score_policy(system, Controller("adaptive-split", p.evaluation.draft_lengths,
                                                       p.evaluation.bandwidth_hz), csi, true) for p in plans}
     base_name = max(splits, key=lambda n: splits[n].goodput_tokens_per_s)
@@ -176,12 +189,19 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
     def control(rule: Staircase) -> Controller:
         return Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=rule)
 
+    candidates: list[tuple[float, Staircase]] = []  # (search goodput, rule) of every rule tried
+
+    def trial(rule: Staircase) -> PolicyScore:
+        result = score_policy(system, control(rule), csi, true)
+        candidates.append((result.goodput_tokens_per_s, rule))
+        return result
+
     best_rule = Staircase.fixed(base.draft_lengths, top)
     best = splits[base_name]
-    silent = Staircase(np.full((system.users, top), np.inf))
-    quiet = score_policy(system, control(silent), csi, true)
+    candidates.append((best.goodput_tokens_per_s, best_rule))
+    quiet = trial(Staircase(np.full((system.users, top), np.inf)))
     if quiet.goodput_tokens_per_s > best.goodput_tokens_per_s:
-        best_rule, best = silent, quiet
+        best_rule, best = candidates[-1][1], quiet
     # Each plan's lengths with skip thresholds: where its static grant would carry nothing (step
     # rates: then the rule drops exactly the users the static plan loses, and re-splits the rest,
     # so it is never worse than the static plan on exact CSI), and a few common gain levels.
@@ -191,7 +211,7 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
         skips += [np.full(system.users, q) for q in SKIP_LEVELS]
         for skip in skips:
             rule = Staircase.fixed(ev.draft_lengths, top, skip)
-            result = score_policy(system, control(rule), csi, true)
+            result = trial(rule)
             if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
                 best_rule, best = rule, result
 
@@ -202,15 +222,46 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
     price = _price(system, lengths, deadline, gamma)
     centre = (1.0, 1.0)
     for steps in ((0.5, 0.7, 1.4, 2.0), (0.8, 0.9, 1.12, 1.25)):
+        tried: set[tuple[float, float]] = set()  # at one gamma a point gives one rule: try it once
         for axis in (0, 1, 0, 1):
             options = [centre] + [(centre[0] * f, centre[1]) if axis == 0 else (centre[0], centre[1] * f)
                                   for f in (steps if axis == 0 else tuple(s * s for s in steps))]
-            for d_f, p_f in options:
-                rule = staircase(system, gamma=gamma, slope=slope, price=price * p_f, deadline_s=deadline * d_f)
-                result = score_policy(system, control(rule), csi, true)
+            options = [o for o in options if (round(o[0], 12), round(o[1], 12)) not in tried]
+            tried.update((round(o[0], 12), round(o[1], 12)) for o in options)
+            if not options:
+                continue
+            rules = staircases(system, gamma=gamma, slope=slope, prices=[price * o[1] for o in options],
+                               deadlines_s=[deadline * o[0] for o in options])
+            for (d_f, p_f), rule in zip(options, rules):
+                result = trial(rule)
                 if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
                     best_rule, best, centre = rule, result, (d_f, p_f)
         gamma = max(best.goodput_tokens_per_s, 1e-9)  # Dinkelbach: value tokens at the achieved goodput
+
+    if auto:
+        # The best few on more draws: as many as the winner's interval needs (auto), or all of them.
+        final = drawn
+        if auto:
+            half = (best.ci95[1] - best.ci95[0]) / 2.0
+            rate = max(best.goodput_tokens_per_s, 1e-12)
+            need = search * (half / (TARGET_HALF_WIDTH * rate)) ** 2
+            final = int(min(drawn, max(search, 100 * np.ceil(need / 100.0))))
+        csi, true = all_csi[:final], all_true[:final]
+        if final > search:
+            statics = {p.name: score_policy(system, Controller("static", p.evaluation.draft_lengths,
+                                                               p.evaluation.bandwidth_hz), csi, true) for p in plans}
+            splits = {p.name: score_policy(system, Controller("adaptive-split", p.evaluation.draft_lengths,
+                                                              p.evaluation.bandwidth_hz), csi, true) for p in plans}
+            best_rule = Staircase.fixed(base.draft_lengths, top)
+            best = splits[base_name]
+            ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i][0])[:FINALISTS]
+            for i in ranked:
+                rule = candidates[i][1]
+                result = score_policy(system, control(rule), csi, true)
+                if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
+                    best_rule, best = rule, result
+        samples = final
+    static_name = max(statics, key=lambda n: statics[n].goodput_tokens_per_s)
 
     chosen = control(best_rule)
     # The oracle on the first draws (its per-round search is costly), gamma iterated to its own goodput.

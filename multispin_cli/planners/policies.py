@@ -161,22 +161,34 @@ def _choose(values: np.ndarray, needs: np.ndarray, price) -> np.ndarray:
 
 
 def staircase(system: System, *, gamma: float, slope: float, price: float, deadline_s: float,
-              iterations: int = 60) -> Staircase:
+              iterations: int = 24) -> Staircase:
     """Tabulate the rule ``argmax_L G_k(L) - gamma slope L - price W_k(L, D, g)`` as CSI thresholds.
 
     The choice grows with the gain g (a better channel makes every length cheaper, longer ones the
-    most), so each threshold is found by bisection on log g.
+    most), so each threshold is found by bisection on log g (24 halvings of 1e-9..1e9: each
+    threshold to 3e-6 relative, 1e-5 dB).
     """
-    users, top = system.users, system.max_draft_length
-    values = _values(system, gamma, slope)  # (K, L+1)
-    lo = np.full((users, top), np.log(_LOW_GAIN))
-    hi = np.full((users, top), np.log(_HIGH_GAIN))
-    need_len = np.arange(1, top + 1)[None, :]
+    return staircases(system, gamma=gamma, slope=slope, prices=[price], deadlines_s=[deadline_s],
+                      iterations=iterations)[0]
 
-    def reaches(log_g):  # (K, top) -> bool: at gain exp(log_g) user k drafts >= L
-        g = np.exp(log_g).T  # (top, K): one "round" per tested length
-        chosen = _choose(values, _needs(system, deadline_s, g), price)  # (top, K)
-        return chosen.T >= need_len
+
+def staircases(system: System, *, gamma: float, slope: float, prices, deadlines_s,
+               iterations: int = 24) -> list[Staircase]:
+    """:func:`staircase` for several (price, deadline) pairs at once (one bisection for all)."""
+    users, top = system.users, system.max_draft_length
+    price = np.asarray(prices, dtype=float)
+    deadline = np.asarray(deadlines_s, dtype=float)[:, None, None]  # (n, 1, 1): per rule
+    n = price.size
+    values = _values(system, gamma, slope)  # (K, L+1)
+    lo = np.full((n, users, top), np.log(_LOW_GAIN))
+    hi = np.full((n, users, top), np.log(_HIGH_GAIN))
+    need_len = np.arange(1, top + 1)[None, None, :]
+    price_col = price[:, None]  # (n, 1) against choices (n, top, K)
+
+    def reaches(log_g):  # (n, K, top) -> bool: at gain exp(log_g) user k drafts >= L
+        g = np.exp(log_g).transpose(0, 2, 1)  # (n, top, K): one "round" per tested length
+        chosen = _choose(values, _needs(system, deadline, g), price_col)  # (n, top, K)
+        return chosen.transpose(0, 2, 1) >= need_len
 
     never = ~reaches(hi)
     always = reaches(lo)
@@ -187,7 +199,7 @@ def staircase(system: System, *, gamma: float, slope: float, price: float, deadl
         lo = np.where(ok, lo, mid)
     threshold = np.exp(hi)
     threshold = np.where(never, np.inf, np.where(always, 0.0, threshold))
-    return Staircase(np.maximum.accumulate(threshold, axis=1))
+    return [Staircase(np.maximum.accumulate(t, axis=1)) for t in threshold]
 
 
 # --------------------------------------------------------------------------- the oracle
