@@ -55,7 +55,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.policies import Controller, decide, lost_uploads
+from multispin_cli.planners.policies import Controller, decide, settle
 
 FADING_MODELS = FADING_KINDS
 CHUNK_ELEMENTS = 1 << 20  # rounds x users drawn at once (about 8 MiB per float array)
@@ -333,18 +333,14 @@ def policy_rounds(
         uniforms = accept_rng.random((n, users))
         csi, true, state = draw_gains(fading, n, fading_rng, rho=rho, state=state)
         lengths, bandwidth = decide(system, control, csi, true)
-        lengths = lost_uploads(system, lengths, bandwidth, system.channel.faded(true))
-        tokens = np.ones((n, users), dtype=np.int16)
-        if survival.shape[1]:
-            tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)
         draft = compute_seconds(system, lengths)
         if jitter > 0:
             draft = draft * _lognormal_factor(jitter_rng, (n, users), jitter)
-        bits = upload_bits(system, lengths)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            upload = np.where(bits > 0, bits / system.channel.faded(true).rate_bps(bandwidth), 0.0)
-        upload = np.where(np.isnan(upload), np.inf, upload)
-        deadline = (draft + upload).max(axis=1, initial=0.0)
+        lengths, deadline = settle(system, lengths, bandwidth, csi, true, wait_factor=control.wait_factor,
+                                   draft_s=draft)
+        tokens = np.ones((n, users), dtype=np.int16)
+        if survival.shape[1]:
+            tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)
         round_s_now = deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
         yield tokens, round_s_now, lengths, bandwidth
 

@@ -29,9 +29,8 @@ from multispin_cli.planners.policies import (
     Controller,
     Staircase,
     decide,
-    lost_uploads,
     reference_snr,
-    round_seconds_on,
+    settle,
     staircases,
     verify_slope,
 )
@@ -41,6 +40,7 @@ Z95 = 1.959963984540054
 DEFAULT_SAMPLES = 2000  # the most draws the automatic sizing uses
 SEARCH_SAMPLES = 400  # draws the candidates are compared on when the draws are sized automatically
 TARGET_HALF_WIDTH = 0.004  # automatic sizing: the winner's 95 % interval within 0.4 % of its goodput
+WAIT_FACTORS = (1.1, 1.25, 1.5, 2.0, 3.0)  # wait limits tried under stale CSI (x the planned deadline)
 FINALISTS = 4  # the best candidates of the search re-scored on all the draws
 ORACLE_ELEMENTS = 1_500_000  # oracle rounds x users x lengths evaluated in planning (time bound)
 
@@ -71,9 +71,8 @@ class PolicyScore:
 def score_policy(system: System, control: Controller, csi: np.ndarray, true: np.ndarray) -> PolicyScore:
     """Run a policy on the drawn gains: ratio estimate ``sum G / sum T`` and its 95 % interval."""
     lengths, bandwidth = decide(system, control, csi, true)
-    channel = system.channel.faded(true)
-    lengths = lost_uploads(system, lengths, bandwidth, channel)
-    t = round_seconds_on(system, lengths, bandwidth, channel)
+    lengths, deadline = settle(system, lengths, bandwidth, csi, true, wait_factor=control.wait_factor)
+    t = deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
     g = tokens_per_round(system, lengths)
     total = g.sum(axis=-1)
     if not np.all(np.isfinite(t)):
@@ -186,19 +185,19 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
     base = next(p for p in plans if p.name == base_name).evaluation
     top = system.max_draft_length
 
-    def control(rule: Staircase) -> Controller:
-        return Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=rule)
+    def control(rule: Staircase, wait: float = np.inf) -> Controller:
+        return Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=rule, wait_factor=wait)
 
-    candidates: list[tuple[float, Staircase]] = []  # (search goodput, rule) of every rule tried
+    candidates: list[tuple[float, Staircase, float]] = []  # (search goodput, rule, wait factor) tried
 
-    def trial(rule: Staircase) -> PolicyScore:
-        result = score_policy(system, control(rule), csi, true)
-        candidates.append((result.goodput_tokens_per_s, rule))
+    def trial(rule: Staircase, wait: float = np.inf) -> PolicyScore:
+        result = score_policy(system, control(rule, wait), csi, true)
+        candidates.append((result.goodput_tokens_per_s, rule, wait))
         return result
 
     best_rule = Staircase.fixed(base.draft_lengths, top)
     best = splits[base_name]
-    candidates.append((best.goodput_tokens_per_s, best_rule))
+    candidates.append((best.goodput_tokens_per_s, best_rule, np.inf))
     quiet = trial(Staircase(np.full((system.users, top), np.inf)))
     if quiet.goodput_tokens_per_s > best.goodput_tokens_per_s:
         best_rule, best = candidates[-1][1], quiet
@@ -238,6 +237,16 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
                     best_rule, best, centre = rule, result, (d_f, p_f)
         gamma = max(best.goodput_tokens_per_s, 1e-9)  # Dinkelbach: value tokens at the achieved goodput
 
+    best_wait = np.inf
+    if fading.csi_delay_s > 0:
+        # Stale CSI: a user whose channel fell since the CSI can hold the whole round; a limit on the
+        # wait (a multiple of the round's planned deadline) drops such uploads instead.
+        rule = best_rule
+        for wait in WAIT_FACTORS:
+            result = trial(rule, wait)
+            if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
+                best, best_wait = result, wait
+
     if auto:
         # The best few on more draws: as many as the winner's interval needs (auto), or all of them.
         final = drawn
@@ -252,18 +261,18 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
                                                                p.evaluation.bandwidth_hz), csi, true) for p in plans}
             splits = {p.name: score_policy(system, Controller("adaptive-split", p.evaluation.draft_lengths,
                                                               p.evaluation.bandwidth_hz), csi, true) for p in plans}
-            best_rule = Staircase.fixed(base.draft_lengths, top)
+            best_rule, best_wait = Staircase.fixed(base.draft_lengths, top), np.inf
             best = splits[base_name]
             ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i][0])[:FINALISTS]
             for i in ranked:
-                rule = candidates[i][1]
-                result = score_policy(system, control(rule), csi, true)
+                _, rule, wait = candidates[i]
+                result = score_policy(system, control(rule, wait), csi, true)
                 if result.goodput_tokens_per_s > best.goodput_tokens_per_s:
-                    best_rule, best = rule, result
+                    best_rule, best, best_wait = rule, result, wait
         samples = final
     static_name = max(statics, key=lambda n: statics[n].goodput_tokens_per_s)
 
-    chosen = control(best_rule)
+    chosen = control(best_rule, best_wait)
     # The oracle on the first draws (its per-round search is costly), gamma iterated to its own goodput.
     per_round = system.users * (top + 1) * 14
     n_oracle = int(min(samples, max(32, ORACLE_ELEMENTS // max(per_round, 1))))

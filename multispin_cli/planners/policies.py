@@ -71,6 +71,39 @@ def lost_uploads(system: System, lengths, bandwidth_hz, channel: Channel) -> np.
     return np.where(lost, 0, lengths) if lost.any() else lengths
 
 
+def settle(system: System, lengths, bandwidth_hz, csi_gain, true_gain, *, wait_factor: float = np.inf,
+           draft_s=None) -> tuple[np.ndarray, np.ndarray]:
+    """What a round delivers once the uploads meet the true channel: the lengths that arrive and the
+    upload deadline (rounds,).
+
+    Uploads that cannot go through at all are lost (:func:`lost_uploads`). With a finite
+    ``wait_factor`` the server waits at most that many times the deadline the scheduler planned on
+    its CSI: an upload still under way then is dropped (its user gets the server's one token) and
+    the round's upload phase ends at that limit. On exact CSI nothing is ever late. ``draft_s``
+    replaces the device times (e.g. with jitter).
+    """
+    csi = np.atleast_2d(np.asarray(csi_gain, dtype=float))
+    true = np.atleast_2d(np.asarray(true_gain, dtype=float))
+    channel = system.channel.faded(true)
+    lengths = lost_uploads(system, lengths, bandwidth_hz, channel)
+    bits = upload_bits(system, lengths)
+    compute = compute_seconds(system, lengths)
+    draft = compute if draft_s is None else np.where(lengths > 0, draft_s, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upload = np.where(bits > 0, bits / channel.rate_bps(bandwidth_hz), 0.0)
+    finish = draft + np.where(np.isnan(upload), np.inf, upload)
+    if not np.isfinite(wait_factor):
+        return lengths, finish.max(axis=-1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        planned_up = np.where(bits > 0, bits / system.channel.faded(csi).rate_bps(bandwidth_hz), 0.0)
+    planned = (compute + np.where(np.isnan(planned_up), np.inf, planned_up)).max(axis=-1, initial=0.0)
+    limit = wait_factor * planned
+    late = finish > limit[:, None]
+    lengths = np.where(late, 0, lengths)
+    deadline = np.maximum(np.where(late, 0.0, finish).max(axis=-1, initial=0.0), np.where(late.any(axis=-1), limit, 0.0))
+    return lengths, deadline
+
+
 def reference_snr(system: System) -> np.ndarray:
     """The linear SNR a CSI gain of 1 stands for: the fixed SNR, or ``Q / W`` over the whole band."""
     return system.channel.snr_at(system.bandwidth_hz)
@@ -263,6 +296,7 @@ class Controller:
     slope: float = 0.0
     deadline_s: float = 0.0
     fallback: Staircase | None = None  # oracle: a deployable rule it compares against each round
+    wait_factor: float = np.inf  # the server waits at most this times the round's planned deadline (stale CSI)
 
 
 def decide(system: System, control: Controller, csi_gain, true_gain=None) -> tuple[np.ndarray, np.ndarray]:
