@@ -1,6 +1,7 @@
 """Per-round decision time of the fading policies, and planning time under fading.
 
-Run: ``python benchmarks/fading_speed.py [--users 64 1000] [--samples 2000] [--no-plan]``.
+Run: ``python benchmarks/fading_speed.py [--users 64 1000] [--samples N] [--no-plan]`` (draws: automatic
+unless ``--samples``).
 
 * decision: one round's decision as a scheduler makes it, round after round
   (``round_scheduler.RoundScheduler.step`` on one row of CSI gains: the staircase rule plus the
@@ -57,7 +58,7 @@ def per_round(system, control, csi) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, nargs="*", default=[64, 1000])
-    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=None, help="fading draws (default: automatic)")
     parser.add_argument("--no-plan", action="store_true")
     args = parser.parse_args()
     for users in args.users:
@@ -91,7 +92,7 @@ def main() -> None:
             report = plan_report(system, samples=args.samples, seed=0)
             secs = time.perf_counter() - t
             ad = report.adaptive
-            print(f"{users:5d} users  planning under fading ({args.samples} draws, oracle on {ad.oracle_samples}): "
+            print(f"{users:5d} users  planning under fading ({ad.samples} draws, oracle on {ad.oracle_samples}): "
                   f"{secs:.1f} s; adaptive {ad.goodput_tokens_per_s:,.1f} tok/s, oracle {ad.oracle_tokens_per_s:,.1f}, "
                   f"adaptive-split {ad.adaptive_split_tokens_per_s:,.1f}, static {ad.static_tokens_per_s:,.1f}",
                   flush=True)
