@@ -10,8 +10,12 @@ Candidates: each static plan under its own split and re-split every round (adapt
 speculation at all, and the staircase rule of :mod:`multispin_cli.planners.policies` for a
 deadline and a bandwidth price searched coordinate-wise around the best adaptive-split plan's
 values (the price starts at the Lagrange multiplier of its split, ``gamma / sum |dW_k/dD|``), with
-gamma updated to the achieved goodput (Dinkelbach). The best candidate is the plan; the oracle
+gamma updated to the achieved goodput (Dinkelbach); also each static plan's lengths with skip
+thresholds (a few common gain levels, and with step rates the gain below which its own grant
+carries nothing), and under stale CSI a limit on the server's wait (``wait_factor`` times the
+round's planned deadline; later uploads are dropped). The best candidate is the plan; the oracle
 (which knows the true gains every round) is evaluated on the first draws as the upper reference.
+By default the draws are sized automatically (see :func:`plan_adaptive`).
 """
 
 from __future__ import annotations

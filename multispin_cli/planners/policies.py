@@ -5,8 +5,9 @@ user, relative to its mean) into this round's draft lengths and bandwidth split.
 on a batch of rounds at once: gains of shape (rounds, K) give lengths and bandwidth (rounds, K).
 
 * ``static``: the plan's lengths and bandwidth every round, whatever the channel;
-* ``adaptive-split``: the plan's lengths, the band re-split every round by the exact equal-finish
-  split on the CSI (:func:`round_split`);
+* ``adaptive-split``: the plan's lengths, the band re-split every round by the exact split on the
+  CSI (:func:`round_split`: equal-finish on a continuous Shannon band, else the least deadline in
+  whole resource blocks or on step rates);
 * ``adaptive``: a per-user staircase on the CSI, then the same split. User k drafts
   ``L_k(g) = #{L : g >= threshold[k, L]}`` tokens: nothing below its skip threshold
   ``threshold[k, 1]``, longer drafts on better channels. The staircase is the rule
