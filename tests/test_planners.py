@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +22,7 @@ from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.report import plan_report
-from multispin_cli.planners.split import equal_finish_split
+from multispin_cli.planners.split import equal_finish_split, split_goodput
 
 ORACLE_CASES = [
     (seed, batching, table)
@@ -66,6 +68,37 @@ def test_planners_match_exhaustive_search_with_any_table_overheads_and_no_uplink
     assert plan.goodput_tokens_per_s >= best * (1 - 1e-3)
     assert plan.goodput_tokens_per_s <= best * (1 + 1e-9)
     assert plan.upper_bound_tokens_per_s >= best * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_tangent_interval_bound_never_falls_below_the_optimum(seed, monkeypatch):
+    """Large cells bound each deadline interval with the tangent of the convex demands at its right
+    end; forced onto small busy cells (fixed-SNR and power-limited users, scarce to ample band), the
+    bound stays at or above exhaustive search's optimum and the plan reaches it."""
+    from multispin_cli.model.synthetic import busy_cell
+    from multispin_cli.planners import heterogeneous
+
+    monkeypatch.setattr(heterogeneous, "EXACT_PLANS", 1)
+    rng = np.random.default_rng(9100 + seed)
+    users = int(rng.integers(2, 6))
+    system = busy_cell(rng, users, max_len=int(rng.integers(2, 6 if users > 4 else 8)))
+    system = replace(system, bandwidth_hz=system.bandwidth_hz * rng.uniform(0.02, 2.0))
+    assert system.smooth  # the tangent path
+    plan = plan_heterogeneous(system, start=plan_homogeneous(system))
+    _, best = exhaustive_best(system)
+    assert plan.goodput_tokens_per_s == pytest.approx(best, rel=1e-9)
+    # Each interval's own bound against every plan whose deadline falls inside it (the planner's
+    # overall bound cannot show a wrong interval bound: it is at least the plan it found).
+    vectors = np.array(list(itertools.product(range(system.max_draft_length + 1), repeat=users)))
+    goodput, deadline, _ = split_goodput(system, vectors)
+    d_lo, d_hi = heterogeneous._deadline_range(system)
+    points = np.geomspace(d_lo, d_hi, 9)
+    bounds, _, _ = heterogeneous._interval_bounds(system, heterogeneous.level_demand(system), points[:-1],
+                                                  points[1:], 0.0)
+    for a, b, bound in zip(points[:-1], points[1:], bounds):
+        inside = (deadline >= a) & (deadline <= b) & (vectors.sum(axis=1) > 0)
+        if inside.any():
+            assert bound >= goodput[inside].max() * (1 - 1e-12)
 
 
 def test_round_overhead_and_no_uplink_enter_the_round_time():

@@ -18,7 +18,7 @@ from multispin_cli.model.channel import Channel
 from multispin_cli.model.system import System
 from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners.exhaustive import exhaustive_best
-from multispin_cli.planners.heterogeneous import plan_heterogeneous
+from multispin_cli.planners.heterogeneous import BOUND_TOLERANCE, plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 
 RECORDS = json.loads(Path(__file__).with_name("data").joinpath("optimal_plans.json").read_text())["cells"]
@@ -68,11 +68,11 @@ def test_planners_reproduce_the_stored_optimum(index):
     stored = record["heterogeneous"]
     assert het.evaluation.goodput_tokens_per_s == pytest.approx(stored["goodput_tokens_per_s"], rel=1e-12)
     assert het.evaluation.draft_lengths.tolist() == stored["draft_lengths"]
-    if record["cell"]["verify_affine"]:
-        assert het.upper_bound_tokens_per_s == pytest.approx(stored["upper_bound_tokens_per_s"], rel=1e-9)
-    else:  # measured tables: the bound weighs the table at every total draft length now, so it may be tighter
-        assert het.evaluation.goodput_tokens_per_s <= het.upper_bound_tokens_per_s
-        assert het.upper_bound_tokens_per_s <= stored["upper_bound_tokens_per_s"] * (1 + 1e-9)
+    # The bound is a certificate, not an answer: it may only get tighter (the tangent relaxation,
+    # the table weighed at every total), or stop refining once within the planner's tolerance.
+    value, bound = het.evaluation.goodput_tokens_per_s, het.upper_bound_tokens_per_s
+    assert value <= bound
+    assert bound <= max(stored["upper_bound_tokens_per_s"], value * (1 + BOUND_TOLERANCE)) * (1 + 1e-9)
 
 
 def test_stored_small_plans_are_the_exhaustive_optimum():

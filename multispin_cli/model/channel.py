@@ -159,20 +159,7 @@ class Channel:
         if self.link.kind == "nr-cqi":
             need[pl], slope[pl] = _cqi_bandwidth(self.link, rate[pl], q)
             return need, slope
-        q = q / self.link.gap  # Shannon with a gap: the same curve with a weaker SNR
-        a = rate[pl] * LN2 / q
-        x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
-        ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
-            need[pl] = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
-            slope[pl] = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
-            if np.isfinite(self.link.cap):
-                # The cap binds where the SNR is high (little bandwidth): W >= R / cap as well.
-                capped = rate[pl] / self.link.cap
-                binds = capped > need[pl]
-                need[pl] = np.where(binds, capped, need[pl])
-                slope[pl] = np.where(binds, 1.0 / self.link.cap, slope[pl])
+        need[pl], slope[pl] = power_limited_inverse(rate[pl], q / self.link.gap, self.link.cap)
         return need, slope
 
     def blocks_for_rate(self, rate_bps, block_hz: float) -> np.ndarray:
@@ -193,6 +180,28 @@ class Channel:
         q = np.broadcast_to(self.snr_bandwidth_hz, rate.shape)[pl]
         blocks[pl] = _cqi_blocks(self.link, rate[pl], q, block_hz)
         return np.where(rate <= 0, 0.0, blocks)
+
+
+def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("inf")) -> tuple[np.ndarray, np.ndarray]:
+    """Least bandwidth W with ``W log2(1 + q / W) >= rate`` (at most ``cap`` bit/s/Hz), and dW/dR.
+
+    ``q`` is the user's SNR bandwidth (divided by the gap for ``shannon-gap``); flat arrays of the
+    power-limited users only. Infinite where the rate is out of reach (``R >= q / ln 2``).
+    """
+    a = rate * LN2 / q
+    x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
+    ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
+        need = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
+        slope = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
+        if np.isfinite(cap):
+            # The cap binds where the SNR is high (little bandwidth): W >= R / cap as well.
+            capped = rate / cap
+            binds = capped > need
+            need = np.where(binds, capped, need)
+            slope = np.where(binds, 1.0 / cap, slope)
+    return need, slope
 
 
 def _cqi_levels_held(link: LinkModel, rate: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -84,6 +84,36 @@ def level_bandwidth(system: System, deadlines, *, demand: Demand | None = None) 
     return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
 
 
+def level_bandwidth_tangent(system: System, deadlines, earlier, *, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
+    """Demands (B, K, L+1) at each deadline ``b``, and their tangent at ``b`` extended to ``earlier``.
+
+    Each demand is convex and falling in the deadline (smooth systems), so the tangent lies below it:
+    ``W(b) + W'(b) (a - b) <= W(a)``. The derivative is shrunk by 1e-9 so that rounding can never
+    push the tangent above the curve.
+    """
+    need, slope = demand.at_deadlines(deadlines, derivative=True)
+    width = (np.asarray(earlier, dtype=float) - np.asarray(deadlines, dtype=float)) * (1.0 - 1e-9)  # <= 0
+    need = np.ascontiguousarray(need.transpose(0, 2, 1))
+    slope = slope.transpose(0, 2, 1)
+    with np.errstate(invalid="ignore"):
+        tangent = np.where(np.isfinite(need), need + slope * width[:, None, None], np.inf)
+    return need, tangent
+
+
+def _lagrangian(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float):
+    """``price * budget + sum_k max_l (values - price * weights)``, and the total level of the maximisers.
+
+    For any price >= 0 this bounds the knapsack's value from above (weak duality); infinite weights
+    are levels that do not exist.
+    """
+    with np.errstate(invalid="ignore"):
+        score = values - price[:, None, None] * weights
+    score = np.where(np.isfinite(weights), score, -np.inf)
+    pick = score.argmax(axis=-1)
+    best = np.take_along_axis(score, pick[..., None], axis=-1)[..., 0]
+    return price * budget + best.sum(axis=-1), pick.sum(axis=-1)
+
+
 def _deadline_range(system: System) -> tuple[float, float]:
     """``[D_lo, D_hi]``: every drafting plan's deadline lies inside."""
     one = np.ones(system.users, dtype=int)
@@ -119,6 +149,9 @@ def _chunks(n: int, per_item: int, limit: int):
         yield slice(start, min(n, start + size))
 
 
+_LEVEL_DTYPE = np.int16  # draft lengths of candidate plans (L_max is far below 2^15)
+
+
 def _lp_solver(system: System):
     """The knapsack LP: the consecutive-level greedy where demands are convex in the draft length
     (continuous split, Shannon rates), the concave-hull greedy where they step (blocks, CQI, cap)."""
@@ -139,7 +172,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
     candidates, chosen_at = [], []
 
     def found(plans: np.ndarray, deadlines: np.ndarray) -> None:
-        candidates.append(plans.reshape(-1, k))
+        candidates.append(plans.reshape(-1, k).astype(_LEVEL_DTYPE))  # compact: many plans of K users
         chosen_at.append(np.broadcast_to(deadlines, plans.shape[:-1]).ravel())
 
     def result():
@@ -179,8 +212,16 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
     lines = system.verify.minorants(float(k), float(k * l1))
     totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
     server = system.verify(k + totals) + system.server_fixed_s
-    for part in _chunks(left.size, k * l1 * 4, CHUNK_ELEMENTS):
-        weights = level_bandwidth(system, right[part], demand=levels_demand)
+    # Smooth demands are convex in the deadline: the interval's left end is priced on the tangent
+    # at its right end instead of at the right end itself. The relaxation's error then falls with
+    # the square of the interval's width instead of with the width, so far fewer intervals prove
+    # the bound. (Whole blocks and stepped rates are not convex: they keep the right-end price.)
+    tangent = system.smooth
+    for part in _chunks(left.size, k * l1 * (6 if tangent else 4), CHUNK_ELEMENTS):
+        if tangent:
+            weights, weights_left = level_bandwidth_tangent(system, right[part], left[part], demand=levels_demand)
+        else:
+            weights = level_bandwidth(system, right[part], demand=levels_demand)
         b = weights.shape[0]
         best = np.full(b, np.inf)
         # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
@@ -189,24 +230,48 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
         duals: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, lam, V(lam))
 
         def solve(rows: np.ndarray, lam: np.ndarray):
-            sol = _lp_solver(system)(g[None] - lam[:, None, None] * levels, weights[rows], budget)
+            values = g[None] - lam[:, None, None] * levels
+            sol = _lp_solver(system)(values, weights[rows], budget)
             found(sol.levels, right[part][rows])
             found(sol.rounded_up, right[part][rows])
-            duals.append((rows, lam, sol.lp_value))
-            return sol
+            if not tangent:
+                duals.append((rows, lam, sol.lp_value))
+                return sol, None
+            # With the LP's own price, the Lagrangian at the left end (tangent demands) and the LP
+            # at the right end bound every deadline between: for a fixed price the Lagrangian is
+            # convex in the deadline (a sum of maxima of linear functions), so its maximum over
+            # the interval is at an end.
+            # Both ends need the same price: the right end's Lagrangian is the LP's value when the
+            # price is its exact dual, and above it otherwise (never below: weak duality).
+            lag_left = _lagrangian(values, weights_left[rows], sol.price, budget)
+            lag_right = _lagrangian(values, weights[rows], sol.price, budget)
+            duals.append((rows, lam, np.maximum(lag_right[0], lag_left[0])))
+            return sol, (lag_left[0], lag_left[1], lag_right[0])
 
         for intercept, slope in lines:
             fixed = left[part] + intercept + slope * k + system.server_fixed_s  # denominator at L = 0
+            fixed_right = right[part] + intercept + slope * k + system.server_fixed_s
             smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
             gamma = np.full(b, incumbent)
             safe = np.full(b, np.inf)
             rows = np.arange(b)  # intervals still above the incumbent, still iterating
             for _ in range(DINKELBACH_STEPS):
-                sol = solve(rows, gamma[rows] * slope)
+                sol, lag = solve(rows, gamma[rows] * slope)
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
-                phi = sol.lp_value - gamma[rows] * fixed[rows]
+                if lag is None:
+                    phi = sol.lp_value - gamma[rows] * fixed[rows]
+                    achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
+                else:
+                    phi_right = lag[2] - gamma[rows] * fixed_right[rows]
+                    phi_left = lag[0] - gamma[rows] * fixed[rows]
+                    phi = np.maximum(phi_right, phi_left)
+                    # Dinkelbach's step on whichever end holds the maximum.
+                    achieved = np.where(
+                        phi_right >= phi_left,
+                        (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed_right[rows] + slope * sol.lp_levels),
+                        (lag[0] + gamma[rows] * slope * lag[1]) / (fixed[rows] + slope * lag[1]),
+                    )
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
-                achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
                 settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 gamma[rows] = achieved
                 # An interval whose bound is already below the incumbent needs no tighter bound.
@@ -248,8 +313,10 @@ def _score(system: System, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _distinct_rows(rows: np.ndarray) -> np.ndarray:
     """Indices of the distinct rows (first of each), by a 64-bit random-weight fingerprint (np.unique(axis=0) is far slower)."""
     weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=rows.shape[1], dtype=np.uint64)
+    prints = np.empty(rows.shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
-        prints = (rows.astype(np.uint64) * weights).sum(axis=1)
+        for part in _chunks(rows.shape[0], rows.shape[1], EXACT_CHUNK_ELEMENTS):
+            prints[part] = (rows[part].astype(np.uint64) * weights).sum(axis=1)
     _, first = np.unique(prints, return_index=True)
     return np.sort(first)
 
@@ -268,20 +335,25 @@ class _Incumbent:
         ``chosen_at`` (the deadline each candidate was picked for) lets large cells score only the
         most promising few, ranked by their goodput at that deadline.
         """
-        keep = _distinct_rows(candidates.astype(np.int64))
+        keep = _distinct_rows(candidates)
         candidates = candidates[keep]
         # Optimistic score: each user alone on the whole band can only be faster than on a share.
-        alone = alone_seconds(system, candidates).max(axis=-1)
-        tokens = tokens_per_round(system, candidates).sum(axis=-1)
-        promising = tokens / round_seconds(system, candidates, alone) > self.value
+        # (In parts: at city scale the candidates times the users are many.)
+        tokens, promising = np.empty(candidates.shape[0]), np.empty(candidates.shape[0], dtype=bool)
+        for part in _chunks(candidates.shape[0], system.users, EXACT_CHUNK_ELEMENTS):
+            lengths = candidates[part].astype(np.int64)
+            alone = alone_seconds(system, lengths).max(axis=-1)
+            tokens[part] = tokens_per_round(system, lengths).sum(axis=-1)
+            promising[part] = tokens[part] / round_seconds(system, lengths, alone) > self.value
         candidates, tokens = candidates[promising], tokens[promising]
         if candidates.shape[0] == 0:
             return
         at = None if chosen_at is None else chosen_at[keep][promising]
         if at is not None and system.users > SMALL_CELL and candidates.shape[0] > SCORED_PER_ROUND:
-            estimate = tokens / round_seconds(system, candidates, at)
+            estimate = tokens / round_seconds(system, candidates.astype(np.int64), at)
             top = np.argsort(-estimate, kind="stable")[:SCORED_PER_ROUND]
             candidates = candidates[top]
+        candidates = candidates.astype(np.int64)
         scores, deadline, bandwidth = _score(system, candidates)
         best = int(np.argmax(scores))
         if scores[best] > self.value:

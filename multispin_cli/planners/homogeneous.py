@@ -16,10 +16,18 @@ from multispin_cli.planners.resource_blocks import spend_leftover
 from multispin_cli.planners.split import split_goodput
 
 
+CHUNK_USERS = 400_000  # lengths x users solved at once (bounds the split's temporaries at city scale)
+
+
 def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:
     """Goodput (tokens/s) for each common length 0..L_max, and the matching bandwidth splits (Hz)."""
-    lengths = np.repeat(np.arange(system.max_draft_length + 1)[:, None], system.users, axis=1)
-    goodput, _, bandwidth = split_goodput(system, lengths)
+    levels = system.max_draft_length + 1
+    goodput, bandwidth = np.empty(levels), np.empty((levels, system.users))
+    step = max(1, CHUNK_USERS // max(system.users, 1))
+    for start in range(0, levels, step):  # each length's split is solved on its own: same numbers
+        part = slice(start, min(levels, start + step))
+        lengths = np.repeat(np.arange(part.start, part.stop)[:, None], system.users, axis=1)
+        goodput[part], _, bandwidth[part] = split_goodput(system, lengths)
     return goodput, bandwidth
 
 

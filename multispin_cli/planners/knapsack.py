@@ -25,6 +25,7 @@ class KnapsackSolution:
     lp_value: np.ndarray
     lp_levels: np.ndarray
     rounded_up: np.ndarray  # the integer plan with the fractional user rounded up instead
+    price: np.ndarray | None = None  # (B,) the LP's multiplier on the budget: value per unit weight at the margin
 
 
 def _increments(values: np.ndarray, weights: np.ndarray):
@@ -91,7 +92,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     if flat.size == 0:  # nobody can draft: everyone stays at level 0
         base = values[..., 0].sum(axis=-1)
         zeros = np.zeros((b, k), dtype=int)
-        return KnapsackSolution(zeros, base, np.zeros(b), zeros)
+        return KnapsackSolution(zeros, base, np.zeros(b), zeros, np.zeros(b))
     row, rest = np.divmod(flat, k * (l1 - 1))
     user, lvl = np.divmod(rest, l1 - 1)
     gain, weight, eff = gain.ravel()[flat], weight.ravel()[flat], eff.ravel()[flat]
@@ -100,7 +101,7 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     # keep (user, level) order, so a user's own increments stay in level order even where their
     # efficiencies agree to rounding.
     order = _stable_argsort(row + 1.0 / (1.0 + eff))
-    row, user, gain, weight, steps = row[order], user[order], gain[order], weight[order], steps[order]
+    row, user, gain, weight, steps, eff = row[order], user[order], gain[order], weight[order], steps[order], eff[order]
     starts = np.searchsorted(row, np.arange(b))
 
     def row_cumsum(x):
@@ -147,7 +148,9 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
         rounded_up[rows_up, u] = np.where(
             levels[rows_up, u] == 0, firsts[rows_up, u], levels[rows_up, u] + 1
         )
-    return KnapsackSolution(levels, lp_value, lp_levels, rounded_up)
+    # The LP dual: the efficiency of the increment taken in part (0 where everything fits).
+    price = np.where(has_crit, np.maximum(eff[crit], 0.0), 0.0)
+    return KnapsackSolution(levels, lp_value, lp_levels, rounded_up, price)
 
 
 

@@ -42,13 +42,16 @@ def upper_hull(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     keep &= np.isfinite(w)
     keep = np.where(monotone[:, None], keep, np.isfinite(w))
     keep[:, 0] = True
-    order = np.argsort(~keep, axis=1, kind="stable")
-    width = int(keep.sum(axis=1).max())
-    order = order[:, :width]
-    kept = np.take_along_axis(keep, order, axis=1)
-    v = np.take_along_axis(v, order, axis=1)
-    w = np.where(kept, np.take_along_axis(w, order, axis=1), np.inf)
-    level = np.take_along_axis(level, order, axis=1)
+    # Pack the kept points to the left of each row (in level order): a scatter by running count.
+    counts = keep.sum(axis=1)
+    width = int(counts.max())
+    r, c = np.nonzero(keep)
+    slot = (np.cumsum(keep, axis=1) - 1)[r, c]
+    v_packed = np.empty((n, width))
+    w_packed = np.full((n, width), np.inf)
+    l_packed = np.zeros((n, width), dtype=np.int64)
+    v_packed[r, slot], w_packed[r, slot], l_packed[r, slot] = v[r, c], w[r, c], c
+    v, w, level = v_packed, w_packed, l_packed
 
     hv = np.empty((n, l1))
     hw = np.full((n, l1), np.inf)
@@ -56,7 +59,14 @@ def upper_hull(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     cur = np.zeros(n, dtype=np.int64)
     hv[:, 0], hw[:, 0] = v[:, 0], w[:, 0]
     hv[:, 1:] = v[:, :1]
-    active = np.arange(n)
+    # Rows of two points need no search: the second is a vertex when it adds value for more weight.
+    if width > 1:
+        pair = counts == 2
+        dw = w[:, 1] - w[:, 0]
+        step = pair & (dw > 0) & np.isfinite(dw) & (v[:, 1] > v[:, 0])
+        hv[step, 1], hw[step, 1], hl[step, 1] = v[step, 1], w[step, 1], level[step, 1]
+        hv[step, 2:] = v[step, 1][:, None]
+    active = np.flatnonzero(counts > 2)
     for pos in range(1, width):
         if active.size == 0:
             break
@@ -95,4 +105,4 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> knapsack.Kn
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.clip(np.nan_to_num((sol.lp_value - integer_value) / (up_value - integer_value)), 0.0, 1.0)
     lp_levels = lower + frac * (upper - lower)
-    return knapsack.KnapsackSolution(levels, sol.lp_value, lp_levels, rounded_up)
+    return knapsack.KnapsackSolution(levels, sol.lp_value, lp_levels, rounded_up, sol.price)

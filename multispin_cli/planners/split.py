@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from multispin_cli.errors import InputError
-from multispin_cli.model.channel import Channel
+from multispin_cli.model.channel import Channel, power_limited_inverse
 from multispin_cli.model.goodput import compute_seconds, round_seconds, tokens_per_round, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import least_deadline_split
@@ -42,12 +42,15 @@ class Demand:
         self.uploads = bits > 0
         ch = system.channel if channel is None else channel
         flat = np.flatnonzero(self.uploads)
-        self.index = flat
-        self.row = flat // self.users
-        self.bits = bits.ravel()[flat]
-        self.device = device.ravel()[flat]
+        self._fixed_count = None
         if ch.power_limited.ndim == 1:  # one channel per user, shared by every plan
             user = flat % self.users
+            if ch.link.kind != "nr-cqi" and system.resource_block_hz is None:
+                # Fixed-SNR entries first, power-limited ones after: the inverse rate then works on
+                # two contiguous slices (see _need) instead of gathering and scattering each time.
+                order = np.argsort(ch.power_limited[user], kind="stable")
+                flat, user = flat[order], user[order]
+                self._fixed_count = int(np.count_nonzero(~ch.power_limited[user]))
             self.pl = ch.power_limited[user]
             self.channel = ch.take(user)
         else:  # one channel per plan and user (fading: a row per round)
@@ -55,6 +58,14 @@ class Demand:
             self.pl, eff, q = (np.broadcast_to(a, self.shape).ravel()[flat] for a in
                                (ch.power_limited, ch.spectral_efficiency, ch.snr_bandwidth_hz))
             self.channel = Channel(self.pl, eff, q, ch.link)
+        self.index = flat
+        self.row = flat // self.users
+        self.bits = bits.ravel()[flat]
+        self.device = device.ravel()[flat]
+        if self._fixed_count is not None:
+            f = self._fixed_count
+            self._efficiency = self.channel.link_efficiency[:f]
+            self._q = self.channel.snr_bandwidth_hz[f:] / ch.link.gap
         self.rows = int(np.prod(self.shape[:-1], dtype=int))
         # Drafting users off the shared uplink need no bandwidth, but only from their draft time on.
         free = (np.asarray(lengths) > 0) & system.off_uplink
@@ -69,6 +80,8 @@ class Demand:
         """Least bandwidth carrying each rate, and dW/dR: the channel's inverse rate, rounded up to
         whole blocks (at least the user's minimum) in resource-block mode. There the derivative is
         the continuous one: only the local search's first-order screen reads it."""
+        if self._fixed_count is not None:
+            return self._need_split(rate)
         need, slope = self.channel.bandwidth_for_rate(rate)
         if self.block_hz is None:
             return need, slope
@@ -78,6 +91,18 @@ class Demand:
         else:
             blocks = self.channel.blocks_for_rate(rate, self.block_hz)
         return np.maximum(blocks, self.min_blocks) * self.block_hz, slope
+
+    def _need_split(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Channel.bandwidth_for_rate` on entries ordered fixed-SNR first (same numbers)."""
+        f = self._fixed_count
+        need, slope = np.empty(rate.shape), np.empty(rate.shape)
+        fixed = rate[..., :f]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need[..., :f] = np.where(fixed <= 0, 0.0, fixed / self._efficiency)
+            slope[..., :f] = 1.0 / self._efficiency
+        if f < rate.shape[-1]:
+            need[..., f:], slope[..., f:] = power_limited_inverse(rate[..., f:], self._q, self.channel.link.cap)
+        return need, slope
 
     def per_user(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Need (Hz) and its derivative in the deadline (Hz/s) of each drafting user (flat arrays)."""
@@ -90,22 +115,31 @@ class Demand:
         need = np.where(ok, need, np.inf)
         return need, np.where(np.isfinite(need), d_need, -np.inf)
 
-    def at_deadlines(self, deadlines) -> np.ndarray:
+    def at_deadlines(self, deadlines, *, derivative: bool = False):
         """Need (Hz) of every user of every plan for each of several deadlines: (n, *shape).
 
         Every plan is held to the same deadline; this is how the heterogeneous planner prices all
-        draft lengths of all users at many deadlines at once.
+        draft lengths of all users at many deadlines at once. With ``derivative`` also dW/dD (Hz/s,
+        at most 0; 0 where the need is 0 or infinite), for the planner's tangent relaxation.
         """
         d = np.atleast_1d(np.asarray(deadlines, dtype=float))
         slack = d[:, None] - self.device[None, :]
         ok = slack > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(ok, self.bits / slack, np.inf)
-            need, _ = self._need(rate)
+            need, d_w_d_rate = self._need(rate)
+        need = np.where(ok, need, np.inf)
         out = np.zeros((d.size, self.rows * self.users))
-        out[:, self.index] = np.where(ok, need, np.inf)
+        out[:, self.index] = need
         out[:, self.free_index] = np.where(d[:, None] >= self.free_device[None, :], 0.0, np.inf)
-        return out.reshape((d.size,) + self.shape)
+        out = out.reshape((d.size,) + self.shape)
+        if not derivative:
+            return out
+        slope = np.zeros_like(out).reshape(d.size, -1)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            d_need = -d_w_d_rate * rate / slack
+        slope[:, self.index] = np.where(np.isfinite(need) & np.isfinite(d_need), d_need, 0.0)
+        return out, slope.reshape(out.shape)
 
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:
         """Total need and its derivative per plan, shape (rows,)."""
