@@ -278,7 +278,7 @@ def plan_adaptive(system: System, plans: list[Plan], fading: Fading, *, samples:
 
     chosen = control(best_rule, best_wait)
     # The oracle on the first draws (its per-round search is costly), gamma iterated to its own goodput.
-    per_round = system.users * (top + 1) * 14
+    per_round = system.users * (top + 1) * 14 * (1 if system.smooth else 4)  # block/step splits cost more
     n_oracle = int(min(samples, max(32, ORACLE_ELEMENTS // max(per_round, 1))))
     oracle = Controller("oracle", base.draft_lengths, base.bandwidth_hz, gamma=gamma, slope=slope,
                         deadline_s=deadline, fallback=best_rule)
