@@ -14,7 +14,7 @@ from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.profile import load_profile
 from multispin_cli.model.fading import Fading
 from multispin_cli.planners.faded_split import admit, faded_least_deadline_split
-from multispin_cli.planners.policies import Controller, decide, lost_uploads
+from multispin_cli.planners.policies import decide, lost_uploads
 from multispin_cli.planners.report import plan_report
 from multispin_cli.planners.resource_blocks import least_deadline_split
 

@@ -101,7 +101,8 @@ def settle(system: System, lengths, bandwidth_hz, csi_gain, true_gain, *, wait_f
     limit = wait_factor * planned
     late = finish > limit[:, None]
     lengths = np.where(late, 0, lengths)
-    deadline = np.maximum(np.where(late, 0.0, finish).max(axis=-1, initial=0.0), np.where(late.any(axis=-1), limit, 0.0))
+    arrived = np.where(late, 0.0, finish).max(axis=-1, initial=0.0)
+    deadline = np.maximum(arrived, np.where(late.any(axis=-1), limit, 0.0))
     return lengths, deadline
 
 
