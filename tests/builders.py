@@ -142,3 +142,26 @@ def assert_one_line_error(result, needle: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert needle in lines[0], lines[0]
+
+
+# MINIMAL_PROFILE's users as a devices file (users.csv beside the profile) and the profile naming it.
+FILE_HEAD = """
+devices_file = "users.csv"
+
+[system]
+bandwidth_mhz = 2
+max_draft_length = 8
+
+[payload]
+kind = "top-k"
+vocab_size = 32000
+top_k = 16
+
+[server]
+verify_base_ms = 30
+verify_ms_per_token = 0.05
+"""
+FILE_ROWS = """name,count,acceptance,draft_ms_per_token,draft_overhead_ms,snr_db,tx_power_dbm,path_loss_db
+fast,2,0.8,2,,15,,
+slow,,0.6,5,1,,23,110
+"""

@@ -11,17 +11,20 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from multispin_cli.analysis.calibration import (
+    acceptance_from_tokens_per_round,
     calibrate,
     geometric_fit_test,
     geometric_mle,
     moment_estimate,
     position_estimates,
+    replayed_tokens_per_round,
     truncated_geometric_mean,
     truncated_geometric_variance,
     wilson,
 )
 from multispin_cli.documents.metrics import from_counters, from_histogram, parse_histogram, parse_prometheus
 from multispin_cli.errors import InputError
+from multispin_cli.model.acceptance import expected_tokens
 
 
 def draw_accepted(rng: np.random.Generator, probs, drafts: int) -> np.ndarray:
@@ -317,3 +320,27 @@ def test_histogram_longer_than_the_draft_cannot_be():
 def test_impossible_counters(args, needle):
     with pytest.raises(InputError, match=needle):
         from_counters(*args)
+
+
+def test_replayed_rounds_by_hand():
+    # greedy rounds on a known agreement pattern, counted by hand
+    agree = np.array([1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    g = replayed_tokens_per_round([agree], 3)
+    # L = 1: rounds 2, 1, 2, 2 (the last one stops at the text's end) -> 7 tokens / 4 rounds
+    # L = 2: rounds 3 (1 1 +miss), 3 (1 1 +bonus), 1 (the last token) -> 7 / 3
+    # L = 3: rounds 3, 4 -> 7 / 2
+    assert g.tolist() == [1.0, 7 / 4, 7 / 3, 7 / 2]
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.integers(1, 8))
+@settings(max_examples=60, deadline=None)
+def test_acceptance_fit_reproduces_any_concave_replay(bits, length):
+    g = replayed_tokens_per_round([np.array(bits, dtype=bool)], length)
+    p = acceptance_from_tokens_per_round(g)
+    assert np.all((p > 0) & (p <= 1 + 1e-12))
+    fit = expected_tokens(p)
+    steps = np.diff(g)
+    if np.all(np.diff(steps) <= 1e-12) and steps.min() > 1e-9:  # concave: matched exactly
+        assert fit == pytest.approx(g, abs=1e-9)
+    # pooling adjacent violators keeps the sum of the steps: G(L_max) is always matched
+    assert fit[-1] == pytest.approx(1 + np.clip(steps, 1e-9, 1).sum(), abs=1e-9)

@@ -138,11 +138,15 @@ timings = "{fragment_name}"
     return profile
 
 
-@pytest.mark.parametrize("mode", ["measured", "estimated"])
+@pytest.mark.parametrize("mode", ["measured", "engine loop", "estimated"])
 def test_round_trip_fragment_profile_plan(tiny, fast_peaks, tmp_path, mode):
+    if mode == "engine loop":
+        pytest.importorskip("transformers", reason="the extra `validate` (torch, transformers) is not installed")
     fragment = tmp_path / "timings.toml"
-    args = ["--draft", tiny, "--target", tiny, *FAST] if mode == "measured" else [
+    args = ["--draft", tiny, "--target", tiny, *FAST] if mode != "estimated" else [
         "--estimate", "RTX-4090", "--draft-estimate", "Snapdragon-8-Gen-3", "--batch-sizes", "3"]
+    if mode == "engine loop":
+        args.append("--engine-loop")
     result = _run(*args, "--format", "toml", "--output", str(fragment))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and "wrote toml timings" in result.stderr
@@ -153,6 +157,12 @@ def test_round_trip_fragment_profile_plan(tiny, fast_peaks, tmp_path, mode):
     loaded = load_profile(_profile(tmp_path, fragment.name))
     server, draft = doc["server"], doc["draft"]
     system = loaded.system
+    if mode == "engine loop":  # the serving loop's own time per round, measured and carried into the profile
+        assert 0 < server["round_overhead_ms"] < 1e3
+        assert system.round_overhead_s == pytest.approx(server["round_overhead_ms"] / 1e3)
+        assert doc["measurement"]["target"]["round_overhead_spread_percent"] >= 0
+    else:  # --quick leaves the engine loop out; estimates have none
+        assert "round_overhead_ms" not in server and system.round_overhead_s == 0
     assert loaded.target == server["target"]
     assert system.draft_s_per_token == pytest.approx([draft["draft_ms_per_token"] / 1e3] * 3)
     assert system.draft_overhead_s == pytest.approx([draft["draft_overhead_ms"] / 1e3] * 3)

@@ -11,7 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
-from builders import assert_one_line_error, invoke
+from builders import FILE_HEAD, FILE_ROWS, assert_one_line_error, invoke
 
 from multispin_cli.analysis.scenarios import ScenarioSpec, draw_users
 from multispin_cli.analysis.sweep import Axis, SweepGrid
@@ -263,6 +263,119 @@ def test_scenario_cells_are_power_limited_users_at_drawn_losses(write_profile):
     assert np.all(profile.system.channel.power_limited)
 
 
+def _assert_same_system(a, b):
+    """Every field of two Systems (and of their channels and fading) equal, bit for bit."""
+    import dataclasses
+
+    def same(x, y, where):
+        if dataclasses.is_dataclass(x):
+            assert type(x) is type(y), where
+            for f in dataclasses.fields(x):
+                same(getattr(x, f.name), getattr(y, f.name), f"{where}.{f.name}")
+        elif isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype and x.shape == y.shape, where
+            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), where
+        else:
+            assert x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)), where
+
+    same(a, b, "system")
+
+
+EDITED_CELLS = {
+    "minimal": "",
+    "per-position, own powers, fading, noise figure": """
+        [system]
+        bandwidth_mhz = 5
+        max_draft_length = 6
+        noise_figure_db = 7
+        carrier_ghz = 28
+        fading = "rayleigh"
+        shadowing_db = 3
+
+        [payload]
+        kind = "top-k"
+        vocab_size = 32000
+        top_k = 16
+
+        [server]
+        verify_base_ms = 30
+        verify_ms_per_token = 0.05
+
+        [[devices]]
+        name = "pos"
+        count = 3
+        acceptance_by_position = [0.9, 0.7, 0.5]
+        draft_ms_per_token = 2
+        snr_db = 10
+
+        [[devices]]
+        name = "loud"
+        count = 2
+        acceptance = 0.7
+        draft_ms_per_token = 4
+        tx_power_dbm = 10
+        distance_m = 50
+        """,
+    "resource blocks and a devices file": """
+        devices_file = "more.csv"
+
+        [system]
+        resource_blocks = 24
+        subcarrier_spacing_khz = 30
+        max_draft_length = 8
+
+        [payload]
+        kind = "top-k"
+        vocab_size = 32000
+        top_k = 16
+
+        [server]
+        verify_base_ms = 30
+        verify_ms_per_token = 0.05
+
+        [[devices]]
+        name = "fast"
+        count = 4
+        acceptance = 0.8
+        draft_ms_per_token = 2
+        snr_db = 15
+        """,
+}
+
+
+@pytest.mark.parametrize("name", list(EDITED_CELLS))
+def test_scenario_cells_edited_in_place_equal_cells_loaded_from_scratch(write_profile, tmp_path, name):
+    """The scenarios of a grid point after the first are array edits of its System: the same arrays,
+    bit for bit, as the drop written into the profile and loaded, so chunking cannot change a row."""
+    from multispin_cli.execution.cells import CellSystems, cell_profile
+
+    (tmp_path / "more.csv").write_text("name,acceptance,draft_ms_per_token,snr_db\nextra,0.5,3,10\n")
+    path = write_profile(EDITED_CELLS[name]) if EDITED_CELLS[name] else write_profile()
+    job = sweep_job(path, ["system.max_draft_length=4,8"], scenarios=ScenarioSpec(5, seed=11, acceptance_spread=0.3))
+    systems = CellSystems(job)
+    for index in range(len(job.grid)):
+        _assert_same_system(systems.system(index), cell_profile(job, index).system)
+    assert systems._template is not None and systems._template.users == cell_profile(job, 0).system.users - (
+        1 if "devices file" in name else 0)
+
+
+def test_a_drawn_value_the_loader_refuses_is_not_edited_in(write_profile):
+    from multispin_cli.analysis.scenarios import Drop
+    from multispin_cli.execution.cells import CellSystems
+
+    job = sweep_job(write_profile(), [], scenarios=ScenarioSpec(2, seed=1))
+    systems = CellSystems(job)
+    systems.system(0)
+    template = systems._template
+    drop = draw_users(job.scenarios, 1, [0.8, 0.8, 0.6], 3.5)
+    assert template.system_for(drop) is not None
+    for loss in (450.0, -1.0, np.nan):  # path_loss_db is checked to lie in [0, 400]
+        bad = Drop(drop.distance_m, drop.shadow_db, np.array([100.0, loss, 100.0]), drop.acceptance)
+        assert template.system_for(bad) is None
+    assert template.system_for(Drop(drop.distance_m, drop.shadow_db, drop.path_loss_db,
+                                    np.array([0.8, 1.0, 0.6]))) is None  # acceptance lies in [0, 1)
+
+
 def test_grid_numbering_is_row_major_with_scenarios_innermost():
     grid = SweepGrid((Axis("a", (1, 2)), Axis("b", (10, 20, 30))), scenarios=2)
     assert len(grid) == 12
@@ -313,3 +426,56 @@ def test_resource_blocks_and_bandwidth_replace_each_other(write_profile):
     back = apply_overrides({**blocks, "system": {**blocks["system"], "min_resource_blocks": 2}},
                            [("system.bandwidth_mhz", 3.0)])
     assert back["system"] == {"bandwidth_mhz": 3.0, "max_draft_length": 8}
+
+
+# ------------------------------------------------------------------ users from a devices file
+
+def test_devices_file_rows_are_addressed_like_entries(write_profile, tmp_path):
+    """devices.NAME.KEY sets the file row named NAME: the cells equal the same users as [[devices]]
+    entries swept the same way (MINIMAL_PROFILE holds the file's rows as entries)."""
+    (tmp_path / "users.csv").write_text(FILE_ROWS)
+    from_file = write_profile(FILE_HEAD, "file.toml")
+    entries = write_profile()
+    sets = ("--set", "devices.fast.count=1,3", "--set", "devices.slow.snr_db=5,20", "--set",
+            "devices.fast.acceptance=0.7")
+    a = _rows(invoke("sweep", from_file, *sets, "-f", "json", "--workers", "1"))
+    b = _rows(invoke("sweep", entries, *sets, "-f", "json", "--workers", "1"))
+    assert a == b and [r["users"] for r in a] == [2, 2, 4, 4]
+    # snr_db replaces the row's tx_power_dbm and path_loss_db, as it does in an entry
+    job = sweep_job(from_file, ["devices.slow.snr_db=5"])
+    from multispin_cli.execution.cells import cell_profile
+
+    assert not cell_profile(job, 0).system.channel.power_limited.any()
+    # scenarios redraw the [[devices]] users only: a profile of file users alone has none to draw
+    assert_one_line_error(invoke("sweep", from_file, "--scenarios", "2"), "this profile has none")
+
+
+def test_a_devices_file_row_name_is_checked_and_suggested(write_profile, tmp_path):
+    (tmp_path / "users.csv").write_text(FILE_ROWS)
+    path = write_profile(FILE_HEAD, "file.toml")
+    assert_one_line_error(invoke("sweep", path, "--set", "devices.fsat.count=1,2"),
+                          "unknown profile key 'devices.fsat.count' (did you mean 'devices.fast.count'?)")
+    bad = invoke("sweep", path, "--set", "devices.fast.acceptance=0.5,1.5", "-f", "csv")
+    assert_one_line_error(bad, "cell 1 (devices.fast.acceptance=1.5): ")
+    assert "users.csv" in bad.stderr and "column acceptance" in bad.stderr
+
+
+def test_a_fading_cell_row_holds_the_static_plans_without_solving_the_adaptive_rule(write_profile):
+    """Rows report the static plans and baselines only, so a sweep skips the adaptive rule (seconds a
+    cell); the numbers are those `plan` reports for the same cell."""
+    from builders import MINIMAL_PROFILE
+
+    from multispin_cli.analysis.sweep import report_metrics
+    from multispin_cli.execution.cells import cell_profile
+    from multispin_cli.planners.report import plan_report
+
+    fading = MINIMAL_PROFILE.replace("max_draft_length = 8\n", 'max_draft_length = 8\nfading = "rayleigh"\n', 1)
+    path = write_profile(fading)
+    job = sweep_job(path, ["system.bandwidth_mhz=3"])
+    rows = run_sweep(job, InlineBackend()).rows
+    for index, row in enumerate(rows):
+        system = cell_profile(job, index).system
+        assert system.fades and plan_report(system, adaptive=False).adaptive is None
+        full = plan_report(system, samples=20)
+        assert full.adaptive is not None
+        assert {k: v for k, v in row.items() if "." in k and not k.startswith("system.")} == report_metrics(full)

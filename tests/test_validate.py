@@ -108,3 +108,19 @@ def test_validate_cli_bad_input_is_one_line(config, args, key):
 def test_validate_cli_unknown_target():
     result = CliRunner().invoke(app, ["validate", "-t", "no-such-model"])
     assert result.exit_code == 2 and "--target" in result.stderr and "unknown model" in result.stderr
+
+
+def test_replayed_agreement_predicts_the_engines_tokens_per_round(config):
+    """The acceptance validate uses comes from the target's greedy text and the draft's teacher-forced
+    guesses alone; replaying greedy rounds on them gives the engine's own tokens per round."""
+    from multispin_cli.analysis.calibration import replayed_tokens_per_round
+
+    pair = engine.build_pair(target=str(config), draft=None, draft_layers=1, init_std=0.02, seed=0)
+    prompt = engine.prompt_ids(pair, 8, 3)
+    text = engine._greedy_text(pair, prompt, 48)
+    agree = engine.draft_agreement(pair, text, 8)
+    assert 0 < agree.mean() < 1  # a draft that is neither perfect nor useless
+    replay = replayed_tokens_per_round([agree], 5, skip_first_round=True)
+    for length in (1, 2, 5):
+        run = engine.run_engine(pair, prompt, length, 48)
+        assert run.tokens / run.rounds == pytest.approx(replay[length], rel=1e-12), length

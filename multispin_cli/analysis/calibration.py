@@ -240,3 +240,57 @@ def calibrate(counts: DraftCounts) -> Calibration:
         return Calibration(counts, estimate, "moment matching (truncated geometric)", None, None)
     return Calibration(counts, geometric_mle(counts), "maximum likelihood", position_estimates(counts),
                        geometric_fit_test(counts))
+
+
+# --------------------------------------------------------------------------- from the text itself
+
+
+def replayed_tokens_per_round(agreement: list[np.ndarray], max_draft_length: int, *,
+                              skip_first_round: bool = False) -> np.ndarray:
+    """Tokens per round, G(L) for L = 0..max_draft_length, of greedy speculative decoding replayed on texts.
+
+    ``agreement[t][i]`` says whether the draft's greedy token at position i of text t (given the text
+    before it) is the target's. A round starting at i accepts the run of agreements from i, up to L
+    of them, and commits one token more (the target's correction or bonus token): exactly what a
+    greedy engine does on that text. Pooled over the texts (all tokens over all rounds);
+    ``skip_first_round`` leaves each text's first round out, as rates that leave out the prefill do.
+    """
+    out = np.ones(max_draft_length + 1)
+    for length in range(1, max_draft_length + 1):
+        tokens = rounds = 0
+        for agree in agreement:
+            agree = np.asarray(agree, dtype=bool)
+            # next_miss[i]: agreements in a row from i (the run stops at the first miss or the end)
+            runs = np.zeros(agree.size + 1, dtype=int)
+            for i in range(agree.size - 1, -1, -1):
+                runs[i] = runs[i + 1] + 1 if agree[i] else 0
+            i = 0
+            first = True
+            while i < agree.size:
+                step = min(int(runs[i]), length) + 1
+                if not (first and skip_first_round):
+                    tokens += min(step, agree.size - i)
+                    rounds += 1
+                first = False
+                i += step
+        out[length] = tokens / rounds if rounds else 1.0
+    return out
+
+
+def acceptance_from_tokens_per_round(tokens_per_round: np.ndarray) -> np.ndarray:
+    """Per-position acceptance whose expected tokens per round best match ``G(L)``, L = 0..L_max.
+
+    ``G(L) - G(L-1)`` is the chance that a round accepts L drafts, the product of ``p_1..p_L``; it
+    cannot increase with L, so a measured sequence that does (noise, or agreement that clusters in
+    the text) is first made non-increasing by pooling adjacent violators (the least-squares fit).
+    """
+    steps = np.clip(np.diff(np.asarray(tokens_per_round, dtype=float)), 1e-9, 1.0)
+    blocks: list[list[float]] = []  # [mean, weight]
+    for value in steps:
+        blocks.append([value, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            value2, weight2 = blocks.pop()
+            blocks[-1] = [(blocks[-1][0] * blocks[-1][1] + value2 * weight2) / (blocks[-1][1] + weight2),
+                          blocks[-1][1] + weight2]
+    survive = np.concatenate([np.full(int(w), v) for v, w in blocks])
+    return survive / np.concatenate([[1.0], survive[:-1]])

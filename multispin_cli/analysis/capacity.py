@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 ASSUMPTION = ("the target is assumed monotone in the searched value to bracket the answer; the answer and "
               "its neighbour are both planned and reported")
@@ -83,3 +85,18 @@ def smallest_meeting(probe: Callable[[int], T], meets: Callable[[T], bool], *, l
         return Search(1, ok.seen[1], 0, None, len(ok.seen))
     ok(good - 1)
     return Search(good, ok.seen[good], good - 1, ok.seen[good - 1], len(ok.seen))
+
+
+def rate_met_in(tokens: np.ndarray, round_s: np.ndarray, percentile: float) -> np.ndarray:
+    """Each user's tokens/s met in at least ``percentile`` % of the drawn rounds.
+
+    ``tokens`` (draws, K) are the tokens each user commits in a round and ``round_s`` (draws,) the
+    round's time, one row per fading draw: user k's rate in draw s is ``tokens[s, k] / round_s[s]``.
+    The answer is, per user, the largest rate v with at least ``percentile`` % of the draws at or above
+    v: with the n rates in ascending order, the one at index ``floor(n (1 - percentile / 100))``
+    (no interpolation, so a count that meets the target meets it on the draws themselves).
+    """
+    rates = np.sort(np.asarray(tokens, dtype=float) / np.asarray(round_s, dtype=float)[:, None], axis=0)
+    n = rates.shape[0]
+    index = min(int(np.floor(n * (1.0 - percentile / 100.0) + 1e-9)), n - 1)
+    return rates[index]

@@ -19,6 +19,10 @@ def capacity(
     min_user_tokens_per_s: Annotated[Optional[float], typer.Option(
         "--min-user-tokens-per-s", metavar="RATE", min=0, help="Every user at least this rate (tokens/s).")] = None,
     mean: Annotated[bool, typer.Option("--mean", help="Judge the users' mean rate, not the worst.")] = False,
+    percentile: Annotated[Optional[float], typer.Option(
+        "--percentile", metavar="P", min=0, max=100, help="Fading: each user's rate met in P % of rounds.")] = None,
+    samples: Annotated[int, typer.Option("--samples", metavar="N", min=10,
+                                         help="Fading draws behind --percentile (the adaptive plan's).")] = 2000,
     min_bandwidth_for_goodput: Annotated[Optional[float], typer.Option(
         "--min-bandwidth-for-goodput", metavar="RATE", min=0, help="Least band for this sum goodput (tokens/s).")] = None,
     step_mhz: Annotated[float, typer.Option("--step-mhz", metavar="MHZ", min=1e-6, help="Band resolution of the search.")]
@@ -50,11 +54,13 @@ def capacity(
             if device is None or min_user_tokens_per_s is None:
                 raise InputError("--device and --min-user-tokens-per-s go together", key="--device")
             result = user_capacity(profile, device, min_user_tokens_per_s, mean=mean, mode=mode.value,
-                                   max_count=max_count)
+                                   max_count=max_count, percentile=percentile, samples=samples)
             target = min_user_tokens_per_s
         else:
             if mean:
                 raise InputError("--mean applies to --min-user-tokens-per-s", key="--mean")
+            if percentile is not None:
+                raise InputError("--percentile applies to --min-user-tokens-per-s", key="--percentile")
             result = bandwidth_for_goodput(profile, min_bandwidth_for_goodput, step_mhz=step_mhz, mode=mode.value)
             target = min_bandwidth_for_goodput
         if fmt is Format.table:

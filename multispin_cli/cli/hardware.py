@@ -68,6 +68,10 @@ def profile_hardware(
                                                    show_default=False)] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A smaller grid and fewer repeats (4-7 s for the "
                                         "default pair on 2 cores).")] = False,
+    engine_loop: Annotated[Optional[bool], typer.Option("--engine-loop/--no-engine-loop", help="Measure the "
+                                                        "engine's own time per round (round_overhead_ms) with "
+                                                        "transformers' decoding loop (default: on, off with "
+                                                        "--quick).", show_default=False)] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table for people; toml (the fragment a profile "
                                         "includes) or json for programs.")] = Format.table,
     output: OutputOpt = None,
@@ -99,6 +103,7 @@ def profile_hardware(
         from multispin_cli.hardware.quality import profile_problems
 
         settings = Settings.make(quick=quick, batch_sizes=_batch_sizes(batch_sizes), repeats=repeats,
+                                 engine_loop=engine_loop,
                                  context=context, max_draft_length=max_draft_length, backend=backend.value,
                                  dtype=dtype.value if dtype else None)
         settings.check()

@@ -13,7 +13,7 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -721,7 +721,7 @@ class _Users:
 
 
 def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int | None = None,
-             notes: list[str] | None = None) -> _Users:
+             notes: list[str] | None = None, file_rows: Mapping[str, Mapping[str, Any]] | None = None) -> _Users:
     """Every user of the profile, from ``[[devices]]`` and ``devices_file``, in that order."""
     sources = []
     devices = data.get("devices")
@@ -732,7 +732,10 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
     if "devices_file" in data:
         top = _Checker(path, "", {"devices_file": data["devices_file"]}, TOP_KEYS)
         rel = Path(top.get("devices_file"))
-        sources.append(_file_columns(rel if rel.is_absolute() else path.parent / rel))
+        file = rel if rel.is_absolute() else path.parent / rel
+        sources.append(_edited_rows(_file_columns(file), file, file_rows or {}))
+    elif file_rows:
+        raise ProfileError(f"no devices_file: cannot set keys of its rows ({', '.join(file_rows)})", path=path)
     if not sources:
         raise ProfileError("no [[devices]]: a profile needs at least one device (or a devices_file)", path=path)
     parts = []
@@ -756,6 +759,28 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
                   np.concatenate([p.no_uplink for p in parts]),
                   np.concatenate([p.fades for p in parts]), np.concatenate([p.rician_k for p in parts]),
                   np.concatenate([p.shadowing_db for p in parts]))
+
+
+def _edited_rows(cols: _DeviceColumns, file: Path, edits: Mapping[str, Mapping[str, Any]]) -> _DeviceColumns:
+    """The file's columns with keys of the rows named NAME set (a number) or cleared (None), before
+    any check: ``edits`` maps NAME to {key: value}; the rows are then checked like any other."""
+    if not edits:
+        return cols
+    names = cols.values["name"]
+    for name, keys in edits.items():
+        rows = np.flatnonzero(names == name)
+        if not rows.size:
+            raise ProfileError(f"has no row named '{name}'", path=file, key="column name")
+        for key, value in keys.items():
+            column = cols.values[key]
+            if column.dtype.kind in "fiub":
+                column = column.astype(float)  # a copy; Parquet may hold integers
+                column[rows] = math.nan if value is None else float(value)
+            else:
+                column = column.copy()
+                column[rows] = value
+            cols.values[key] = column
+    return cols
 
 
 def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: int | None,
@@ -814,8 +839,7 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
     with np.errstate(invalid="ignore", divide="ignore"):
         loss_db = np.where(by_loss, v["path_loss_db"], _free_space_path_loss_db(1.0, system.get("carrier_ghz"))
                            + 10.0 * system.get("path_loss_exponent") * np.log10(v["distance_m"]))
-        noise_w_per_hz = dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
-        q = dbm_to_watts(v["tx_power_dbm"]) * db_to_linear(-loss_db) / noise_w_per_hz
+        q = snr_bandwidth_hz(v["tx_power_dbm"], loss_db, noise_w_per_hz(system))
         # expm1/log1p: a very low SNR keeps its small efficiency instead of rounding to 0
         linear = np.where(snr, db_to_linear(v["snr_db"]), np.expm1(v["spectral_efficiency_bps_per_hz"] * math.log(2)))
         channel = Channel(power.copy(), np.where(power, np.nan, np.where(off, 1.0, np.log1p(linear) / math.log(2))),
@@ -872,6 +896,19 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         rician_k=rician_k[expand],
         shadowing_db=shadowing[expand],
     )
+
+
+def noise_w_per_hz(system: _Checker | dict) -> float:
+    """Receiver noise N0 (W/Hz, noise figure included) of a ``[system]`` table (checked, or as parsed)."""
+    if isinstance(system, dict):
+        system = _Checker(Path("<profile>"), "system", system, SYSTEM_KEYS)
+    return dbm_to_watts(system.get("noise_psd_dbm_per_hz") + system.get("noise_figure_db"))
+
+
+def snr_bandwidth_hz(tx_power_dbm, path_loss_db, noise: float) -> np.ndarray:
+    """``Q = P g / N0`` (Hz) of power-limited users: the loader's one formula, also used where a sweep
+    redraws path losses without reloading the profile (so both give the same numbers, bit for bit)."""
+    return dbm_to_watts(tx_power_dbm) * db_to_linear(-np.asarray(path_loss_db, dtype=float)) / noise
 
 
 def _column_fading(cols, system: _Checker) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1014,9 +1051,14 @@ def load_profile(path: str | Path) -> Profile:
     return profile if path == given else dataclasses.replace(profile, path=str(given))
 
 
-def profile_from_data(data: dict, path: str | Path) -> Profile:
+def profile_from_data(data: dict, path: str | Path, *,
+                      file_rows: Mapping[str, Mapping[str, Any]] | None = None) -> Profile:
     """Validate and convert an already-parsed profile; ``path`` names it in errors and anchors the
-    relative paths of included fragments (so a sweep's cells go through the same checks as a file)."""
+    relative paths of included fragments (so a sweep's cells go through the same checks as a file).
+
+    ``file_rows`` sets keys of the ``devices_file`` rows named NAME, ``{NAME: {key: value}}`` (None
+    clears a key), as read and before any check: how a sweep changes users given by a file.
+    """
     path = Path(path)
     for name in data:
         if name in TOP_KEYS_BY_NAME:
@@ -1038,7 +1080,7 @@ def profile_from_data(data: dict, path: str | Path) -> Profile:
     bits, header, payload_kind = _payload(data, path)
     notes: list[str] = []
     verify, target, target_model, round_overhead_s = _server(data, path, notes)
-    users = _devices(data, path, system, max_len, blocks, notes)
+    users = _devices(data, path, system, max_len, blocks, notes, file_rows)
 
     sys_obj = System(
         names=users.names,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from multispin_cli.analysis.scenarios import ScenarioSpec
 from multispin_cli.analysis.sweep import SweepGrid
-from multispin_cli.documents.overrides import check_distinct, parse_set
+from multispin_cli.documents.overrides import check_distinct, file_device_names, parse_set
 from multispin_cli.documents.profile import profile_from_data, read_toml
 from multispin_cli.errors import InputError
 from multispin_cli.execution.cells import SweepJob
@@ -19,7 +19,11 @@ def sweep_job(profile: Path, sets: list[str], *, mode: str = "both",
     """The job for ``multispin sweep``: the base profile is checked first, then every ``--set``."""
     data = read_toml(Path(profile))
     profile_from_data(data, profile)  # the base itself must be valid
-    axes = tuple(parse_set(text, data) for text in sets)
+    if scenarios is not None and not any(isinstance(e, dict) for e in data.get("devices") or []):
+        raise InputError("--scenarios redraws the [[devices]] users, and this profile has none (users of a "
+                         "devices_file keep their channel and acceptance)", key="--scenarios")
+    names = file_device_names(data, profile) if sets else ()
+    axes = tuple(parse_set(text, data, names) for text in sets)
     check_distinct(axes)
     grid = SweepGrid(axes, scenarios.count if scenarios is not None else 0)
     if len(grid) > MAX_CELLS:

@@ -9,8 +9,9 @@ Used by ``multispin validate`` to check the model against a real engine. It
   the plan can reach (one forward pass of N new tokens over a KV cache), the draft's and the
   engine's per-round costs (from short runs of the engine loop itself: the draft phase of each
   round is timed around the assistant's ``generate`` call, the target's passes by forward hooks,
-  the rest is the loop's own work), and the acceptance by position (the draft's greedy choice
-  against the target's greedy text, teacher-forced, on a calibration prompt of its own);
+  the rest is the loop's own work), in sweeps that can be interleaved with other runs, and the
+  acceptance by position (the draft's greedy choice against the target's greedy text,
+  teacher-forced, with greedy rounds replayed on it);
 * **runs** assisted generation with the draft length held constant (``num_assistant_tokens = L``,
   schedule ``constant``, no confidence cut-off; L = 0 is plain greedy decoding) and reports tokens,
   rounds, accepted tokens and the time of each phase.
@@ -309,9 +310,10 @@ class EngineProfile:
     draft_s_per_token: float  # tau
     draft_overhead_s: float  # c: per drafting round, besides the draft steps
     round_overhead_s: float  # t_o: the engine loop's own cost per round
-    acceptance_by_position: tuple[float, ...]
+    acceptance_by_position: tuple[float, ...]  # from the workload's texts (the prompts the runs use)
     context: int
     clock: str
+    held_out_acceptance: tuple[float, ...] = ()  # the same estimate from the calibration prompt's text
 
 
 def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: int, clock: Clock) -> list[float]:
@@ -325,79 +327,132 @@ def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: i
         cache = DynamicCache(config=model.config)
         model(context_ids, use_cache=True, **{name: cache})
         new = torch.randint(1, pair.vocab, (1, n_new), generator=torch.Generator().manual_seed(n_new)).to(pair.device)
+        # what generate passes too: the mask over cache and new tokens and their positions
+        past = context_ids.shape[1]
+        positions = torch.arange(past, past + n_new, device=pair.device)
+        extra = dict(attention_mask=torch.ones(1, past + n_new, dtype=torch.long, device=pair.device),
+                     position_ids=positions[None], cache_position=positions)
         samples = []
         for _ in range(repeats + 1):
             start = clock()
-            model(new, use_cache=True, **{name: cache})
+            model(new, use_cache=True, **{name: cache}, **extra)
             samples.append(clock() - start)
             cache.crop(-n_new)  # negative: drop the tokens just added
     return samples[1:]
 
 
-def measure_verify_table(pair: ModelPair, context_ids, max_tokens: int, repeats: int,
-                         clock: Clock) -> tuple[np.ndarray, np.ndarray, float]:
-    """``T_v(N)`` at every N in 1..max_tokens, the points interleaved repeat by repeat (slow spells of
-    a shared machine then spread over all N instead of bending the curve); median and spread."""
-    samples: list[list[float]] = [[] for _ in range(max_tokens)]
-    for _ in range(repeats):
-        for n in range(1, max_tokens + 1):
-            samples[n - 1] += _forward_seconds(pair, pair.target, context_ids, n, 1, clock)
-    med = np.array([np.median(s) for s in samples])
-    spread = float(max((max(s) - min(s)) / m for s, m in zip(samples, med))) if repeats > 1 else 0.0
-    return np.arange(1, max_tokens + 1), med, spread
-
-
-def acceptance_by_position(pair: ModelPair, text_ids, prompt_len: int, max_len: int) -> np.ndarray:
-    """Conditional acceptance of draft positions 1..max_len, as ``multispin calibrate`` defines it:
-    the draft's greedy token against the target's greedy text, at every start of a round."""
+def draft_agreement(pair: ModelPair, text_ids, prompt_len: int) -> np.ndarray:
+    """Whether the draft's greedy token matches the target's greedy text at each position after the
+    prompt, given the text before it (teacher-forced: one forward pass of the draft)."""
     import torch
 
     with torch.inference_mode():
         logits = pair.draft(text_ids).logits[0]
     guess = logits[prompt_len - 1:-1].argmax(-1).cpu().numpy()
-    truth = text_ids[0, prompt_len:].cpu().numpy()
-    agree = guess == truth
-    n = agree.size
-    probs = []
-    run = np.ones(n, dtype=bool)  # rounds starting at t that accepted positions 1..j-1
-    for j in range(max_len):
-        alive = run[: n - j]
-        ok = agree[j:][: alive.size]
-        hits, tries = int((alive & ok).sum()), int(alive.sum())
-        probs.append((hits + 0.5) / (tries + 1.0) if tries else probs[-1] if probs else 0.5)
-        run = np.concatenate([alive & ok, np.zeros(j + 1, dtype=bool)])[:n]
-    return np.array(probs)
+    return guess == text_ids[0, prompt_len:].cpu().numpy()
+
+
+def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int, *,
+                           skip_first_round: bool = True) -> np.ndarray:
+    """Per-position acceptance of positions 1..max_len from the target's greedy texts: the draft's
+    agreement with each text, greedy rounds replayed on it at every L (each round starts where the
+    last one's correction token left off, as in the engine), and the acceptance whose expected
+    tokens per round match the replayed ones (see ``analysis.calibration``). The first round (the
+    prompt's prefill) is left out, as the engine's rates leave it out."""
+    from multispin_cli.analysis.calibration import acceptance_from_tokens_per_round, replayed_tokens_per_round
+
+    agreement = [draft_agreement(pair, text, prompt_len) for text in texts]
+    return acceptance_from_tokens_per_round(replayed_tokens_per_round(agreement, max_len,
+                                                                      skip_first_round=skip_first_round))
+
+
+class EngineProfiler:
+    """Collects multispin's model terms for a pair in *sweeps* that can be interleaved with other work.
+
+    A verify sweep times ``T_v(N)`` once at every N; a rounds sweep runs the engine loop on the
+    calibration prompt at L = 0 (the loop's own cost per round), 1 and L_max (the draft's cost per
+    token and per round). ``validate`` interleaves them with the runs it predicts, so a slow spell of
+    a shared machine (the CPU-time clock still slows down when other processes take the memory
+    bandwidth and the caches) weighs on the prediction as much as on the runs. The terms are medians
+    over every sweep so far.
+    """
+
+    def __init__(self, pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, seed: int):
+        self.pair = pair
+        self.clock = Clock(pair.device)
+        self.top = max(1, max_draft_length)
+        self.prompt_len = prompt_len
+        self.new_tokens = new_tokens
+        self.prompt = prompt_ids(pair, prompt_len, seed)
+        self.text = _greedy_text(pair, self.prompt, new_tokens)
+        self.context = self.text[:, : prompt_len + new_tokens // 2]  # the runs' average context
+        self.verify_samples: list[list[float]] = [[] for _ in range(self.top + 1)]
+        self.plain: list[float] = []  # the loop's own seconds per round at L = 0, one per run
+        self.rounds: list[tuple[int, float]] = []  # (tokens drafted, round minus its verify pass) per round
+
+    def sweep_verify(self) -> None:
+        for n in range(1, self.top + 2):
+            self.verify_samples[n - 1] += _forward_seconds(self.pair, self.pair.target, self.context, n, 1,
+                                                           self.clock)
+
+    def round_lengths(self) -> tuple[int, ...]:
+        """The draft lengths of the engine-loop runs: 0 (the loop alone), 1 and the largest."""
+        return tuple(sorted({0, 1, max(2, self.top)}))
+
+    def sweep_round(self, length: int, new_tokens: int | None = None) -> None:
+        """One run of the engine loop on the calibration prompt at ``length``."""
+        run = run_engine(self.pair, self.prompt, length, new_tokens or self.new_tokens)
+        if length == 0:
+            self.plain.append(run.per_round(run.overhead_s))
+        else:
+            self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
+
+    def sweep_rounds(self, new_tokens: int | None = None) -> None:
+        for length in self.round_lengths():
+            self.sweep_round(length, new_tokens)
+
+    def profile(self, workload=()) -> EngineProfile:
+        """The terms from every sweep so far, and the acceptance (see :func:`profile_engine`)."""
+        med = np.array([np.median(s) for s in self.verify_samples])
+        spread = float(max((max(s) - min(s)) / m for s, m in zip(self.verify_samples, med)))
+        round_overhead = max(float(np.median(self.plain)), 0.0)
+        # A drafting round's own cost: the assistant's call plus the loop's work beyond plain decoding,
+        # against the tokens actually drafted (the last rounds draft fewer): the median at each count,
+        # then a line through them weighted by how many rounds each holds.
+        rows = np.array(self.rounds, dtype=float)
+        counts = np.unique(rows[:, 0])
+        x = counts
+        y = np.array([np.median(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
+        w = np.sqrt([np.sum(rows[:, 0] == n) for n in counts])
+        slope, intercept = np.polyfit(x, y, 1, w=w) if x.size > 1 else (float(y[0] / x[0]), 0.0)
+        held_out = acceptance_by_position(self.pair, [self.text], self.prompt_len, self.top)
+        texts = [_greedy_text(self.pair, p, self.new_tokens) for p in workload]
+        accept = acceptance_by_position(self.pair, texts, self.prompt_len, self.top) if texts else held_out
+        return EngineProfile(tuple(range(1, self.top + 2)), tuple(float(t) for t in med), spread,
+                             float(max(slope, 1e-9)), float(max(intercept, 0.0)), round_overhead,
+                             tuple(float(p) for p in accept), int(self.context.shape[1]), self.clock.kind,
+                             tuple(float(p) for p in held_out))
 
 
 def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
-                   seed: int, progress: Progress | None = None) -> EngineProfile:
-    """Measure T_v at every N, the per-round costs and the acceptance, on a calibration prompt."""
-    clock = Clock(pair.device)
+                   seed: int, workload=(), progress: Progress | None = None) -> EngineProfile:
+    """Measure T_v at every N and the per-round costs on a calibration prompt, and the acceptance on
+    the target's greedy text of the ``workload`` prompts (the calibration prompt's if none): with
+    random weights the agreement differs by +-15 % from one prompt to the next, so acceptance is taken
+    from the traffic it predicts, as ``calibrate`` would be run on served traffic (the teacher-forced
+    text only, never the engine's own counts). The calibration prompt's acceptance is kept as well."""
     say = progress or (lambda text: None)
-    prompt = prompt_ids(pair, prompt_len, seed)
     say("calibration: target's greedy text")
-    text = _greedy_text(pair, prompt, new_tokens)
-    context = text[:, : prompt_len + new_tokens // 2]  # the runs' average context
-    say(f"verification time at N = 1..{max_draft_length + 1}")
-    tokens, seconds, spread = measure_verify_table(pair, context, max_draft_length + 1, repeats, clock)
-    say("engine loop: per-round costs")
-    plain = [run_engine(pair, prompt, 0, new_tokens) for _ in range(max(1, repeats // 2))]
-    round_overhead = float(np.median([r.per_round(r.overhead_s) for r in plain]))
-    rows = []
-    for length in sorted({1, max(2, max_draft_length)}):
-        for _ in range(max(1, repeats // 2)):
-            run = run_engine(pair, prompt, length, new_tokens)
-            # A drafting round's own cost: the assistant's call plus the loop's work beyond plain
-            # decoding, against the tokens actually drafted (the last rounds draft fewer).
-            rows += [(n, whole - verify - round_overhead) for n, _, verify, whole in run.round_rows if n > 0]
-    x = np.array([r[0] for r in rows], dtype=float)
-    y = np.array([r[1] for r in rows])
-    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (float(np.mean(y / x)), 0.0)
+    profiler = EngineProfiler(pair, max_draft_length=max_draft_length, prompt_len=prompt_len,
+                              new_tokens=new_tokens, seed=seed)
+    for rep in range(max(1, repeats)):
+        say(f"verification time at N = 1..{profiler.top + 1} ({rep + 1}/{repeats})")
+        profiler.sweep_verify()
+        if rep < max(1, repeats // 2):
+            say("engine loop: per-round costs")
+            profiler.sweep_rounds()
     say("acceptance by position")
-    accept = acceptance_by_position(pair, text, prompt_len, max(1, max_draft_length))
-    return EngineProfile(tuple(int(n) for n in tokens), tuple(float(s) for s in seconds), spread,
-                         float(max(slope, 1e-9)), float(max(intercept, 0.0)), max(round_overhead, 0.0),
-                         tuple(float(p) for p in accept), int(context.shape[1]), clock.kind)
+    return profiler.profile(workload)
 
 
 def _greedy_text(pair: ModelPair, prompt, new_tokens: int):
@@ -406,3 +461,43 @@ def _greedy_text(pair: ModelPair, prompt, new_tokens: int):
     with torch.inference_mode():
         return pair.target.generate(prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
                                     attention_mask=torch.ones_like(prompt))
+
+
+# --------------------------------------------------------------------------- for profile-hardware
+
+
+def measure_round_overhead(shape, *, new_tokens: int = 48, repeats: int = 3,
+                           device: str | None = None) -> tuple[float, float]:
+    """The engine loop's own seconds per round (``round_overhead_ms``) and their spread over the repeats.
+
+    Runs transformers' plain greedy decoding on a *narrow* copy of the target (its vocabulary, one
+    decoder layer, hidden size 64, random weights): the forward passes are timed apart and left out,
+    and what remains (input preparation, the cache and mask upkeep, the logits over the vocabulary,
+    the stopping checks) depends on the vocabulary, not on the model's width or depth. The clock is
+    the process's CPU time with one torch thread on CPU (that work is single-threaded Python, so it
+    is what an idle machine's wall clock would show), synchronised wall time on CUDA.
+    """
+    torch, transformers = require_transformers()
+    transformers.logging.set_verbosity_error()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = torch.get_num_threads()
+    try:
+        if device == "cpu":
+            torch.set_num_threads(1)
+        config = transformers.LlamaConfig(vocab_size=shape.vocab, hidden_size=64, intermediate_size=128,
+                                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                                          max_position_embeddings=4096, tie_word_embeddings=True)
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device).eval()
+        model.generation_config.pad_token_id = 0
+        model.generation_config.eos_token_id = None
+        pair = ModelPair(model, model, shape.name, shape.name, int(shape.vocab), device)
+        prompt = prompt_ids(pair, 16, 0)
+        run_engine(pair, prompt, 0, 8)  # warm-up
+        per_round = [run.per_round(run.overhead_s)
+                     for run in (run_engine(pair, prompt, 0, new_tokens) for _ in range(repeats))]
+    finally:
+        torch.set_num_threads(threads)
+    med = float(np.median(per_round))
+    spread = (max(per_round) - min(per_round)) / med if med > 0 and len(per_round) > 1 else 0.0
+    return max(med, 0.0), float(spread)

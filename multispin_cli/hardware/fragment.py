@@ -121,6 +121,11 @@ def _verify_measurement(v: VerifyResult) -> dict:
     return section
 
 
+CLOCK = ("wall time: the passes run multi-threaded BLAS, whose process CPU time adds up every thread's (and "
+         "counts none of the time a busy machine keeps them waiting), so only wall time is what an engine's "
+         "tokens/s sees; the engine loop's round_overhead_ms is single-threaded and timed in process CPU time")
+
+
 def fragment_document(profile: HardwareProfile) -> dict:
     """The fragment as plain dicts: ``[server]``, ``[draft]`` and ``[measurement]``."""
     v, d, s = profile.verify, profile.draft, profile.settings
@@ -134,6 +139,8 @@ def fragment_document(profile: HardwareProfile) -> dict:
         "verify_r2": round(v.fit.r2, 6),
         "verify_table": [[int(n), ms(t)] for n, t in zip(v.table.x, v.table.y)],
     })
+    if profile.round_overhead is not None:
+        server["round_overhead_ms"] = ms(profile.round_overhead[0])
     draft: dict = {"model": d.model.name}
     if d.model.hf_id:
         draft["draft_model"] = d.model.hf_id
@@ -156,6 +163,7 @@ def fragment_document(profile: HardwareProfile) -> dict:
         "quick": s.quick,
     })
     if measured:
+        measurement["clock"] = CLOCK
         measurement["wall_s"] = sig(profile.wall_seconds, 3)
         measurement["memory_planned_gib"] = sig(profile.planned_peak_bytes / 2**30, 3)
         if profile.peak_rss_bytes:
@@ -172,6 +180,8 @@ def fragment_document(profile: HardwareProfile) -> dict:
         measurement["notes"] = list(profile.notes)
     measurement["draft"] = _draft_measurement(d)
     measurement["target"] = _verify_measurement(v)
+    if profile.round_overhead is not None:
+        measurement["target"]["round_overhead_spread_percent"] = sig(100 * profile.round_overhead[1], 3)
     return {"server": server, "draft": draft, "measurement": measurement}
 
 

@@ -62,13 +62,15 @@ class Settings:
     quick: bool = False
     backend: str = "numpy"
     dtype: str | None = None  # None: the backend's (or the hardware's) default
+    engine_loop: bool = False  # time the engine loop's own cost per round (needs transformers)
 
     @classmethod
     def make(cls, *, quick: bool = False, batch_sizes: tuple[int, ...] | None = None, repeats: int | None = None,
-             **kwargs) -> "Settings":
+             engine_loop: bool | None = None, **kwargs) -> "Settings":
         """Settings with --quick's smaller defaults where the caller gave no explicit value."""
         return cls(quick=quick, batch_sizes=batch_sizes or ((1, 4) if quick else (1, 2, 4, 8)),
-                   repeats=repeats or (2 if quick else 3), **kwargs)
+                   repeats=repeats or (2 if quick else 3),
+                   engine_loop=(not quick) if engine_loop is None else engine_loop, **kwargs)
 
     def draft_lengths(self) -> tuple[int, ...]:
         """Draft lengths L of the verification grid (each pass verifies L + 1 tokens per sequence)."""
@@ -212,6 +214,7 @@ class HardwareProfile:
     backend_detail: str = ""
     peak_rss_bytes: int | None = None  # the process's peak resident memory so far (Unix)
     load_during_run: float | None = None  # share of the CPUs other processes used while measuring
+    round_overhead: tuple[float, float] | None = None  # the engine loop's own s per round and its spread
 
     @property
     def planned_peak_bytes(self) -> int:
@@ -578,6 +581,10 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
     else:
         verify_result = estimate_verify(target.shape, target_hw, settings)
 
+    round_overhead = None
+    if target_hw is None and settings.engine_loop:
+        round_overhead = _engine_round_overhead(target, settings, ticker, notes)
+
     if verify_result.measured and verify_result.layer_scale > 1 and verify_result.model.hybrid:
         m = verify_result.model
         notes.append(f"target: one gated attention layer and one Gated DeltaNet layer were timed at each point and "
@@ -607,7 +614,28 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
                            verify=verify_result, memory_plan=tuple(plan), notes=tuple(warnings + notes),
                            warnings=tuple(warnings), wall_seconds=time.perf_counter() - started,
                            backend_detail=backend_detail, peak_rss_bytes=_peak_rss() if measuring else None,
-                           load_during_run=others_share_since(snapshot) if measuring else None)
+                           load_during_run=others_share_since(snapshot) if measuring else None,
+                           round_overhead=round_overhead)
+
+
+def _engine_round_overhead(target: ModelSpec, settings: Settings, ticker: _Ticker,
+                           notes: list[str]) -> tuple[float, float] | None:
+    """The serving engine's own time per round, from transformers' decoding loop when it is installed
+    (see :func:`multispin_cli.hardware.engine.measure_round_overhead`); None, with a note, when not."""
+    from multispin_cli.errors import MissingExtraError
+    from multispin_cli.hardware import engine
+
+    ticker.show("engine loop: its own time per round")
+    try:
+        measured = engine.measure_round_overhead(target.shape, new_tokens=24 if settings.quick else 48,
+                                                 repeats=settings.repeats)
+    except MissingExtraError:
+        notes.append("round_overhead_ms not measured: it needs transformers (the extra validate); the profile's "
+                     "[server] round_overhead_ms stays 0 unless set by hand")
+        return None
+    notes.append("round_overhead_ms: transformers' greedy decoding loop on a narrow copy of the target (its "
+                 "vocabulary, one layer), its forward passes left out; process CPU time, one thread")
+    return measured
 
 
 def with_wall_time(profile: HardwareProfile, seconds: float) -> HardwareProfile:

@@ -1,11 +1,12 @@
 """`multispin validate`: multispin's prediction against a real engine, L by L.
 
-The engine (:mod:`multispin_cli.hardware.engine`) is first profiled on a calibration prompt, as
-``profile-hardware`` and ``calibrate`` would: T_v(N) at every N, the per-round costs and the
-acceptance by position. Those numbers make a one-user cell (the draft next to the target, so no
-uplink) and multispin's model predicts tokens/s for every draft length; the homogeneous planner
-picks its L. Then the engine runs for real on another prompt at every L asked, and the two are
-set side by side.
+The engine (:mod:`multispin_cli.hardware.engine`) runs its prompt at every L asked. Between those
+runs multispin profiles the pair as ``profile-hardware`` would, on a calibration prompt: T_v(N) at
+every N and the engine loop's per-round costs, in sweeps interleaved with the runs. The acceptance
+by position comes from the target's greedy text of the run's prompt, as ``calibrate`` would be run
+on served traffic. Those numbers make a one-user cell (the draft next to the target, so no uplink);
+multispin's model predicts tokens/s for every draft length and the homogeneous planner picks its L;
+the two are set side by side.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 import tomli_w
 
 from multispin_cli.errors import InputError
-from multispin_cli.hardware.engine import EngineProfile, EngineRun, build_pair, profile_engine, prompt_ids, run_engine
-from multispin_cli.model.acceptance import position_matrix
+from multispin_cli.hardware.engine import EngineProfile, EngineProfiler, EngineRun, build_pair, prompt_ids, run_engine
+from multispin_cli.model.acceptance import expected_tokens, position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.system import System
@@ -66,6 +67,7 @@ class LengthResult:
     predicted_draft_s: float
     predicted_verify_s: float
     predicted_overhead_s: float
+    held_out_tokens_per_round: float = float("nan")  # predicted from the calibration prompt's text instead
 
     def _median(self, f) -> float:
         return float(np.median([f(r) for r in self.runs]))
@@ -167,24 +169,41 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     pair = build_pair(target=settings.target, draft=settings.draft, draft_layers=settings.draft_layers,
                       init_std=settings.init_std, seed=settings.seed, device=device)
     top = max(max(settings.lengths), 1)
-    profile = profile_engine(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
-                             new_tokens=settings.new_tokens, repeats=max(3, settings.repeats),
-                             seed=settings.seed + 1000, progress=say)
-    system = engine_system(profile, top)
-    plan = plan_homogeneous(system)
     prompt = prompt_ids(pair, settings.prompt_tokens, settings.seed)
+    say("calibration: the target's greedy text")
+    profiler = EngineProfiler(pair, max_draft_length=top, prompt_len=settings.prompt_tokens,
+                              new_tokens=settings.new_tokens, seed=settings.seed + 1000)
     lengths = sorted(set(settings.lengths))
     runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
-    for rep in range(settings.repeats):  # interleaved: a slow spell spreads over every L
+    # Interleaved: every run is followed by a sweep of T_v, and every second run by a run of the
+    # engine loop on the calibration prompt (at L = 0, 1 and the largest L in turn, as long as the
+    # runs, so that their contexts match), so a slow spell of the machine weighs on the model's terms
+    # as much as on the runs it predicts (none of the runs' own timings enter the model).
+    say("engine loop: per-round costs")
+    profiler.sweep_rounds()
+    cycle = profiler.round_lengths()
+    done = 0
+    for rep in range(settings.repeats):
         for length in lengths:
             say(f"run {rep + 1}/{settings.repeats}: L = {length}")
             runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
+            profiler.sweep_verify()
+            if done % 2:
+                profiler.sweep_round(cycle[(done // 2) % len(cycle)])
+            done += 1
+    say("acceptance by position")
+    profile = profiler.profile(workload=[prompt])
+    system = engine_system(profile, top)
+    plan = plan_homogeneous(system)
+    held_out = expected_tokens(position_matrix(acceptance=[list(profile.held_out_acceptance)],
+                                               max_draft_length=top))[0]
     results = []
     for length in lengths:
         ev = evaluate(system, np.array([length]), np.zeros(1))
         draft = float(ev.phase_s[0])
         results.append(LengthResult(length, tuple(runs[length]), ev.goodput_tokens_per_s,
-                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s))
+                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s,
+                                    float(held_out[length])))
     return Validation(settings, pair.target_label, pair.draft_label, pair.device, profile, tuple(results),
                       int(plan.draft_length), time.perf_counter() - started)
 
@@ -226,6 +245,7 @@ def document(v: Validation) -> dict:
             "draft_overhead_ms": _ms(p.draft_overhead_s),
             "round_overhead_ms": _ms(p.round_overhead_s),
             "acceptance_by_position": [_sig(x) for x in p.acceptance_by_position],
+            "held_out_acceptance_by_position": [_sig(x) for x in p.held_out_acceptance],
             "verify_table": [[n, _ms(t)] for n, t in zip(p.verify_tokens, p.verify_s)],
             "verify_spread_percent": _sig(100 * p.verify_spread),
             "context_tokens": p.context,
@@ -246,6 +266,7 @@ def document(v: Validation) -> dict:
             "accepted_tokens": _sig(r.accepted),
             "tokens_per_round": _sig(r.tokens_per_round),
             "predicted_tokens_per_round": _sig(r.predicted_tokens_per_round),
+            "held_out_tokens_per_round": _sig(r.held_out_tokens_per_round),
             "draft_ms_per_round": _ms(r.phase("draft")),
             "verify_ms_per_round": _ms(r.phase("verify")),
             "overhead_ms_per_round": _ms(r.phase("overhead")),
@@ -287,7 +308,7 @@ def view(v: Validation):
     if v.plan_loss is not None:
         lines.append(f"the plan's L ran {100 * v.plan_loss:.1f} % slower than the measured best")
     p = v.profile
-    lines.append(f"model terms measured first: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
+    lines.append(f"model terms, measured between the runs: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
                  f"{1e3 * p.draft_overhead_s:.2f} ms/round, engine {1e3 * p.round_overhead_s:.2f} ms/round, "
                  f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
                  f"(spread {100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")

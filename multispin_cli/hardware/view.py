@@ -102,6 +102,9 @@ def verify_table(profile: HardwareProfile) -> Group:
                      f"and {v.model.linear_layers} layers, plus the LM head")
     elif v.measured and v.layer_scale > 1:
         lines.append(f"one layer timed and multiplied by {v.layer_scale} layers, plus the LM head")
+    if profile.round_overhead is not None:
+        lines.append(f"round_overhead_ms = {_ms(profile.round_overhead[0])} (transformers' decoding loop, its "
+                     f"forward passes left out; spread {100 * profile.round_overhead[1]:.0f} %)")
     title = _title(f"Target {v.model.name} on {v.device} ({v.dtype}): verification of N = batch x (L + 1) tokens")
     table = _table()
     table.add_column("N", justify="right")

@@ -84,20 +84,32 @@ def level_bandwidth(system: System, deadlines, *, demand: Demand | None = None) 
     return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
 
 
-def level_bandwidth_tangent(system: System, deadlines, earlier, *, demand: Demand) -> tuple[np.ndarray, np.ndarray]:
-    """Demands (B, K, L+1) at each deadline ``b``, and their tangent at ``b`` extended to ``earlier``.
+def level_bandwidth_tangent(system: System, earlier, later, *, demand: Demand):
+    """Demands (B, K, L+1) at each interval's midpoint ``m``, and linear lower bounds on them at
+    ``a``, ``m`` and ``b`` for the interval's two halves.
 
-    Each demand is convex and falling in the deadline (smooth systems), so the tangent lies below it:
-    ``W(b) + W'(b) (a - b) <= W(a)``. The derivative is shrunk by 1e-9 so that rounding can never
-    push the tangent above the curve.
+    Each demand is convex and falling in the deadline (smooth systems), so on ``[a, m]`` its tangent
+    at m lies below it, and on ``[m, b]`` its tangent at b does (a demand infinite at m, or at b,
+    is infinite on the whole half before it). Each bound is linear in the deadline on its half,
+    which is what makes the planner's Lagrangian convex there. Slopes are scaled by ``1 - 1e-9`` so
+    that rounding never lifts a tangent above the curve; a slope that cannot be computed counts
+    as 0 (the demand only falls with the deadline).
+    Returns m, the demands at m, the left half's bounds at a and m, the right half's at m and b.
     """
-    need, slope = demand.at_deadlines(deadlines, derivative=True)
-    width = (np.asarray(earlier, dtype=float) - np.asarray(deadlines, dtype=float)) * (1.0 - 1e-9)  # <= 0
+    a, b = np.asarray(earlier, dtype=float), np.asarray(later, dtype=float)
+    mid = np.sqrt(a * b)
+    need, slope = demand.at_deadlines(np.concatenate([mid, b]), derivative=True)
     need = np.ascontiguousarray(need.transpose(0, 2, 1))
     slope = slope.transpose(0, 2, 1)
-    with np.errstate(invalid="ignore"):
-        tangent = np.where(np.isfinite(need), need + slope * width[:, None, None], np.inf)
-    return need, tangent
+    n = mid.size
+    ends = ((a - mid) * (1.0 - 1e-9), (mid - b) * (1.0 - 1e-9))  # <= 0: back from the tangent point
+    halves = []
+    for half, back in enumerate(ends):
+        at, d = need[half * n:(half + 1) * n], slope[half * n:(half + 1) * n]
+        with np.errstate(invalid="ignore"):
+            start = np.where(np.isfinite(at) & np.isfinite(d), at + d * back[:, None, None], at)
+        halves += [start, at]
+    return (mid, need[:n]) + tuple(halves)
 
 
 def _lagrangian(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float):
@@ -212,14 +224,17 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
     lines = system.verify.minorants(float(k), float(k * l1))
     totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
     server = system.verify(k + totals) + system.server_fixed_s
-    # Smooth demands are convex in the deadline: the interval's left end is priced on the tangent
-    # at its right end instead of at the right end itself. The relaxation's error then falls with
-    # the square of the interval's width instead of with the width, so far fewer intervals prove
-    # the bound. (Whole blocks and stepped rates are not convex: they keep the right-end price.)
+    # Smooth demands are convex in the deadline: each half of the interval is priced on the tangent
+    # at its right end instead of pricing every deadline at the interval's right end, with one
+    # price from the midpoint's LP. The relaxation's error then falls with the square of the
+    # interval's width instead of with the width, so far fewer intervals prove the bound. (Whole
+    # blocks and stepped rates are not convex: they keep the right-end price.)
     tangent = system.smooth
-    for part in _chunks(left.size, k * l1 * (6 if tangent else 4), CHUNK_ELEMENTS):
+    for part in _chunks(left.size, k * l1 * (12 if tangent else 4), CHUNK_ELEMENTS):
+        priced_at = right[part]
         if tangent:
-            weights, weights_left = level_bandwidth_tangent(system, right[part], left[part], demand=levels_demand)
+            priced_at, weights, *bounds_at = level_bandwidth_tangent(system, left[part], right[part],
+                                                                    demand=levels_demand)
         else:
             weights = level_bandwidth(system, right[part], demand=levels_demand)
         b = weights.shape[0]
@@ -232,25 +247,25 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
         def solve(rows: np.ndarray, lam: np.ndarray):
             values = g[None] - lam[:, None, None] * levels
             sol = _lp_solver(system)(values, weights[rows], budget)
-            found(sol.levels, right[part][rows])
-            found(sol.rounded_up, right[part][rows])
+            found(sol.levels, priced_at[rows])
+            found(sol.rounded_up, priced_at[rows])
             if not tangent:
                 duals.append((rows, lam, sol.lp_value))
                 return sol, None
-            # With the LP's own price, the Lagrangian at the left end (tangent demands) and the LP
-            # at the right end bound every deadline between: for a fixed price the Lagrangian is
-            # convex in the deadline (a sum of maxima of linear functions), so its maximum over
-            # the interval is at an end.
-            # Both ends need the same price: the right end's Lagrangian is the LP's value when the
-            # price is its exact dual, and above it otherwise (never below: weak duality).
-            lag_left = _lagrangian(values, weights_left[rows], sol.price, budget)
-            lag_right = _lagrangian(values, weights[rows], sol.price, budget)
-            duals.append((rows, lam, np.maximum(lag_right[0], lag_left[0])))
-            return sol, (lag_left[0], lag_left[1], lag_right[0])
+            # With one price, the Lagrangian on demands bounded below by functions linear in the
+            # deadline bounds every plan whose deadline lies in the part, and is convex in the
+            # deadline there (a sum of maxima of linear functions): its maximum is at the part's
+            # ends. The midpoint LP's own price is close to the best common price for all ends
+            # (their errors cancel to first order).
+            # Ends of the halves: a, m (left half's bound), m (right half's), b.
+            lag = [_lagrangian(values, w[rows], sol.price, budget)[0] for w in bounds_at]
+            duals.append((rows, lam, np.max(lag, axis=0)))
+            return sol, lag
 
         for intercept, slope in lines:
             fixed = left[part] + intercept + slope * k + system.server_fixed_s  # denominator at L = 0
             fixed_right = right[part] + intercept + slope * k + system.server_fixed_s
+            fixed_mid = priced_at + intercept + slope * k + system.server_fixed_s
             smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
             gamma = np.full(b, incumbent)
             safe = np.full(b, np.inf)
@@ -262,15 +277,10 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
                     phi = sol.lp_value - gamma[rows] * fixed[rows]
                     achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
                 else:
-                    phi_right = lag[2] - gamma[rows] * fixed_right[rows]
-                    phi_left = lag[0] - gamma[rows] * fixed[rows]
-                    phi = np.maximum(phi_right, phi_left)
-                    # Dinkelbach's step on whichever end holds the maximum.
-                    achieved = np.where(
-                        phi_right >= phi_left,
-                        (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed_right[rows] + slope * sol.lp_levels),
-                        (lag[0] + gamma[rows] * slope * lag[1]) / (fixed[rows] + slope * lag[1]),
-                    )
+                    at_ends = (fixed[rows], fixed_mid[rows], fixed_mid[rows], fixed_right[rows])
+                    phi = np.max([value - gamma[rows] * den for value, den in zip(lag, at_ends)], axis=0)
+                    # Dinkelbach's step on the midpoint's LP.
+                    achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed_mid[rows] + slope * sol.lp_levels)
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
                 settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 gamma[rows] = achieved

@@ -69,11 +69,14 @@ def _checked_bound(plan: Plan, others: list[Plan]) -> Plan:
     return replace(plan, upper_bound_tokens_per_s=max(bound, known))
 
 
-def plan_report(system: System, *, mode: Mode = "both", samples: int | None = None, seed: int = 0) -> PlanReport:
+def plan_report(system: System, *, mode: Mode = "both", samples: int | None = None, seed: int = 0,
+                adaptive: bool = True) -> PlanReport:
     """Plan the cell in the given mode and evaluate the baselines beside it.
 
     For a cell whose channel fades, also solve the adaptive rule (``samples`` fading draws from
-    ``seed``; None sizes them automatically), starting from the homogeneous and heterogeneous plans.
+    ``seed``; None sizes them automatically), starting from the homogeneous and heterogeneous plans,
+    unless ``adaptive`` is False (a caller that reports only the static plans, such as a sweep's
+    rows, skips its cost).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -83,14 +86,14 @@ def plan_report(system: System, *, mode: Mode = "both", samples: int | None = No
     if mode in ("heterogeneous", "both"):
         others = [homogeneous, *baselines.values()]
         heterogeneous = _checked_bound(_at_least(plan_heterogeneous(system, start=homogeneous), others), others)
-    adaptive = None
-    if system.fades:
+    rule = None
+    if adaptive and system.fades:
         starts = [p for p in (homogeneous, heterogeneous) if p is not None]
-        adaptive = plan_adaptive(system, starts, system.fading, samples=samples, seed=seed)
+        rule = plan_adaptive(system, starts, system.fading, samples=samples, seed=seed)
     if mode == "heterogeneous":
         baselines = {**baselines, "homogeneous": homogeneous}
         homogeneous = None
-    return PlanReport(mode, homogeneous, heterogeneous, baselines, adaptive)
+    return PlanReport(mode, homogeneous, heterogeneous, baselines, rule)
 
 
 def verify_table_warnings(system: System, report: PlanReport) -> list[str]:

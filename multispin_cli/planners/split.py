@@ -120,7 +120,8 @@ class Demand:
 
         Every plan is held to the same deadline; this is how the heterogeneous planner prices all
         draft lengths of all users at many deadlines at once. With ``derivative`` also dW/dD (Hz/s,
-        at most 0; 0 where the need is 0 or infinite), for the planner's tangent relaxation.
+        at most 0; NaN where the need is finite but its slope is not), for the planner's tangent
+        relaxation.
         """
         d = np.atleast_1d(np.asarray(deadlines, dtype=float))
         slack = d[:, None] - self.device[None, :]
@@ -138,7 +139,7 @@ class Demand:
         slope = np.zeros_like(out).reshape(d.size, -1)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             d_need = -d_w_d_rate * rate / slack
-        slope[:, self.index] = np.where(np.isfinite(need) & np.isfinite(d_need), d_need, 0.0)
+        slope[:, self.index] = np.where(np.isfinite(need) & ~np.isfinite(d_need), np.nan, d_need)
         return out, slope.reshape(out.shape)
 
     def totals(self, deadline) -> tuple[np.ndarray, np.ndarray]:

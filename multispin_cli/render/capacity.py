@@ -19,6 +19,9 @@ def _summary(result, target: float, *, mean: bool, device: str | None) -> dict:
                 "min_user_tokens_per_s": num(target), "judged_plan": plan, "count": int(result.answer),
                 "user_tokens_per_s_at_count": num(s.at_answer.value), "next_count": int(result.neighbour),
                 "user_tokens_per_s_at_next_count": num(s.at_neighbour.value)}
+        if result.percentile is not None:
+            head["percentile"] = num(result.percentile)
+            head["fading_samples"] = result.samples
     elif result.question == "resource_blocks":
         head = {"question": "resource_blocks", "min_goodput_tokens_per_s": num(target), "judged_plan": plan,
                 "resource_blocks": int(result.answer),
@@ -53,9 +56,10 @@ def capacity_view(result, target: float, *, mean: bool, device: str | None, max_
     plan = result.at_answer.plan.name
     if result.question == "users":
         what = "mean" if mean else "worst"
+        share = "" if result.percentile is None else f" in {result.percentile:g} % of fading rounds"
         lines = [
             Text.assemble(("Capacity: ", "bold"), (f"{int(result.answer)} {device}", "bold green"),
-                          f" users with the {what} user at or above {target:g} tokens/s ({plan} plan)."),
+                          f" users with the {what} user at or above {target:g} tokens/s{share} ({plan} plan)."),
             Text(f"Checked: {int(result.answer)} gives {s.at_answer.value:.4g} tokens/s, "
                  f"{int(result.neighbour)} gives {s.at_neighbour.value:.4g} tokens/s."),
         ]
