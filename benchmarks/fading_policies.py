@@ -1,8 +1,9 @@
 """Policies on a Rayleigh-fading uplink, for every shipped profile: the issue's acceptance numbers.
 
 Run: ``python benchmarks/fading_policies.py [--rounds 50000] [--oracle-rounds 5000] [PROFILE ...]``.
-For each profile (forced to ``fading = "rayleigh"``, independent rounds, no CSI delay) it plans the
-adaptive rule (2,000 draws, seed 0) and then simulates, with another seed (1) and common random
+For each profile (forced to ``fading = "rayleigh"``, independent rounds, no CSI delay; with
+``--own-fading`` a fading profile keeps its own) it plans the adaptive rule (draws sized
+automatically or ``--samples``, seed 0) and then simulates, with another seed (1) and common random
 numbers, every plan under its policies: the static plans, adaptive-split, adaptive, the oracle
 (fewer rounds: its per-round search is costly), autoregressive and the baselines. It prints a
 markdown table with 95 % intervals, the adaptive plan's prediction error, its ratio to the oracle,
@@ -23,12 +24,13 @@ from multispin_cli.planners.policies import Controller
 from multispin_cli.planners.report import plan_report
 
 
-def run(path, rounds: int, oracle_rounds: int) -> list[str]:
+def run(path, rounds: int, oracle_rounds: int, samples: int | None, own_fading: bool) -> list[str]:
     loaded = load_profile(path)
     system = loaded.system
-    system = replace(system, fading=Fading.uniform(system.users, "rayleigh"))
+    if not (own_fading and system.fades):
+        system = replace(system, fading=Fading.uniform(system.users, "rayleigh"))
     start = time.perf_counter()
-    report = plan_report(system, samples=2000, seed=0)
+    report = plan_report(system, samples=samples, seed=0)
     plan_s = time.perf_counter() - start
     ad = report.adaptive
     opts = SimulationOptions(rounds=rounds, seed=1, fading="profile",
@@ -48,8 +50,10 @@ def run(path, rounds: int, oracle_rounds: int) -> list[str]:
     for name, control, predicted, o in entries:
         t = time.perf_counter()
         results[name] = (simulate_controlled(system, control, predicted, o, name=name), time.perf_counter() - t)
-    lines = [f"### {loaded.name} ({system.users} users), Rayleigh fading", "",
-             f"planning {plan_s:.1f} s wall; adaptive predicted {ad.goodput_tokens_per_s:,.1f} tok/s "
+    label = "its own fading" if own_fading and loaded.system.fades else "Rayleigh fading"
+    lines = [f"### {loaded.name} ({system.users} users), {label}", "",
+             f"planning {plan_s:.1f} s wall ({ad.samples} draws, wait limit {ad.control.wait_factor:g}); "
+             f"adaptive predicted {ad.goodput_tokens_per_s:,.1f} tok/s "
              f"(oracle in planning {ad.oracle_tokens_per_s:,.1f} on {ad.oracle_samples} draws)", "",
              "| policy | rounds | simulated tok/s | 95 % CI | sim wall s |", "|---|---:|---:|---:|---:|"]
     for name, (r, secs) in results.items():
@@ -71,10 +75,13 @@ def main() -> None:
     parser.add_argument("profiles", nargs="*")
     parser.add_argument("--rounds", type=int, default=50_000)
     parser.add_argument("--oracle-rounds", type=int, default=5_000)
+    parser.add_argument("--samples", type=int, default=None, help="fading draws (default: automatic)")
+    parser.add_argument("--own-fading", action="store_true",
+                        help="keep a fading profile's own fading (correlation, CSI delay) instead of Rayleigh")
     args = parser.parse_args()
     paths = args.profiles or sorted(str(p) for p in profiles_dir().glob("*.toml"))
     for path in paths:
-        print("\n".join(run(path, args.rounds, args.oracle_rounds)), flush=True)
+        print("\n".join(run(path, args.rounds, args.oracle_rounds, args.samples, args.own_fading)), flush=True)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,6 @@ def test_export_of_an_adaptive_plan_gives_the_rule(write_profile, tmp_path):
     ('fading = "rayleigh"\ncsi_delay_ms = -5', "system.csi_delay_ms"),
     ('fading = "rayleigh"\nrician_k_db = 6', "system.rician_k_db"),
     ('fading = "rician"', "rician_k_db"),
-    ('fading = "rayleigh"\nrate_model = "shannon-gap"\nsnr_gap_db = 3', "system.fading"),
 ])
 def test_bad_fading_keys_are_one_line_naming_the_key(write_profile, edit, key):
     text = MINIMAL_PROFILE.replace("max_draft_length = 8", f"max_draft_length = 8\n{edit}")
@@ -113,3 +112,21 @@ def test_a_device_overrides_the_fading(write_profile):
 
 def test_samples_zero_is_bad_input(write_profile):
     assert_one_line_error(invoke("plan", write_profile(FADED), "--samples", 0), "--samples")
+
+
+def test_simulate_offers_rician_fading_with_a_k_factor(write_profile):
+    path = write_profile()
+    result = invoke("simulate", path, "--fading", "rician", "--rician-k-db", 6, "--rounds", 300, "--samples", 200,
+                    "-f", "toml", "--no-baselines")
+    assert result.exit_code == 0, result.stderr
+    doc = tomllib.loads(result.stdout)
+    assert doc["simulation"]["fading"] == "rician"
+    assert {p["policy"] for p in doc["plans"]} >= {"static", "adaptive", "oracle"}
+    # a strong line of sight fades less than Rayleigh: the static plan loses less
+    rayleigh = tomllib.loads(invoke("simulate", path, "--fading", "rayleigh", "--rounds", 300, "--samples", 200,
+                                    "-f", "toml", "--no-baselines").stdout)
+    rates = {p["name"]: p["simulated_tokens_per_s"] for p in doc["plans"]}
+    worse = {p["name"]: p["simulated_tokens_per_s"] for p in rayleigh["plans"]}
+    assert rates["heterogeneous"] > worse["heterogeneous"]
+    assert_one_line_error(invoke("simulate", path, "--fading", "rician", "--rounds", 100), "rician_k_db")
+    assert_one_line_error(invoke("simulate", path, "--rician-k-db", 6, "--rounds", 100), "--rician-k-db")

@@ -164,7 +164,8 @@ def test_a_changed_profile_is_a_warning_not_an_error(write_profile, tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (("--plan", "PLAN", "--mode", "heterogeneous"), "not both"),
     (("--rounds", 0), "--rounds"),
-    (("--fading", "rician"), "--fading"),
+    (("--fading", "nakagami"), "--fading"),
+    (("--fading", "rician"), "rician_k_db"),  # rician needs a K factor: none in this profile
     (("--draft-jitter", -1), "--draft-jitter"),
     (("--draft-jitter", "nan"), "--draft-jitter"),
     (("--plan", "missing.toml"), "no such file"),

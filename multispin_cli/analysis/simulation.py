@@ -39,7 +39,7 @@ random numbers, which make the comparison of plans sharper than their separate i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -55,7 +55,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.policies import Controller, decide
+from multispin_cli.planners.policies import Controller, decide, settle
 
 FADING_MODELS = FADING_KINDS
 CHUNK_ELEMENTS = 1 << 20  # rounds x users drawn at once (about 8 MiB per float array)
@@ -78,6 +78,7 @@ class SimulationOptions:
     fading: str = "none"  # the fading kind of every user; "profile" keeps the profile's [system] fading
     draft_jitter: float = 0.0  # standard deviation of the (mean 1) lognormal draft-time factor
     correlation_round_s: float | None = None  # round time for the fading correlation (None: each plan's)
+    rician_k_db: float | None = None  # with fading "rician": every user's K factor (None: the profile's)
 
     def __post_init__(self):
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, (int, np.integer)):
@@ -89,6 +90,11 @@ class SimulationOptions:
         if self.fading not in FADING_MODELS + ("profile",):
             raise InputError(f"must be one of {', '.join(FADING_MODELS)}, got {self.fading!r}", key="fading")
 
+        if self.rician_k_db is not None:
+            if self.fading != "rician":
+                raise InputError("is only for rician fading", key="rician_k_db")
+            if not np.isfinite(self.rician_k_db):
+                raise InputError(f"must be finite, got {self.rician_k_db!r}", key="rician_k_db")
         jitter = float(self.draft_jitter)
         if not (np.isfinite(jitter) and jitter >= 0):
             raise InputError(f"must be a finite fraction >= 0, got {self.draft_jitter!r}", key="draft_jitter")
@@ -99,7 +105,16 @@ class SimulationOptions:
         base = system.fading if system.fading is not None else Fading.none(system.users)
         if self.fading == "none":
             return Fading.none(system.users)
-        return base if self.fading == "profile" else base.with_kind(self.fading)
+        if self.fading == "profile":
+            return base
+        faded = base.with_kind(self.fading)
+        if self.fading == "rician":
+            if self.rician_k_db is not None:
+                faded = replace(faded, rician_k=np.full(system.users, 10.0 ** (self.rician_k_db / 10.0)))
+            elif not (faded.rician_k > 0).any():
+                raise InputError("needs a K factor: give --rician-k-db, or rician_k_db in the profile",
+                                 key="rician_k_db")
+        return faded
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,17 +348,14 @@ def policy_rounds(
         uniforms = accept_rng.random((n, users))
         csi, true, state = draw_gains(fading, n, fading_rng, rho=rho, state=state)
         lengths, bandwidth = decide(system, control, csi, true)
-        tokens = np.ones((n, users), dtype=np.int16)
-        if survival.shape[1]:
-            tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)
         draft = compute_seconds(system, lengths)
         if jitter > 0:
             draft = draft * _lognormal_factor(jitter_rng, (n, users), jitter)
-        bits = upload_bits(system, lengths)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            upload = np.where(bits > 0, bits / system.channel.faded(true).rate_bps(bandwidth), 0.0)
-        upload = np.where(np.isnan(upload), np.inf, upload)
-        deadline = (draft + upload).max(axis=1, initial=0.0)
+        lengths, deadline = settle(system, lengths, bandwidth, csi, true, wait_factor=control.wait_factor,
+                                   draft_s=draft)
+        tokens = np.ones((n, users), dtype=np.int16)
+        if survival.shape[1]:
+            tokens += np.minimum(accepted_prefix(uniforms, survival), lengths).astype(np.int16)
         round_s_now = deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
         yield tokens, round_s_now, lengths, bandwidth
 

@@ -18,8 +18,8 @@ def plan(
     output: OutputOpt = None,
     rows: RowsOpt = 40,
     plot: PlotOpt = None,
-    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws for the adaptive plan "
-                                         "(profiles with fading only).")] = 2000,
+    samples: Annotated[int | None, typer.Option("--samples", metavar="N", help="Fading draws for the adaptive plan "
+                                                "(profiles with fading only; default: sized automatically).")] = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Plan draft lengths and uplink bandwidth for every user of a deployment profile."""
@@ -36,7 +36,7 @@ def plan(
             check_plot_target(plot)
         from multispin_cli.errors import InputError
 
-        if samples < 1:
+        if samples is not None and samples < 1:
             raise InputError(f"must be a positive integer, got {samples}", key="--samples")
         if seed < 0:
             raise InputError(f"must be a non-negative integer, got {seed}", key="--seed")

@@ -23,6 +23,7 @@ class Fading(str, enum.Enum):
 
     none = "none"
     rayleigh = "rayleigh"
+    rician = "rician"
 
 
 class Policy(str, enum.Enum):
@@ -51,8 +52,12 @@ def simulate(
                                         max=MAX_ROUNDS)] = 20_000,
     seed: SeedOpt = 0,
     fading: Annotated[Optional[Fading], typer.Option("--fading", help="Override the profile's fading for every "
-                                                     "user: none, or rayleigh (SNR scaled by an Exp(1) draw each "
-                                                     "round).", show_default=False)] = None,
+                                                     "user: none, rayleigh (SNR scaled by an Exp(1) draw each "
+                                                     "round) or rician (K factor from --rician-k-db or the "
+                                                     "profile).", show_default=False)] = None,
+    rician_k_db: Annotated[Optional[float], typer.Option("--rician-k-db", metavar="DB", help="With --fading "
+                                                         "rician: every user's K factor in dB.",
+                                                         show_default=False)] = None,
     policy: Annotated[Optional[Policy], typer.Option("--policy", help="Per-round control on a fading uplink; "
                                                      "default: each plan under its own policy.",
                                                      show_default=False)] = None,
@@ -66,8 +71,8 @@ def simulate(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     rows: RowsOpt = 40,
-    samples: Annotated[int, typer.Option("--samples", metavar="N", help="Fading draws when planning the adaptive "
-                                         "plan.", min=1)] = 2000,
+    samples: Annotated[int | None, typer.Option("--samples", metavar="N", help="Fading draws when planning the "
+                                                "adaptive plan (default: sized automatically).", min=1)] = None,
 ) -> None:
     """Simulate the rounds of the planned plans and the baselines: simulated vs predicted goodput."""
     with reported_errors():
@@ -83,8 +88,10 @@ def simulate(
             raise InputError("give either --plan (simulate a plan file) or --mode (plan the profile), not both")
         if not math.isfinite(draft_jitter):
             raise InputError(f"must be a finite fraction >= 0, got {draft_jitter}", key="--draft-jitter")
+        if rician_k_db is not None and (fading is not Fading.rician or not math.isfinite(rician_k_db)):
+            raise InputError("needs --fading rician and a finite value", key="--rician-k-db")
         options = SimulationOptions(rounds=rounds, seed=seed, fading="profile" if fading is None else fading.value,
-                                    draft_jitter=draft_jitter)
+                                    draft_jitter=draft_jitter, rician_k_db=rician_k_db)
         loaded = load_profile(profile)
         for line in loaded.warnings:
             warn(line)

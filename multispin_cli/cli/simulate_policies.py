@@ -29,7 +29,8 @@ def controlled_entries(system, plans, baselines, policy: str | None, *, plan_fil
         found = adaptive_rule_from_file(system, plan_file)
         if found is not None:
             base = max(statics, key=lambda p: p.goodput_tokens_per_s).evaluation
-            rule = Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=found.rule)
+            rule = Controller("adaptive", base.draft_lengths, base.bandwidth_hz, rule=found.rule,
+                              wait_factor=found.wait_factor)
             oracle = Controller("oracle", base.draft_lengths, base.bandwidth_hz, gamma=found.oracle_tokens_per_s,
                                 slope=verify_slope(system, base.verify_tokens), deadline_s=base.draft_upload_s,
                                 fallback=found.rule)

@@ -309,6 +309,7 @@ class FileRule:
     rule: "Staircase"
     goodput_tokens_per_s: float
     oracle_tokens_per_s: float
+    wait_factor: float = np.inf  # the server's wait limit, x the planned deadline (inf: none)
 
 
 def adaptive_rule_from_file(system: System, path) -> FileRule | None:
@@ -355,5 +356,10 @@ def adaptive_rule_from_file(system: System, path) -> FileRule | None:
         db = np.array(by_name[name], dtype=float)
         table[k, :db.size] = 10.0 ** (db / 10.0) / snr[k]
     rule = Staircase(np.maximum.accumulate(table, axis=1))
+    wait = section.get("wait_factor", "unlimited")
+    if wait == "unlimited":
+        wait = np.inf
+    elif isinstance(wait, bool) or not isinstance(wait, (int, float)) or not np.isfinite(wait) or wait < 1:
+        raise PlanFileError(f"must be a number >= 1 or 'unlimited', got {wait!r}", path=p, key=f"{where}.wait_factor")
     return FileRule(rule, float(_get(section, "goodput_tokens_per_s", (int, float), p, where)),
-                    float(_get(section, "oracle_tokens_per_s", (int, float), p, where)))
+                    float(_get(section, "oracle_tokens_per_s", (int, float), p, where)), float(wait))

@@ -1101,9 +1101,6 @@ def profile_from_data(data: dict, path: str | Path, *,
         resource_block_hz=block_hz,
         min_resource_blocks=None if blocks is None else users.min_resource_blocks,
     )
-    if sys_obj.fades and not sys_obj.smooth:
-        system.fail("fading", "is not supported with resource_blocks or a rate_model other than shannon yet "
-                    "(per-round splits need a continuous band with Shannon rates)")
     label = system.get("name") or path.stem
     return Profile(str(path), label, sys_obj, target, target_model, users.infos, payload_kind,
                    tuple(dict.fromkeys(notes)))

@@ -5,8 +5,9 @@ user, relative to its mean) into this round's draft lengths and bandwidth split.
 on a batch of rounds at once: gains of shape (rounds, K) give lengths and bandwidth (rounds, K).
 
 * ``static``: the plan's lengths and bandwidth every round, whatever the channel;
-* ``adaptive-split``: the plan's lengths, the band re-split every round by the exact equal-finish
-  split on the CSI (:func:`round_split`);
+* ``adaptive-split``: the plan's lengths, the band re-split every round by the exact split on the
+  CSI (:func:`round_split`: equal-finish on a continuous Shannon band, else the least deadline in
+  whole resource blocks or on step rates);
 * ``adaptive``: a per-user staircase on the CSI, then the same split. User k drafts
   ``L_k(g) = #{L : g >= threshold[k, L]}`` tokens: nothing below its skip threshold
   ``threshold[k, 1]``, longer drafts on better channels. The staircase is the rule
@@ -28,6 +29,7 @@ import numpy as np
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import compute_seconds, tokens_per_round, upload_bits, verify_tokens
 from multispin_cli.model.system import System
+from multispin_cli.planners.faded_split import admit, faded_least_deadline_split
 from multispin_cli.planners.split import equal_finish_split
 
 POLICIES = ("static", "adaptive-split", "adaptive", "oracle")
@@ -37,9 +39,13 @@ _LOW_GAIN, _HIGH_GAIN = 1e-9, 1e9  # thresholds outside these are "always" and "
 def round_split(system: System, lengths, channel: Channel) -> tuple[np.ndarray, np.ndarray]:
     """The per-round split of the band: deadline (rounds,) and bandwidth (rounds, K) on ``channel``.
 
-    Every policy re-splits through this one function (today the exact equal-finish split).
+    Every policy re-splits through this one function, exact like the static planners: the
+    equal-finish Newton split on a continuous band with Shannon rates, else the least deadline in
+    whole resource blocks or on step/capped rates (:mod:`multispin_cli.planners.faded_split`).
     """
-    return equal_finish_split(system, lengths, channel)
+    if system.smooth:
+        return equal_finish_split(system, lengths, channel)
+    return faded_least_deadline_split(system, lengths, channel)
 
 
 def round_seconds_on(system: System, lengths, bandwidth_hz, channel: Channel) -> np.ndarray:
@@ -50,6 +56,54 @@ def round_seconds_on(system: System, lengths, bandwidth_hz, channel: Channel) ->
     upload = np.where(np.isnan(upload), np.inf, upload)
     deadline = (compute_seconds(system, lengths) + upload).max(axis=-1, initial=0.0)
     return deadline + system.verify(verify_tokens(system, lengths)) + system.server_fixed_s
+
+
+def lost_uploads(system: System, lengths, bandwidth_hz, channel: Channel) -> np.ndarray:
+    """The lengths with every upload that cannot go through set to 0 (outage).
+
+    With step rates (CQI) a user whose SNR is below the lowest level carries nothing on any band:
+    its draft is lost that round, it gets the server's one token, and the round does not wait for
+    it (the scheduler drops what it cannot receive). On Shannon rates nothing is ever lost.
+    """
+    lengths = np.asarray(lengths)
+    if channel.link.is_shannon:
+        return lengths
+    lost = (upload_bits(system, lengths) > 0) & ~(channel.rate_bps(bandwidth_hz) > 0)
+    return np.where(lost, 0, lengths) if lost.any() else lengths
+
+
+def settle(system: System, lengths, bandwidth_hz, csi_gain, true_gain, *, wait_factor: float = np.inf,
+           draft_s=None) -> tuple[np.ndarray, np.ndarray]:
+    """What a round delivers once the uploads meet the true channel: the lengths that arrive and the
+    upload deadline (rounds,).
+
+    Uploads that cannot go through at all are lost (:func:`lost_uploads`). With a finite
+    ``wait_factor`` the server waits at most that many times the deadline the scheduler planned on
+    its CSI: an upload still under way then is dropped (its user gets the server's one token) and
+    the round's upload phase ends at that limit. On exact CSI nothing is ever late. ``draft_s``
+    replaces the device times (e.g. with jitter).
+    """
+    csi = np.atleast_2d(np.asarray(csi_gain, dtype=float))
+    true = np.atleast_2d(np.asarray(true_gain, dtype=float))
+    channel = system.channel.faded(true)
+    lengths = lost_uploads(system, lengths, bandwidth_hz, channel)
+    bits = upload_bits(system, lengths)
+    compute = compute_seconds(system, lengths)
+    draft = compute if draft_s is None else np.where(lengths > 0, draft_s, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upload = np.where(bits > 0, bits / channel.rate_bps(bandwidth_hz), 0.0)
+    finish = draft + np.where(np.isnan(upload), np.inf, upload)
+    if not np.isfinite(wait_factor):
+        return lengths, finish.max(axis=-1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        planned_up = np.where(bits > 0, bits / system.channel.faded(csi).rate_bps(bandwidth_hz), 0.0)
+    planned = (compute + np.where(np.isnan(planned_up), np.inf, planned_up)).max(axis=-1, initial=0.0)
+    limit = wait_factor * planned
+    late = finish > limit[:, None]
+    lengths = np.where(late, 0, lengths)
+    arrived = np.where(late, 0.0, finish).max(axis=-1, initial=0.0)
+    deadline = np.maximum(arrived, np.where(late.any(axis=-1), limit, 0.0))
+    return lengths, deadline
 
 
 def reference_snr(system: System) -> np.ndarray:
@@ -121,6 +175,14 @@ def _needs(system: System, deadline_s, gain) -> np.ndarray:
     column = Channel(ch.power_limited[:, None], ch.spectral_efficiency[:, None], ch.snr_bandwidth_hz[:, None])
     channel = column.faded(np.broadcast_to(g[..., None], shape))
     need, _ = channel.bandwidth_for_rate(np.broadcast_to(rate, shape))
+    if system.resource_block_hz is not None:  # whole blocks, at least the user's minimum
+        block = system.resource_block_hz
+        with np.errstate(invalid="ignore"):
+            blocks = np.ceil(need / block * (1.0 - 1e-12))
+        if not channel.monotone:
+            blocks = channel.blocks_for_rate(np.broadcast_to(rate, shape), block)
+        minimum = np.asarray(system.min_resource_blocks, dtype=float)[:, None]
+        need = np.maximum(blocks, minimum) * block
     need = np.where(lengths > 0, need, 0.0)
     return np.where(np.isnan(need), np.inf, need)
 
@@ -134,22 +196,34 @@ def _choose(values: np.ndarray, needs: np.ndarray, price) -> np.ndarray:
 
 
 def staircase(system: System, *, gamma: float, slope: float, price: float, deadline_s: float,
-              iterations: int = 60) -> Staircase:
+              iterations: int = 24) -> Staircase:
     """Tabulate the rule ``argmax_L G_k(L) - gamma slope L - price W_k(L, D, g)`` as CSI thresholds.
 
     The choice grows with the gain g (a better channel makes every length cheaper, longer ones the
-    most), so each threshold is found by bisection on log g.
+    most), so each threshold is found by bisection on log g (24 halvings of 1e-9..1e9: each
+    threshold to 3e-6 relative, 1e-5 dB).
     """
-    users, top = system.users, system.max_draft_length
-    values = _values(system, gamma, slope)  # (K, L+1)
-    lo = np.full((users, top), np.log(_LOW_GAIN))
-    hi = np.full((users, top), np.log(_HIGH_GAIN))
-    need_len = np.arange(1, top + 1)[None, :]
+    return staircases(system, gamma=gamma, slope=slope, prices=[price], deadlines_s=[deadline_s],
+                      iterations=iterations)[0]
 
-    def reaches(log_g):  # (K, top) -> bool: at gain exp(log_g) user k drafts >= L
-        g = np.exp(log_g).T  # (top, K): one "round" per tested length
-        chosen = _choose(values, _needs(system, deadline_s, g), price)  # (top, K)
-        return chosen.T >= need_len
+
+def staircases(system: System, *, gamma: float, slope: float, prices, deadlines_s,
+               iterations: int = 24) -> list[Staircase]:
+    """:func:`staircase` for several (price, deadline) pairs at once (one bisection for all)."""
+    users, top = system.users, system.max_draft_length
+    price = np.asarray(prices, dtype=float)
+    deadline = np.asarray(deadlines_s, dtype=float)[:, None, None]  # (n, 1, 1): per rule
+    n = price.size
+    values = _values(system, gamma, slope)  # (K, L+1)
+    lo = np.full((n, users, top), np.log(_LOW_GAIN))
+    hi = np.full((n, users, top), np.log(_HIGH_GAIN))
+    need_len = np.arange(1, top + 1)[None, None, :]
+    price_col = price[:, None]  # (n, 1) against choices (n, top, K)
+
+    def reaches(log_g):  # (n, K, top) -> bool: at gain exp(log_g) user k drafts >= L
+        g = np.exp(log_g).transpose(0, 2, 1)  # (n, top, K): one "round" per tested length
+        chosen = _choose(values, _needs(system, deadline, g), price_col)  # (n, top, K)
+        return chosen.transpose(0, 2, 1) >= need_len
 
     never = ~reaches(hi)
     always = reaches(lo)
@@ -160,7 +234,7 @@ def staircase(system: System, *, gamma: float, slope: float, price: float, deadl
         lo = np.where(ok, lo, mid)
     threshold = np.exp(hi)
     threshold = np.where(never, np.inf, np.where(always, 0.0, threshold))
-    return Staircase(np.maximum.accumulate(threshold, axis=1))
+    return [Staircase(np.maximum.accumulate(t, axis=1)) for t in threshold]
 
 
 # --------------------------------------------------------------------------- the oracle
@@ -224,6 +298,7 @@ class Controller:
     slope: float = 0.0
     deadline_s: float = 0.0
     fallback: Staircase | None = None  # oracle: a deployable rule it compares against each round
+    wait_factor: float = np.inf  # the server waits at most this times the round's planned deadline (stale CSI)
 
 
 def decide(system: System, control: Controller, csi_gain, true_gain=None) -> tuple[np.ndarray, np.ndarray]:
@@ -239,13 +314,18 @@ def decide(system: System, control: Controller, csi_gain, true_gain=None) -> tup
     if control.policy == "adaptive-split":
         lengths = np.broadcast_to(control.lengths, csi.shape).copy()
     elif control.policy == "adaptive":
-        lengths = control.rule.lengths(csi)
+        lengths = admit(system, control.rule.lengths(csi), csi)
     elif control.policy == "oracle":
         gain = csi if true_gain is None else np.atleast_2d(np.asarray(true_gain, dtype=float))
         return _oracle_decide(system, control, gain)
     else:
         raise ValueError(f"unknown policy {control.policy!r}")
-    _, bandwidth = round_split(system, lengths, system.channel.faded(csi))
+    channel = system.channel.faded(csi)
+    if not channel.link.is_shannon:  # no grant for a user the CSI says cannot carry any rate
+        # (power-limited users always carry some rate on a narrow enough band)
+        with np.errstate(invalid="ignore"):
+            lengths = np.where(channel.power_limited | (channel.link_efficiency > 0), lengths, 0)
+    _, bandwidth = round_split(system, lengths, channel)
     return lengths, bandwidth.reshape(rounds, system.users)
 
 
@@ -318,7 +398,8 @@ def _local_search(system, gamma, gain, lengths, bandwidth, score, passes: int = 
         value = tokens_per_round(system, trial).sum(axis=-1) - gamma * t
         pick = np.argmax(value, axis=1)
         top_value = np.take_along_axis(value, pick[:, None], axis=1)[:, 0]
-        better = top_value > score + 1e-12 * np.abs(score)
+        with np.errstate(invalid="ignore"):  # -inf scores (a round no split can run) compare as NaN
+            better = (top_value > score + 1e-12 * np.abs(score)) | (np.isfinite(top_value) & ~np.isfinite(score))
         if not better.any():
             break
         rows = np.arange(trial.shape[0])

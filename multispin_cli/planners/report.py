@@ -10,7 +10,7 @@ import numpy as np
 
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.adaptive import DEFAULT_SAMPLES, AdaptivePlan, plan_adaptive
+from multispin_cli.planners.adaptive import AdaptivePlan, plan_adaptive
 from multispin_cli.planners.baselines import all_baselines
 from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
@@ -69,13 +69,14 @@ def _checked_bound(plan: Plan, others: list[Plan]) -> Plan:
     return replace(plan, upper_bound_tokens_per_s=max(bound, known))
 
 
-def plan_report(system: System, *, mode: Mode = "both", samples: int = DEFAULT_SAMPLES, seed: int = 0,
+def plan_report(system: System, *, mode: Mode = "both", samples: int | None = None, seed: int = 0,
                 adaptive: bool = True) -> PlanReport:
     """Plan the cell in the given mode and evaluate the baselines beside it.
 
     For a cell whose channel fades, also solve the adaptive rule (``samples`` fading draws from
-    ``seed``), starting from the homogeneous and heterogeneous plans, unless ``adaptive`` is False
-    (a caller that reports only the static plans, such as a sweep's rows, skips its cost).
+    ``seed``; None sizes them automatically), starting from the homogeneous and heterogeneous plans,
+    unless ``adaptive`` is False (a caller that reports only the static plans, such as a sweep's
+    rows, skips its cost).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -24,6 +24,11 @@ def _db(value: float) -> float | str:
     return num(value)
 
 
+def wait_text(factor: float) -> float | str:
+    """The server's wait limit for documents: a factor, or "unlimited"."""
+    return num(factor) if np.isfinite(factor) else "unlimited"
+
+
 def adaptive_section(profile: Profile, plan: AdaptivePlan) -> dict:
     """``[adaptive]`` with ``[[adaptive.users]]``: the rule and its expected performance under fading."""
     score = plan.score
@@ -40,6 +45,7 @@ def adaptive_section(profile: Profile, plan: AdaptivePlan) -> dict:
     section["static_tokens_per_s"] = num(plan.static_tokens_per_s)
     section["static_plan"] = plan.static_name
     section["adaptive_split_tokens_per_s"] = num(plan.adaptive_split_tokens_per_s)
+    section["wait_factor"] = wait_text(plan.control.wait_factor)
     section["samples"] = plan.samples
     section["oracle_samples"] = plan.oracle_samples
     section["seed"] = plan.seed
@@ -87,6 +93,9 @@ def adaptive_view(profile: Profile, plan: AdaptivePlan, *, max_rows: int = 40) -
     parts = [summary, rules]
     if len(shown) < len(names):
         parts.append(Text(f"({len(names) - len(shown)} more users: --rows 0 shows all)"))
+    if np.isfinite(plan.control.wait_factor):
+        parts.append(Text(f"Stale channel state: the server waits at most {plan.control.wait_factor:g} x the round's "
+                          "planned deadline; a later upload is dropped (one token for its user)."))
     parts.append(Text(f"{plan.samples:,} fading draws, seed {plan.seed}; oracle on {plan.oracle_samples:,} of them."))
     return Group(*parts)
 
@@ -94,7 +103,8 @@ def adaptive_view(profile: Profile, plan: AdaptivePlan, *, max_rows: int = 40) -
 RULE_TEXT = ("Each round, from its latest channel state: user k drafts the largest L with "
              "length_above_snr_db[L-1] <= its SNR (dB); below skip_below_snr_db it drafts nothing (the server "
              "still gives it one token). Then the band is split so that every drafting user finishes its "
-             "draft and upload at the same time.")
+             "draft and upload at the same time. With a wait_factor, the server verifies at the latest "
+             "wait_factor x that planned finish time; an upload still under way then is dropped.")
 SNR_BASIS = ("SNR of a fixed-SNR user; for a power-limited user, its received power over the noise in the "
              "whole uplink band (P g / (N0 W)).")
 
@@ -114,4 +124,5 @@ def rule_document(plan_document: dict, *, path: str) -> dict:
         users.append({k: row[k] for k in ("name", "draft_length", "skip_below_snr_db", "length_above_snr_db")
                       if k in row})
     return {"policy": "adaptive", "rule": RULE_TEXT, "snr_basis": SNR_BASIS,
-            "goodput_tokens_per_s": section.get("goodput_tokens_per_s"), "users": users}
+            "goodput_tokens_per_s": section.get("goodput_tokens_per_s"),
+            "wait_factor": section.get("wait_factor", "unlimited"), "users": users}
