@@ -53,6 +53,7 @@ class RoundScheduler:
         self.fixed = np.asarray(control.lengths, dtype=int)
         self.threshold = None if control.rule is None or control.policy != "adaptive" else control.rule.threshold
         self.last_deadline = None  # the previous round's deadline: the next round's Newton start
+        self.fallbacks = 0  # rounds the fast split handed to the general path (a test keeps it at 0)
 
     def lengths(self, csi_gain: np.ndarray) -> np.ndarray:
         """This round's draft lengths from the CSI gains (K,)."""
@@ -68,6 +69,7 @@ class RoundScheduler:
             out = self._split(lengths, g)
             if out is not None:
                 return lengths, out
+            self.fallbacks += 1
         got_l, got_w = decide(self.system, self.control, g[None, :])
         return got_l[0], got_w[0]
 
@@ -114,7 +116,9 @@ class RoundScheduler:
                 dw_p = -dwdr * rate / slack_p
                 return w_f.sum() + w_p.sum(), dw_f.sum() + dw_p.sum(), w_f, w_p
 
-            x, low, high = lo, lo, np.inf
+            # At the power-limited floor itself the weakest user's rate is at its ceiling (no finite
+            # band): start just past it, where the demand is finite and above the band.
+            x, low, high = (lo if alone > floor else floor * (1.0 + 1e-9)), lo, np.inf
             last = self.last_deadline
             if last is not None and np.isfinite(last) and last > lo:
                 n, dn, _, _ = need(last)
@@ -128,8 +132,11 @@ class RoundScheduler:
             w_f = w_p = None
             for _ in range(_ITER):
                 n, dn, w_f, w_p = need(x)
-                if not np.isfinite(n):
-                    return None
+                if not np.isfinite(n):  # a user at its rate ceiling: the root lies further right
+                    if not np.isfinite(high):
+                        return None
+                    low, x = x, 0.5 * (x + high)
+                    continue
                 if abs(n - total) <= 1e-13 * total:
                     break
                 if n > total:
@@ -137,6 +144,8 @@ class RoundScheduler:
                 else:
                     high = x
                 nxt = x + (total - n) * n / (total * dn)
+                if abs(nxt - x) <= 2 * np.finfo(float).eps * x:  # converged (to the last ulps)
+                    break
                 if not (low < nxt < high):  # safeguard: bisect the bracket (geometric above the floor)
                     if not np.isfinite(high):
                         return None
