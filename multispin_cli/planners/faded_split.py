@@ -24,52 +24,11 @@ from __future__ import annotations
 import numpy as np
 
 from multispin_cli.model.channel import Channel
-from multispin_cli.model.goodput import compute_seconds, upload_bits
+from multispin_cli.model.goodput import compute_seconds
 from multispin_cli.model.system import System
+from multispin_cli.planners.resource_blocks import _Users
 
 _BISECTIONS = 200
-
-
-class _RoundUsers:
-    """The drafting users of a batch of rounds, flattened, each on its round's channel."""
-
-    def __init__(self, system: System, lengths: np.ndarray, channel: Channel):
-        k = system.users
-        self.rounds = lengths.shape[0]
-        bits = upload_bits(system, lengths)
-        device = compute_seconds(system, lengths)
-        flat = np.flatnonzero(bits > 0)
-        self.flat, self.row, self.user = flat, flat // k, flat % k
-        self.bits, self.device = bits.ravel()[flat], device.ravel()[flat]
-        shape = lengths.shape
-        self.channel = Channel(*(np.broadcast_to(a, shape).ravel()[flat] for a in
-                                 (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)),
-                               channel.link)
-        self.block_hz = system.resource_block_hz
-        if self.block_hz is not None:
-            self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[self.user]
-
-    def need(self, deadline: np.ndarray) -> np.ndarray:
-        slack = deadline[self.row] - self.device
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(slack > 0, self.bits / slack, np.inf)
-        if self.block_hz is None:
-            return self.channel.bandwidth_for_rate(rate)[0]
-        blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
-        return blocks * self.block_hz
-
-    def finish(self, bandwidth: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            upload = self.bits / self.channel.rate_bps(bandwidth)
-        return self.device + np.where(np.isnan(upload), np.inf, upload)
-
-    def total(self, per_user: np.ndarray) -> np.ndarray:
-        return np.bincount(self.row, per_user, minlength=self.rounds)
-
-    def latest(self, per_user: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.rounds)
-        np.maximum.at(out, self.row, per_user)
-        return out
 
 
 def faded_least_deadline_split(system: System, lengths, channel: Channel) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +41,7 @@ def faded_least_deadline_split(system: System, lengths, channel: Channel) -> tup
     lengths = np.asarray(lengths)
     batch = np.broadcast_shapes(lengths.shape[:-1], channel.power_limited.shape[:-1])
     lengths = np.broadcast_to(lengths, batch + (system.users,)).reshape(-1, system.users)
-    users = _RoundUsers(system, lengths, _flat_channel(channel, batch, system.users))
+    users = _Users(system, lengths, _flat_channel(channel, batch, system.users))
     total = system.bandwidth_hz
     anyone = users.total(np.ones(users.row.size)) > 0
     if users.block_hz is not None:
@@ -92,7 +51,7 @@ def faded_least_deadline_split(system: System, lengths, channel: Channel) -> tup
         share = total / np.maximum(users.total(np.ones(users.row.size)), 1)[users.row]
         with np.errstate(divide="ignore"):
             start = np.where(users.channel.best_rate_bps(share) > 0, share, np.inf)
-        fits = np.ones(users.rounds, bool)
+        fits = np.ones(users.plans, bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         start = np.where(np.isfinite(start), start, total)
         best = users.channel.rate_bps(start) if users.block_hz is not None else users.channel.best_rate_bps(start)
@@ -152,7 +111,7 @@ def _flat_channel(channel: Channel, batch: tuple, users: int) -> Channel:
                      (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)), channel.link)
 
 
-def _spend_leftover(users: _RoundUsers, need: np.ndarray, ok: np.ndarray, blocks_total: int) -> np.ndarray:
+def _spend_leftover(users: _Users, need: np.ndarray, ok: np.ndarray, blocks_total: int) -> np.ndarray:
     """Free blocks, one per step and round, to the drafting user whose finish time falls most."""
     block = users.block_hz
     blocks = np.round(need / block)
@@ -168,11 +127,11 @@ def _spend_leftover(users: _RoundUsers, need: np.ndarray, ok: np.ndarray, blocks
         with np.errstate(invalid="ignore"):
             gain = np.where(active, finish - after, -np.inf)
         gain = np.nan_to_num(gain, nan=-np.inf)
-        best = np.full(users.rounds, -np.inf)
+        best = np.full(users.plans, -np.inf)
         np.maximum.at(best, users.row, gain)
         # the first user of each round whose gain is its round's best, and positive
         candidate = (gain == best[users.row]) & (gain > 0)
-        first = np.full(users.rounds, users.row.size)
+        first = np.full(users.plans, users.row.size)
         np.minimum.at(first, users.row[candidate], np.flatnonzero(candidate))
         give = first[first < users.row.size]
         if give.size == 0:
@@ -180,7 +139,7 @@ def _spend_leftover(users: _RoundUsers, need: np.ndarray, ok: np.ndarray, blocks
         blocks[give] += 1
         finish[give] = after[give]
         left[users.row[give]] -= 1
-        left = np.where(np.isin(np.arange(users.rounds), users.row[give]), left, 0)  # rows with no gain stop
+        left = np.where(np.isin(np.arange(users.plans), users.row[give]), left, 0)  # rows with no gain stop
     return blocks * block
 
 

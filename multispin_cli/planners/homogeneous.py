@@ -15,7 +15,6 @@ from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import spend_leftover
 from multispin_cli.planners.split import split_goodput
 
-
 CHUNK_USERS = 400_000  # lengths x users solved at once (bounds the split's temporaries at city scale)
 
 

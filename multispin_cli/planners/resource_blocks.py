@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import compute_seconds, upload_bits
 from multispin_cli.model.system import System
 
@@ -30,9 +31,10 @@ _BISECTIONS = 200  # far more than enough: each halves the bracket, stopped at a
 
 
 class _Users:
-    """The drafting users of a batch of plans, flattened (like :class:`split.Demand`)."""
+    """The drafting users of a batch of plans, flattened (like :class:`split.Demand`); ``channel``
+    (shape (plans, K), e.g. one faded channel per round) replaces the system's per-user one."""
 
-    def __init__(self, system: System, lengths: np.ndarray):
+    def __init__(self, system: System, lengths: np.ndarray, channel: Channel | None = None):
         k = system.users
         self.plans = lengths.shape[0]
         bits = upload_bits(system, lengths)
@@ -40,7 +42,12 @@ class _Users:
         flat = np.flatnonzero(bits > 0)
         self.flat, self.row, self.user = flat, flat // k, flat % k
         self.bits, self.device = bits.ravel()[flat], device.ravel()[flat]
-        self.channel = system.channel.take(self.user)
+        if channel is None:
+            self.channel = system.channel.take(self.user)
+        else:
+            self.channel = Channel(*(np.broadcast_to(a, lengths.shape).ravel()[flat] for a in
+                                     (channel.power_limited, channel.spectral_efficiency, channel.snr_bandwidth_hz)),
+                                   channel.link)
         self.block_hz = system.resource_block_hz
         if self.block_hz is not None:
             self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[self.user]
