@@ -275,6 +275,14 @@ def snr_for_rate_ratio(a) -> np.ndarray:
     precision on 1e-300 < a < 1 - 1e-13, about 30 times faster than scipy's ``lambertw``, which
     loses precision near the branch point a -> 1. Returns NaN where a is too close to 1.
     """
+    u = log_snr_for_rate_ratio(a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.expm1(u)
+
+
+def log_snr_for_rate_ratio(a) -> np.ndarray:
+    """``u = ln(1 + x)`` for the x of :func:`snr_for_rate_ratio` (the variable its Newton steps work
+    in: a caller that also needs ``ln(1 + x)`` gets it without another logarithm)."""
     a = np.asarray(a, dtype=float)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         log_a = np.log(a)  # computed once; the same operations as written out, in place where possible
@@ -295,4 +303,4 @@ def snr_for_rate_ratio(a) -> np.ndarray:
             grown -= u
             grown /= denom
             u = u - grown
-        return np.expm1(u)
+        return u
