@@ -27,7 +27,7 @@ def plan(
         from multispin_cli.documents.output import emit
         from multispin_cli.documents.profile import load_profile
         from multispin_cli.planners.report import plan_report, resource_block_warnings, verify_table_warnings
-        from multispin_cli.render.document import plan_document, to_json, to_toml
+        from multispin_cli.render.document import plan_document, plan_json, to_toml
         from multispin_cli.render.insights import explain
 
         if plot is not None:
@@ -66,8 +66,7 @@ def plan(
             else:
                 emit(render_text(view), output)
         else:
-            doc = plan_document(loaded, report)
-            emit(to_toml(doc) if fmt is Format.toml else to_json(doc), output)
+            emit(to_toml(plan_document(loaded, report)) if fmt is Format.toml else plan_json(loaded, report), output)
         if output is not None:
             typer.echo(f"multispin: wrote {fmt.value} plan to {output}", err=True)
         if plot is not None:

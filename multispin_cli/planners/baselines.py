@@ -10,7 +10,7 @@ from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.homogeneous import best_common_length
 from multispin_cli.planners.resource_blocks import equal_blocks
 
 FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of docs/model.md 4 (and common engine default)
@@ -48,13 +48,12 @@ def mean_user(system: System) -> Plan:
     mean_snr = 10.0 ** np.mean(np.log10(np.maximum(snr, np.finfo(float).tiny)))
     average = replace(
         system,
-        names=tuple(f"mean-{i}" for i in range(k)),
         accept_prob=np.broadcast_to(system.accept_prob.mean(axis=0), system.accept_prob.shape).copy(),
         draft_s_per_token=np.full(k, system.draft_s_per_token.mean()),
         draft_overhead_s=np.full(k, system.draft_overhead_s.mean()),
         channel=Channel.fixed_snr(np.full(k, mean_snr), system.channel.link),
     )
-    return _equal_split(system, plan_homogeneous(average).draft_length, "mean_user")
+    return _equal_split(system, best_common_length(average), "mean_user")
 
 
 def all_baselines(system: System) -> dict[str, Plan]:

@@ -41,24 +41,36 @@ def goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray]:
 
 def plan_homogeneous(system: System) -> Plan:
     """The best common draft length and its equal-finish-time bandwidth split."""
-    deadlines = common_length_deadlines(system)
-    if deadlines is None:  # resource blocks, link adaptation or a user without rate: the general split
-        goodput, bandwidth = goodput_by_length(system)
-    else:
-        goodput = _goodput(system, deadlines)
-    # A length whose split failed numerically (NaN) must never win: argmax would pick it.
-    best = int(np.argmax(np.where(np.isnan(goodput), -np.inf, goodput)))
+    goodput, bandwidth = _goodput_by_length(system)
+    best = _best(goodput)
     lengths = np.full(system.users, best, dtype=int)
-    if deadlines is not None:  # the winner's split, by the general split (the same plan as solving all)
+    if bandwidth is None:  # the winner's split, by the general split (the same plan as solving all)
         exact, _, split = split_goodput(system, lengths[None, :])
-        goodput[best] = exact[0]
-        bandwidth = {best: split[0]}
+        goodput[best], bandwidth = exact[0], {best: split[0]}
     return Plan(
         name="homogeneous",
         evaluation=evaluate(system, lengths, spend_leftover(system, lengths, bandwidth[best])),
         draft_length=best,
         goodput_by_length=goodput,
     )
+
+
+def best_common_length(system: System) -> int:
+    """The draft length of :func:`plan_homogeneous`, without its split (for a caller that needs only L)."""
+    return _best(_goodput_by_length(system)[0])
+
+
+def _goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray | None]:
+    """Goodput of every common length, with the splits where the general split had to find them."""
+    deadlines = common_length_deadlines(system)
+    if deadlines is None:  # resource blocks, link adaptation or a user without rate: the general split
+        return goodput_by_length(system)
+    return _goodput(system, deadlines), None
+
+
+def _best(goodput: np.ndarray) -> int:
+    # A length whose split failed numerically (NaN) must never win: argmax would pick it.
+    return int(np.argmax(np.where(np.isnan(goodput), -np.inf, goodput)))
 
 
 def _goodput(system: System, deadlines: np.ndarray) -> np.ndarray:
@@ -88,53 +100,63 @@ def common_length_deadlines(system: System) -> np.ndarray | None:
     levels = np.arange(system.max_draft_length + 1)
     bits = system.header_bits + system.bits_per_token * levels.astype(float)
     x = np.zeros(levels.size)
+    off = system.off_uplink
+    # Every drafting user's device time bounds the deadline from below, on the uplink or not.
+    free = (over[off][None, :] + tau[off][None, :] * levels[:, None].astype(float)).max(axis=-1, initial=0.0)
+    cell = _Cell(system, fixed, pl)
     solve = levels[(levels > 0) & (bits > 0)] if up.any() else levels[:0]
     rows = max(1, _BLOCK // max(int(up.sum()), 1))
     for start in range(0, solve.size, rows):
         part = solve[start:start + rows]
-        x[part] = _Block(system, part, bits[part], fixed, pl, eta, q).solve()
+        x[part] = _Block(cell, part, bits[part], free[part]).solve()
     # Users off the shared uplink only draft: the round waits for them too.
-    off = system.off_uplink
-    if off.any():
-        free = (over[off][None, :] + tau[off][None, :] * levels[:, None].astype(float)).max(axis=-1)
-        x = np.maximum(x, np.where(levels > 0, free, 0.0))
-    return x
+    return np.maximum(x, np.where(levels > 0, free, 0.0)) if off.any() else x
+
+
+class _Cell:
+    """What the common-length split needs of each uploading user, fixed-SNR (``_f``) and
+    power-limited (``_p``) users apart, gathered once for every block of lengths."""
+
+    def __init__(self, system: System, fixed: np.ndarray, pl: np.ndarray):
+        ch, total = system.channel, system.bandwidth_hz
+        tau, over = system.draft_s_per_token, system.draft_overhead_s
+        self.total = total
+        self.over_f, self.tau_f, self.over_p, self.tau_p = over[fixed], tau[fixed], over[pl], tau[pl]
+        eta, q = ch.link_efficiency[fixed], ch.snr_bandwidth_hz[pl]
+        self.inv_eta, self.q, self.ln2_q = 1.0 / eta, q, LN2 / q
+        # Seconds per bit with the whole band: the bracket of equal_finish_split (each user alone with
+        # the whole band on the left; on the right, every user at the efficiency the whole band gives).
+        eff_p = np.log1p(q / total) / LN2
+        self.alone_f, self.alone_p = 1.0 / (eta * total), 1.0 / (eff_p * total)
+        self.load = (1.0 / eta).sum() + (1.0 / eff_p).sum()  # bandwidth-seconds per bit, all users
 
 
 class _Block:
     """The common-length split for a block of lengths: every uploading user sends ``bits[i]`` at length
     ``lengths[i]``; fixed-SNR and power-limited users are held apart as (lengths, users) arrays."""
 
-    def __init__(self, system: System, lengths: np.ndarray, bits: np.ndarray, fixed: np.ndarray, pl: np.ndarray,
-                 eta: np.ndarray, q: np.ndarray):
-        total = system.bandwidth_hz
+    def __init__(self, cell: _Cell, lengths: np.ndarray, bits: np.ndarray, free: np.ndarray):
         length = lengths.astype(float)[:, None]
-        tau, over = system.draft_s_per_token, system.draft_overhead_s
-        self.total, self.bits = total, bits
-        self.device_f = over[fixed] + tau[fixed] * length  # (n, Kf)
-        self.device_p = over[pl] + tau[pl] * length  # (n, Kp)
-        self.inv_eta, self.q = 1.0 / eta, q
-        self.bits_q = bits[:, None] * (LN2 / q)  # a = bits_q / slack: the rate over its limit Q / ln 2
+        column = bits[:, None]
+        total = self.total = cell.total
+        self.bits, self.inv_eta, self.q = bits, cell.inv_eta, cell.q
+        self.device_f = cell.over_f + cell.tau_f * length  # (n, Kf)
+        self.device_p = cell.over_p + cell.tau_p * length  # (n, Kp)
+        self.bits_q = column * cell.ln2_q  # a = bits_q / slack: the rate over its limit Q / ln 2
         self.u = self.a = None  # the power-limited users' ln(1 + SNR) at the last deadline, and its a
-        # The bracket of equal_finish_split: each user alone with the whole band on the left; on the
-        # right, every user at the efficiency it would have with the whole band.
-        eff_f = eta
-        with np.errstate(divide="ignore"):
-            eff_p = np.log1p(q / total) / LN2
         alone = np.full(bits.size, -np.inf)
-        load = np.zeros(bits.size)
-        device_max = np.zeros(bits.size)
-        floor = (over + tau * length).max(axis=-1, initial=0.0)  # every drafting user, on the uplink or not
-        for device, eff in ((self.device_f, eff_f), (self.device_p, eff_p)):
+        device_max = free.copy()  # the floor: every drafting user's device time, and ...
+        floor = free.copy()
+        for device, per_bit in ((self.device_f, cell.alone_f), (self.device_p, cell.alone_p)):
             if device.shape[1]:
-                alone = np.maximum(alone, (device + bits[:, None] / (eff * total)).max(axis=-1))
-                load += bits * (1.0 / eff).sum()
+                alone = np.maximum(alone, (device + column * per_bit).max(axis=-1))
                 device_max = np.maximum(device_max, device.max(axis=-1))
-        if self.device_p.shape[1]:
-            floor = np.maximum(floor, (self.device_p + bits[:, None] / (q / LN2)).max(axis=-1))
+        floor = np.maximum(floor, device_max)
+        if self.device_p.shape[1]:  # ... a power-limited user's upload at its most rate, Q / ln 2
+            floor = np.maximum(floor, (self.device_p + self.bits_q).max(axis=-1))
         self.floor = floor
         self.lo = np.maximum(alone, floor)
-        self.hi = np.maximum(device_max + load / total, self.lo)
+        self.hi = np.maximum(device_max + bits * cell.load / total, self.lo)
 
     def totals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Total need (Hz) and its derivative in the deadline (Hz/s) of every length at deadlines ``x``."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import chain, repeat
+from json.encoder import encode_basestring_ascii
 
 import numpy as np
 import tomli_w
@@ -42,7 +44,7 @@ def shares_mhz(bandwidth_hz: np.ndarray, total_hz: float) -> list[float]:
     return shares
 
 
-def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> dict:
+def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan], tables: bool = True) -> dict:
     ev = plan.evaluation
     section: dict = {}
     if plan.draft_length is not None:
@@ -66,13 +68,52 @@ def _plan_section(profile: Profile, plan: Plan, baselines: dict[str, Plan]) -> d
     section["gain_percent"] = {
         name: num(100.0 * plan.gain_over(other)) for name, other in baselines.items() if other.goodput_tokens_per_s > 0
     }
-    section["users"] = _users(profile, plan, needs)
+    rows = _users(profile, plan, needs)
+    section["users"] = rows.tables() if tables else rows
     return section
 
 
+_POW10 = 10.0 ** np.arange(23)  # the powers of ten a double holds exactly
+
+
 def nums(values) -> list[float]:
-    """:func:`num` of every element of an array, as a list (the same numbers, a tenth of the time)."""
-    return [float(text) for text in map("{:.10g}".format, np.asarray(values, dtype=float).ravel().tolist())]
+    """:func:`num` of every element of an array, as a list: the same numbers, computed a whole array
+    at a time.
+
+    ``float(f"{x:.10g}")`` is the double nearest to x rounded to 10 significant digits, that is
+    ``n / 10^k`` (or ``n * 10^-k``) with ``n = round(x * 10^k)`` the ten digits: for ``|k| <= 22`` the
+    power is exact and one IEEE division or product is correctly rounded, so it gives that double.
+    ``x * 10^k`` itself is rounded (by at most 2^-19 below 10^10), so where it lies within 1e-5 of a
+    half the rounding of n is in doubt: those elements, and any outside that range of k, take the
+    text path of :func:`num`.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    usual = np.flatnonzero(np.isfinite(x) & (x != 0))  # 0, inf and NaN stay as they are (as in num)
+    size = np.abs(x[usual])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        k = np.clip(9 - np.floor(np.log10(size)).astype(np.int64), -22, 22)
+        scaled, power, up = _scale(size, k)
+        off = np.flatnonzero((scaled < 1e9) | (scaled >= 1e10))
+        if off.size:  # log10 may be one off next to a power of ten: bring x 10^k into [1e9, 1e10)
+            k[off] = np.clip(k[off] + (scaled[off] < 1e9) - (scaled[off] >= 1e10), -22, 22)
+            scaled[off], power[off], up[off] = _scale(size[off], k[off])
+        digits = np.rint(scaled)
+        rounded = np.divide(digits, power, where=up, out=digits * power)
+        sure = (scaled >= 1e9) & (scaled < 1e10) & (np.abs(scaled - digits) < 0.5 - 1e-5)
+    out = x.copy()
+    out[usual] = np.copysign(rounded, x[usual])
+    result = out.tolist()
+    for i in usual[~sure].tolist():
+        result[i] = num(x[i])
+    return result
+
+
+def _scale(size: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``size * 10^k`` (a product for k >= 0, a quotient by ``10^-k`` otherwise: both correctly
+    rounded, the power being exact), the power, and where k >= 0."""
+    up = k >= 0
+    power = _POW10[np.abs(k)]
+    return np.divide(size, power, where=~up, out=size * power), power, up
 
 
 def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
@@ -90,16 +131,63 @@ def _users(profile: Profile, plan: Plan, needs: Needs) -> list[dict]:
     if block is not None:  # rint rounds half to even, as round() does
         columns["resource_blocks"] = np.rint(np.asarray(ev.bandwidth_hz, dtype=float) / block).astype(np.int64).tolist()
         columns["needed_resource_blocks"] = np.asarray(needs.user_blocks).astype(np.int64).tolist()
-    keys = tuple(columns)
-    rows = [dict(zip(keys, values)) for values in zip(*columns.values())]
-    models = [info.draft_model for info in profile.users] if _any_draft_model(profile) else ()
-    for row, model in zip(rows, models):
-        if model:
-            row["draft_model"] = model
+    models = [info.draft_model for info in profile.users] if _any_draft_model(profile) else []
     names = getattr(profile.users, "device_names", None)  # a devices file: no labels made
-    for row, device in zip(rows, names() if names else [info.device for info in profile.users]):
-        row["device"] = device
-    return rows
+    return _Rows(columns, models, names() if names else [info.device for info in profile.users])
+
+
+class _Rows:
+    """A plan's rows, one table per user, held as the columns they are made of.
+
+    :meth:`tables` makes the tables of the document; :meth:`json_text` writes the same rows as JSON
+    text straight from the columns (what :func:`plan_json` does: at city scale, building a table per
+    user only to encode it again costs more than planning).
+    """
+
+    def __init__(self, columns: dict[str, list], models: list, devices: list):
+        self.columns, self.models, self.devices = columns, models, devices
+
+    def tables(self) -> list[dict]:
+        """One table per user: the columns' keys, then ``draft_model`` where the user has one, then
+        ``device``."""
+        keys = tuple(self.columns)
+        rows = [dict(zip(keys, values)) for values in zip(*self.columns.values())]
+        for row, model in zip(rows, self.models):
+            if model:
+                row["draft_model"] = model
+        for row, device in zip(rows, self.devices):
+            row["device"] = device
+        return rows
+
+    def json_text(self, level: int) -> str | None:
+        """The tables as :func:`to_json` writes them at this level, a column at a time: each
+        column's values made JSON text by one call (``repr`` of a float or int, the encoder's string
+        escaping), then joined once with the keys and indentation between them. None where a value
+        is not a finite number or a string (the tables then go the general way)."""
+        inner, deep = "\n" + "  " * (level + 1), "\n" + "  " * (level + 2)
+        parts: list = []
+        for j, (key, column) in enumerate(self.columns.items()):
+            kinds = set(map(type, column))
+            if kinds == {float} and np.isfinite(column).all():
+                text = map(float.__repr__, column)
+            elif kinds == {int}:
+                text = map(int.__repr__, column)
+            elif kinds == {str}:
+                text = map(encode_basestring_ascii, column)
+            else:
+                return None
+            parts += (repeat(("," + inner + "{" if j == 0 else ",") + deep + encode_basestring_ascii(key) + ": "),
+                      text)
+        rows = len(self.devices)
+        if not parts or len(column) != rows or self.models and len(self.models) != rows or not (
+                all(type(d) is str for d in self.devices) and all(type(m) is str for m in self.models if m)):
+            return None
+        if self.models:
+            lead = "," + deep + '"draft_model": '
+            parts.append(lead + encode_basestring_ascii(model) if model else "" for model in self.models)
+        parts += (repeat("," + deep + '"device": '), map(encode_basestring_ascii, self.devices), repeat(inner + "}"))
+        body = "".join(chain.from_iterable(zip(*parts)))
+        return "[" + body[1:] + "\n" + "  " * level + "]"  # the first row's lead has no comma
 
 
 def _any_draft_model(profile: Profile) -> bool:
@@ -143,17 +231,27 @@ def cell_header(profile: Profile, **extra) -> dict:
 
 def plan_document(profile: Profile, report: PlanReport) -> dict:
     """The plan as a document: ``[plan]``, ``[homogeneous]``, ``[heterogeneous]``, ``[baselines.*]``."""
+    return _plan_document(profile, report, tables=True)
+
+
+def plan_json(profile: Profile, report: PlanReport) -> str:
+    """``to_json(plan_document(profile, report))``, with the users' rows written straight from their
+    columns (:class:`_Rows`)."""
+    return _json(_plan_document(profile, report, tables=False), 0) + "\n"
+
+
+def _plan_document(profile: Profile, report: PlanReport, *, tables: bool) -> dict:
     head = cell_header(profile, mode=report.mode)
     head["multispin_version"] = __version__
     head["format_version"] = FORMAT_VERSION
     doc: dict = {"plan": head}
     if report.homogeneous is not None:
-        doc["homogeneous"] = _plan_section(profile, report.homogeneous, report.baselines)
+        doc["homogeneous"] = _plan_section(profile, report.homogeneous, report.baselines, tables)
     if report.heterogeneous is not None:
         others = dict(report.baselines)
         if report.homogeneous is not None:
             others = {"homogeneous": report.homogeneous, **others}
-        doc["heterogeneous"] = _plan_section(profile, report.heterogeneous, others)
+        doc["heterogeneous"] = _plan_section(profile, report.heterogeneous, others, tables)
     doc["baselines"] = {name: _baseline_section(plan) for name, plan in report.baselines.items()}
     if report.adaptive is not None:
         from multispin_cli.render.adaptive import adaptive_section
@@ -190,6 +288,9 @@ def _flat_tables(rows) -> bool:
 
 def _json(value, level: int) -> str:
     inner, outer = "\n" + "  " * (level + 1), "\n" + "  " * level
+    if isinstance(value, _Rows):
+        text = value.json_text(level)
+        return text if text is not None else _json(value.tables(), level)
     if isinstance(value, dict):
         if not value:
             return "{}"
