@@ -28,7 +28,6 @@ def plan(
         from multispin_cli.documents.profile import load_profile
         from multispin_cli.planners.report import plan_report, resource_block_warnings, verify_table_warnings
         from multispin_cli.render.document import plan_document, plan_json, to_toml
-        from multispin_cli.render.insights import explain
 
         if plot is not None:
             from multispin_cli.render.plotting import check_plot_target
@@ -47,6 +46,7 @@ def plan(
         for line in verify_table_warnings(loaded.system, report) + resource_block_warnings(loaded.system, report):
             warn(line)
         if fmt is Format.table:
+            from multispin_cli.render.insights import explain
             from multispin_cli.render.tables import plan_view
             from multispin_cli.render.text import FILE_WIDTH, render_text, stdout_console
 

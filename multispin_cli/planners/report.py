@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.adaptive import AdaptivePlan, plan_adaptive
 from multispin_cli.planners.baselines import all_baselines
-from multispin_cli.planners.heterogeneous import plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
+
+if TYPE_CHECKING:  # imported where used: a homogeneous plan of a static cell needs neither
+    from multispin_cli.planners.adaptive import AdaptivePlan
 
 Mode = Literal["homogeneous", "heterogeneous", "both"]
 MODES: tuple[str, ...] = ("homogeneous", "heterogeneous", "both")
@@ -84,10 +85,14 @@ def plan_report(system: System, *, mode: Mode = "both", samples: int | None = No
     homogeneous = _at_least(plan_homogeneous(system), list(baselines.values()))
     heterogeneous = None
     if mode in ("heterogeneous", "both"):
+        from multispin_cli.planners.heterogeneous import plan_heterogeneous
+
         others = [homogeneous, *baselines.values()]
         heterogeneous = _checked_bound(_at_least(plan_heterogeneous(system, start=homogeneous), others), others)
     rule = None
     if adaptive and system.fades:
+        from multispin_cli.planners.adaptive import plan_adaptive
+
         starts = [p for p in (homogeneous, heterogeneous) if p is not None]
         rule = plan_adaptive(system, starts, system.fading, samples=samples, seed=seed)
     if mode == "heterogeneous":

@@ -16,7 +16,6 @@ import numpy as np
 import tomli_w
 
 from multispin_cli import __version__
-from multispin_cli.documents.planfile import FORMAT_VERSION
 from multispin_cli.documents.profile import Profile
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.units import MHZ, MS
@@ -241,6 +240,8 @@ def plan_json(profile: Profile, report: PlanReport) -> str:
 
 
 def _plan_document(profile: Profile, report: PlanReport, *, tables: bool) -> dict:
+    from multispin_cli.documents.planfile import FORMAT_VERSION  # the reader's module, loaded only here
+
     head = cell_header(profile, mode=report.mode)
     head["multispin_version"] = __version__
     head["format_version"] = FORMAT_VERSION
