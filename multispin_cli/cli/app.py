@@ -63,6 +63,96 @@ def _plain_help() -> None:
 
 _plain_help()
 
+_DEFER = object()
+_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE][-+]?[0-9]{1,2})?")
+
+
+def _plain_params() -> None:
+    """Plain option values (a path, a choice, a number, a string or a flag) are turned into Python
+    values here, without typer's pydantic adapters: importing pydantic and building an adapter per
+    option costs more than planning a cell of 10,000 users. Anything else (lists, parsers, a value
+    out of range or that does not parse) still goes to typer's own coercion, so its results and
+    error messages are the same. Skipped if typer changes shape (tests/test_cli_help.py notices)."""
+    try:
+        from dataclasses import dataclass
+        from enum import Enum
+        from pathlib import Path
+        from typing import Any
+
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer._param_types import coerce_cli_choice, coerce_cli_path, routes_to_path
+        from typer.core import _TyperParameter
+    except ImportError:  # pragma: no cover - a typer without these internals
+        return
+    original = getattr(_TyperParameter, "get_runtime_param", None)
+    if original is None or "_runtime_param" not in getattr(_TyperParameter, "__annotations__", {}):
+        return  # pragma: no cover
+
+    @dataclass(frozen=True)
+    class PlainParam(RuntimeParam):
+        kind: str = "str"
+        descriptor: Any = None
+
+        def _coerce_value(self, value, param, ctx):
+            result = self._plain(value, param, ctx)
+            if result is not _DEFER:
+                return result
+            return build_runtime_param(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+        def _plain(self, value, param, ctx):
+            info, kind = self.parameter_info, self.kind
+            if kind == "choice":
+                try:
+                    return coerce_cli_choice(value, choices=list(self.annotation), case_sensitive=info.case_sensitive,
+                                             ctx=ctx)
+                except ValueError:
+                    return _DEFER
+            if kind == "path":
+                path_type = info.path_type or self.annotation
+                if not isinstance(value, path_type):
+                    if path_type is not Path or type(value) is not str or not value:
+                        return _DEFER
+                    value = Path(value)
+                return coerce_cli_path(value, info, path_type=path_type, param=param, ctx=ctx)
+            if kind in ("str", "bool"):
+                return value if type(value) is (str if kind == "str" else bool) else _DEFER
+            number = int if kind == "int" else float
+            if type(value) is str and (_INT if kind == "int" else _FLOAT).fullmatch(value):
+                value = number(value)
+            if type(value) is not number or info.min is not None and not value >= info.min or \
+                    info.max is not None and not value <= info.max:
+                return _DEFER
+            return value
+
+    def plain_kind(param) -> str | None:
+        descriptor = param.type_descriptor
+        info, annotation = descriptor.parameter_info, descriptor.annotation
+        if descriptor.file_annotation is not None or info.parser is not None or param.multiple or param.nargs != 1:
+            return None
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            return "choice"
+        if annotation in (int, float):
+            return None if info.clamp else annotation.__name__
+        if annotation in (str, bool):
+            return annotation.__name__
+        if isinstance(annotation, type) and issubclass(annotation, Path) and routes_to_path(annotation, info):
+            return "path"
+        return None
+
+    def get_runtime_param(self):
+        if self._runtime_param is None:
+            kind = plain_kind(self)
+            if kind is not None:
+                descriptor = self.type_descriptor
+                self._runtime_param = PlainParam(descriptor.parameter_info, descriptor.annotation, kind, descriptor)
+        return original(self)
+
+    _TyperParameter.get_runtime_param = get_runtime_param
+
+
+_plain_params()
+
 
 def _usage_message(exc: TyperException) -> str:
     """A usage error in the house style, ``OPTION: reason``, like the library's ``KEY: reason``."""

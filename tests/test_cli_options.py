@@ -1,0 +1,72 @@
+"""Option values coerced without typer's pydantic adapters (cli.app) give what typer itself gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer.main
+from typer._click import Context
+from typer._click.exceptions import BadParameter
+from typer._coercion import build_runtime_param
+
+from multispin_cli.cli import app
+
+VALUES = ("0", "5", "-3", "007", "1_000", " 4", "1.5", "-2.25", "1e3", "2E-2", "nan", "inf", "abc", "", "x.toml",
+          "profiles", "table", "json", "JSON", "homogeneous", "both", "vllm", "llama.cpp", "true", "1")
+
+
+def _params():
+    command = typer.main.get_command(app)
+    out = [(command, p) for p in command.params]
+    for sub in command.commands.values():
+        out += [(sub, p) for p in sub.params]
+    return out
+
+
+def _outcome(runtime, value, param, ctx):
+    try:
+        result = runtime.coerce(value, param=param, ctx=ctx)
+        return "ok", type(result), repr(result)
+    except (BadParameter, ValueError) as exc:
+        return "error", type(exc).__name__, str(exc)
+
+
+def test_every_option_value_is_coerced_as_typer_does():
+    checked = 0
+    for command, param in _params():
+        plain = param.get_runtime_param()
+        full = build_runtime_param(param.type_descriptor)
+        ctx = Context(command)
+        for value in (param.default, *VALUES):
+            if param.multiple or param.nargs != 1:
+                continue
+            assert _outcome(plain, value, param, ctx) == _outcome(full, value, param, ctx), (command.name, param.name,
+                                                                                             value)
+            checked += 1
+    assert checked > 500
+
+
+def test_a_plan_does_not_load_pydantic():
+    """Loading pydantic and building its adapters costs more than planning a mid-size cell."""
+    code = ("import sys; from multispin_cli.cli import main; sys.argv = ['multispin', 'plan', 'paper-llama2-a100', "
+            "'-f', 'json', '-m', 'homogeneous', '--rows', '5', '--seed', '1']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('pydantic' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip().splitlines()[-1] == "False"
+    assert '"draft_length"' in result.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--rows", "-1"], "--rows: input should be greater than or equal to 0"),
+    (["--mode", "sideways"], "--mode: 'sideways' is not one of"),
+    (["--seed", "x"], "--seed: input should be a valid integer"),
+])
+def test_bad_values_still_get_typers_messages(args, needle):
+    from builders import invoke
+
+    result = invoke("plan", "paper-llama2-a100", *args)
+    assert result.exit_code == 2
+    assert needle in result.stderr and result.stdout == ""
