@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -70,3 +72,31 @@ def test_bad_values_still_get_typers_messages(args, needle):
     result = invoke("plan", "paper-llama2-a100", *args)
     assert result.exit_code == 2
     assert needle in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "paper-llama2-a100", "-f", "json", "-m", "both"],
+    ["plan", "--help"],
+    ["--help"],
+    ["pln", "x"],
+    ["plan"],
+])
+def test_the_entry_point_builds_only_the_command_it_runs_with_the_same_output(args, monkeypatch, capsys):
+    import typer.main as typer_main
+
+    from multispin_cli.cli import main
+
+    def run(entry):
+        with pytest.raises(SystemExit) as stop:
+            entry()
+        out = capsys.readouterr()
+        return stop.value.code, out.out, out.err
+
+    built = []
+    build = typer_main.get_command_from_info
+    monkeypatch.setattr(typer_main, "get_command_from_info", lambda **kw: built.append(kw) or build(**kw))
+    monkeypatch.setattr(sys, "argv", ["multispin", *args])
+    mine = run(main)
+    assert len(built) == (1 if args[0] == "plan" else len(app.registered_commands))
+    assert run(lambda: app(args)) == mine  # every command built
+    assert len(app.registered_commands) > 10

@@ -313,4 +313,38 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main() -> None:
     """Console-script entry point."""
     warnings.showwarning = _warning_line
-    app()
+    with _only_command(_invoked_command(sys.argv[1:])):
+        app()
+
+
+def _invoked_command(args: list[str]) -> str | None:
+    """The command a command line runs (its first word that is not an option: the group's own
+    options are flags), or None for the group's help, no command, or shell completion."""
+    if any(name.endswith("_COMPLETE") for name in os.environ):
+        return None
+    for arg in args:
+        if arg in ("-h", "--help"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+@contextmanager
+def _only_command(name: str | None) -> Iterator[None]:
+    """While inside, the app holds only the command ``name`` (if it has one of that name): typer
+    builds every registered command's options on each run (their signatures and types), which
+    costs more than a small plan; a run needs only its own. The group's help and an unknown name
+    (with its suggestions) still see every command."""
+    from typer.main import get_command_name
+
+    commands = app.registered_commands
+    keep = [c for c in commands if (c.name or get_command_name(getattr(c.callback, "__name__", ""))) == name]
+    if name is None or len(keep) != 1:
+        yield
+        return
+    app.registered_commands = keep
+    try:
+        yield
+    finally:
+        app.registered_commands = commands
