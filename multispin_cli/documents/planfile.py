@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from multispin_cli.documents.files import parse_json, parse_toml, read_text
+from multispin_cli.documents.formats import PLAN_FORMAT_VERSION
 from multispin_cli.errors import PlanFileError
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
@@ -22,7 +23,7 @@ from multispin_cli.model.system import System
 from multispin_cli.model.units import MHZ
 
 PLAN_SECTIONS = ("homogeneous", "heterogeneous")
-FORMAT_VERSION = 1  # of the plan document (written by multispin_cli.render.document)
+FORMAT_VERSION = PLAN_FORMAT_VERSION  # of the plan document (written by multispin_cli.render.document)
 
 
 @dataclass(frozen=True)

@@ -592,9 +592,10 @@ def _check_column(cols: _DeviceColumns, spec: Key) -> None:
     elif spec.kind in ("str", "path", "choice"):
         rows = np.flatnonzero(cols.has(spec.name))
         texts = value[rows].tolist()
-        for row, text in zip(rows, texts):  # control characters and line breaks: the first, for its message
-            if _CONTROL.search(text):
-                cols.checker(row, spec.name)._check(spec, text)
+        if _CONTROL.search(" ".join(texts)):  # control characters and line breaks: the first, for its message
+            for row, text in zip(rows, texts):
+                if _CONTROL.search(text):
+                    cols.checker(row, spec.name)._check(spec, text)
         if not all(map(str.strip, texts)) or spec.kind == "choice" and not set(texts) <= set(spec.choices):
             for row, text in zip(rows, texts):  # the first bad cell, for its message
                 if spec.kind == "choice" and text not in spec.choices or not text.strip():
@@ -649,12 +650,14 @@ def _file_columns(path: Path) -> _DeviceColumns:
             cols.values[spec.name] = raw
             continue
         if spec.kind in _NUMERIC:
+            empty = raw.count("")
             try:  # map(float) parses far faster than numpy's string conversion
-                column = np.fromiter(map(float, [text or "nan" for text in raw]), dtype=float, count=table.rows)
+                column = np.fromiter(map(float, [text or "nan" for text in raw] if empty else raw), dtype=float,
+                                     count=table.rows)
             except ValueError:
                 column = None
-            if column is None or any(raw[row].strip() for row in np.flatnonzero(np.isnan(column) & (
-                    np.fromiter(map(len, raw), dtype=np.int64, count=table.rows) > 0))):
+            # Every NaN should be an empty cell: more NaNs than those is a cell that says nan.
+            if column is None or np.count_nonzero(np.isnan(column)) != empty:
                 for row, text in enumerate(raw):  # find the cell that does not parse (or says nan)
                     try:
                         ok = not text.strip() or not math.isnan(float(text))
@@ -675,7 +678,13 @@ def _file_columns(path: Path) -> _DeviceColumns:
                     cols.fail(row, spec.name, f"must be probabilities separated by ';', got '{text}'")
                 column[row] = cols.checker(row, spec.name)._check(spec, probs)
         else:
-            column = np.array([text.strip() or None for text in raw], dtype=object)
+            texts = list(map(str.strip, raw))
+            # Fresh copies of the strings kept: the file's other cells, freed after this, would
+            # otherwise stay resident around them (tens of MB at 100,000 users).
+            joined = "\x00".join(texts)
+            if joined.count("\x00") == len(texts) - 1:
+                texts = joined.split("\x00")
+            column = np.array(texts if "" not in texts else [text or None for text in texts], dtype=object)
         cols.values[spec.name] = column
     return cols
 
@@ -741,7 +750,7 @@ def _devices(data: dict, path: Path, system: _Checker, max_len: int, blocks: int
     parts = []
     for cols in sources:
         parts.append(_device_users(cols, system, max_len, blocks, notes, MAX_USERS - sum(len(p.names) for p in parts)))
-    names = tuple(n for part in parts for n in part.names)
+    names = parts[0].names if len(parts) == 1 else tuple(n for part in parts for n in part.names)
     if len(set(names)) != len(names):
         seen: set[str] = set()
         for name in names:
@@ -814,7 +823,7 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         cols.fail(row, "count", f"makes more than {MAX_USERS} users in the profile (the most multispin plans)")
 
     # The channel: exactly one form per row, none for a device off the uplink.
-    off = np.array([bool(h) and u == "none" for h, u in zip(has("uplink"), v["uplink"])], dtype=bool)
+    off = has("uplink") & (v["uplink"] == "none")
     for key in ("snr_db", "spectral_efficiency_bps_per_hz", "tx_power_dbm", "path_loss_db", "distance_m"):
         row = _first(off & has(key))
         if row is not None:
@@ -877,7 +886,8 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
     fades, rician_k, shadowing = _column_fading(cols, system)
 
     names = v["name"]
-    if (count == 1).all():
+    one_each = bool((count == 1).all())
+    if one_each:
         user_names, expand = tuple(names), np.arange(cols.rows)
     else:
         user_names = tuple(n for r, n in enumerate(names)
@@ -885,7 +895,7 @@ def _device_users(cols: _DeviceColumns, system: _Checker, max_len: int, blocks: 
         expand = np.repeat(np.arange(cols.rows), count)
     return _Users(
         names=user_names,
-        accept_prob=accept[expand],
+        accept_prob=accept if one_each else accept[expand],  # K x L_max: no copy where nothing repeats
         draft_s_per_token=(v["draft_ms_per_token"] * MS)[expand],
         draft_overhead_s=(number("draft_overhead_ms") * MS)[expand],
         channel=channel.take(expand),
@@ -915,7 +925,10 @@ def _column_fading(cols, system: _Checker) -> tuple[np.ndarray, np.ndarray, np.n
     """Per device row: (fades, linear K factor, shadowing dB), the device's own over the [system] ones."""
     kind0, k0, shadow0 = _fading_defaults(system)
     v, has = cols.values, cols.has
-    kinds = np.array([str(k) if h else kind0 for h, k in zip(has("fading"), v["fading"])], dtype=object)
+    given = has("fading")
+    kinds = np.full(cols.rows, kind0, dtype=object)
+    if given.any():
+        kinds[given] = [str(k) for k in v["fading"][given]]
     own_k = has("rician_k_db")
     row = _first(own_k & (kinds != "rician"))
     if row is not None:

@@ -37,8 +37,10 @@ def expected_tokens(position_probs: np.ndarray) -> np.ndarray:
     """
     probs = np.asarray(position_probs, dtype=float)
     survive = np.cumprod(probs, axis=-1)
-    zero = np.zeros(probs.shape[:-1] + (1,))
-    return 1.0 + np.concatenate([zero, np.cumsum(survive, axis=-1)], axis=-1)
+    tokens = np.empty(probs.shape[:-1] + (probs.shape[-1] + 1,))
+    tokens[..., 0] = 1.0
+    np.add(np.cumsum(survive, axis=-1, out=survive), 1.0, out=tokens[..., 1:])  # in place: K x L_max at a time
+    return tokens
 
 
 def geometric_expected_tokens(length, alpha):

@@ -76,7 +76,8 @@ def _best(goodput: np.ndarray) -> int:
 def _goodput(system: System, deadlines: np.ndarray) -> np.ndarray:
     """Goodput of every common length given its deadline (the formula of model.goodput, per length)."""
     levels = np.arange(system.max_draft_length + 1)
-    tokens = np.ascontiguousarray(system.tokens_per_round.T).sum(axis=-1)  # row sums, as per plan
+    table = system.tokens_per_round
+    tokens = np.array([np.ascontiguousarray(table[:, level]).sum() for level in levels])  # summed as one plan's row
     verify_tokens = system.users * (levels + 1.0)  # ragged and padded agree when every L is the same
     return tokens / (deadlines + system.verify(verify_tokens) + system.server_fixed_s)
 

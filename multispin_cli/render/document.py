@@ -16,6 +16,7 @@ import numpy as np
 import tomli_w
 
 from multispin_cli import __version__
+from multispin_cli.documents.formats import PLAN_FORMAT_VERSION
 from multispin_cli.documents.profile import Profile
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.units import MHZ, MS
@@ -158,35 +159,48 @@ class _Rows:
             row["device"] = device
         return rows
 
-    def json_text(self, level: int) -> str | None:
-        """The tables as :func:`to_json` writes them at this level, a column at a time: each
-        column's values made JSON text by one call (``repr`` of a float or int, the encoder's string
-        escaping), then joined once with the keys and indentation between them. None where a value
-        is not a finite number or a string (the tables then go the general way)."""
-        inner, deep = "\n" + "  " * (level + 1), "\n" + "  " * (level + 2)
-        parts: list = []
-        for j, (key, column) in enumerate(self.columns.items()):
-            kinds = set(map(type, column))
-            if kinds == {float} and np.isfinite(column).all():
-                text = map(float.__repr__, column)
-            elif kinds == {int}:
-                text = map(int.__repr__, column)
-            elif kinds == {str}:
-                text = map(encode_basestring_ascii, column)
-            else:
-                return None
-            parts += (repeat(("," + inner + "{" if j == 0 else ",") + deep + encode_basestring_ascii(key) + ": "),
-                      text)
-        rows = len(self.devices)
-        if not parts or len(column) != rows or self.models and len(self.models) != rows or not (
+    def json_chunks(self, level: int) -> list[str] | None:
+        """The tables as :func:`to_json` writes them at this level, in pieces of a few thousand rows,
+        a column at a time: each column's values made JSON text by one call (``repr`` of a float or
+        int, the encoder's string escaping), then joined with the keys and indentation between them.
+        None where a value is not a finite number or a string (the tables then go the general way)."""
+        rows, columns = len(self.devices), list(self.columns.items())
+        if not rows or not columns or any(len(column) != rows for _, column in columns) or (
+                self.models and len(self.models) != rows) or not (
                 all(type(d) is str for d in self.devices) and all(type(m) is str for m in self.models if m)):
             return None
-        if self.models:
-            lead = "," + deep + '"draft_model": '
-            parts.append(lead + encode_basestring_ascii(model) if model else "" for model in self.models)
-        parts += (repeat("," + deep + '"device": '), map(encode_basestring_ascii, self.devices), repeat(inner + "}"))
-        body = "".join(chain.from_iterable(zip(*parts)))
-        return "[" + body[1:] + "\n" + "  " * level + "]"  # the first row's lead has no comma
+        encoders = []
+        for _, column in columns:
+            kinds = set(map(type, column))
+            if kinds == {float} and np.isfinite(column).all():
+                encoders.append(float.__repr__)
+            elif kinds == {int}:
+                encoders.append(int.__repr__)
+            elif kinds == {str}:
+                encoders.append(encode_basestring_ascii)
+            else:
+                return None
+        inner, deep = "\n" + "  " * (level + 1), "\n" + "  " * (level + 2)
+        leads = [("," + inner + "{" if j == 0 else ",") + deep + encode_basestring_ascii(key) + ": "
+                 for j, (key, _) in enumerate(columns)]
+        chunks = []
+        for start in range(0, rows, _CHUNK_ROWS):
+            part = slice(start, start + _CHUNK_ROWS)
+            pieces: list = []
+            for lead, encode, (_, column) in zip(leads, encoders, columns):
+                pieces += (repeat(lead), map(encode, column[part]))
+            if self.models:
+                lead = "," + deep + '"draft_model": '
+                pieces.append(lead + encode_basestring_ascii(model) if model else "" for model in self.models[part])
+            pieces += (repeat("," + deep + '"device": '), map(encode_basestring_ascii, self.devices[part]),
+                       repeat(inner + "}"))
+            chunks.append("".join(chain.from_iterable(zip(*pieces))))
+        chunks[0] = "[" + chunks[0][1:]  # the first row's lead has no comma
+        chunks.append("\n" + "  " * level + "]")
+        return chunks
+
+
+_CHUNK_ROWS = 4096  # rows of JSON text made at once (bounds the small strings alive at a time)
 
 
 def _any_draft_model(profile: Profile) -> bool:
@@ -240,11 +254,9 @@ def plan_json(profile: Profile, report: PlanReport) -> str:
 
 
 def _plan_document(profile: Profile, report: PlanReport, *, tables: bool) -> dict:
-    from multispin_cli.documents.planfile import FORMAT_VERSION  # the reader's module, loaded only here
-
     head = cell_header(profile, mode=report.mode)
     head["multispin_version"] = __version__
-    head["format_version"] = FORMAT_VERSION
+    head["format_version"] = PLAN_FORMAT_VERSION
     doc: dict = {"plan": head}
     if report.homogeneous is not None:
         doc["homogeneous"] = _plan_section(profile, report.homogeneous, report.baselines, tables)
@@ -288,23 +300,48 @@ def _flat_tables(rows) -> bool:
 
 
 def _json(value, level: int) -> str:
+    out: list[str] = []
+    _write(value, level, out)
+    return "".join(out)
+
+
+def _write(value, level: int, out: list[str]) -> None:
+    """Append the JSON text of ``value`` at this indentation level to ``out`` (joined once at the end:
+    a plan of 100,000 users is tens of megabytes, which concatenation would copy at every level)."""
     inner, outer = "\n" + "  " * (level + 1), "\n" + "  " * level
     if isinstance(value, _Rows):
-        text = value.json_text(level)
-        return text if text is not None else _json(value.tables(), level)
+        chunks = value.json_chunks(level)
+        if chunks is not None:
+            out += chunks
+            return
+        value = value.tables()
     if isinstance(value, dict):
         if not value:
-            return "{}"
-        items = (json.dumps(str(k)) + ": " + _json(v, level + 1) for k, v in value.items())
-        return "{" + inner + ("," + inner).join(items) + outer + "}"
+            out.append("{}")
+            return
+        lead = "{" + inner
+        for k, v in value.items():
+            out.append(lead + json.dumps(str(k)) + ": ")
+            _write(v, level + 1, out)
+            lead = "," + inner
+        out.append(outer + "}")
+        return
     if isinstance(value, (list, tuple)):
         if not value:
-            return "[]"
+            out.append("[]")
+            return
         if _flat_tables(value):
             deep = "\n" + "  " * (level + 2)
             raw = json.dumps(value, separators=(",\x00", ": "), allow_nan=False)
             body = raw[2:-2].replace("},\x00{", "\x01").replace("\x00", deep)
             body = body.replace("\x01", inner + "}," + inner + "{" + deep)
-            return "[" + inner + "{" + deep + body + inner + "}" + outer + "]"
-        return "[" + inner + ("," + inner).join(_json(v, level + 1) for v in value) + outer + "]"
-    return json.dumps(value, allow_nan=False)
+            out.append("[" + inner + "{" + deep + body + inner + "}" + outer + "]")
+            return
+        lead = "[" + inner
+        for v in value:
+            out.append(lead)
+            _write(v, level + 1, out)
+            lead = "," + inner
+        out.append(outer + "]")
+        return
+    out.append(json.dumps(value, allow_nan=False))
