@@ -13,7 +13,6 @@ from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii
 
 import numpy as np
-import tomli_w
 
 from multispin_cli import __version__
 from multispin_cli.documents.formats import PLAN_FORMAT_VERSION
@@ -275,6 +274,8 @@ def _plan_document(profile: Profile, report: PlanReport, *, tables: bool) -> dic
 
 def to_toml(doc: dict) -> str:
     """TOML text of a document."""
+    import tomli_w  # loaded only for TOML
+
     return tomli_w.dumps(doc)
 
 

@@ -1,0 +1,109 @@
+"""Where `multispin plan` spends its time apart from the heterogeneous search, and the homogeneous planner.
+
+Run: ``python benchmarks/plan_overhead.py [--users 1000 10000 100000] [--repeats 3] [--baseline DIR]``.
+For each size it writes cli_scale.py's profile (users from a CSV devices_file) and prints
+
+* the phases of one run in this process (CPU seconds, the least of the repeats): loading the
+  profile, the homogeneous planner (library call), the baselines, plan_report, the JSON document;
+* the whole command ``multispin plan P --mode homogeneous --format json`` as a child process (wall
+  time, CPU time, peak resident memory; median and range). With ``--baseline DIR`` (a checkout of an
+  older multispin, e.g. ``git worktree add /tmp/old <commit>``) the same command of that checkout
+  runs interleaved with this one's, so both see the same load, and the two outputs are compared
+  byte for byte.
+
+Timings depend on the machine and on what else runs on it: quote them with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_scale import summary, write_profile  # noqa: E402
+
+# A child that runs the CLI of the checkout at $MULTISPIN_ROOT, even where another copy is installed
+# in editable mode (its import hook is dropped so that the path wins).
+RUNNER = ("import os, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+          "sys.path.insert(0, os.environ['MULTISPIN_ROOT']); sys.argv[0] = 'multispin'; "
+          "from multispin_cli.cli import main; main()")
+
+
+def phases(path: Path, repeats: int) -> dict[str, float]:
+    from multispin_cli.documents.profile import load_profile
+    from multispin_cli.planners.baselines import all_baselines
+    from multispin_cli.planners.homogeneous import plan_homogeneous
+    from multispin_cli.planners.report import plan_report
+    from multispin_cli.render.document import plan_json
+
+    best: dict[str, float] = {}
+
+    def timed(name, work):
+        start = time.process_time()
+        result = work()
+        best[name] = min(best.get(name, float("inf")), time.process_time() - start)
+        return result
+
+    for _ in range(repeats):
+        profile = timed("load profile", lambda: load_profile(path))
+        timed("plan_homogeneous", lambda: plan_homogeneous(profile.system))
+        timed("baselines", lambda: all_baselines(profile.system))
+        report = timed("plan_report", lambda: plan_report(profile.system, mode="homogeneous"))
+        timed("JSON document", lambda: plan_json(profile, report))
+    return best
+
+
+def run(root: Path, args: list[str]) -> tuple[float, float, float, bytes]:
+    """Wall seconds, CPU seconds, peak RSS (MiB) and stdout of the CLI of ``root`` as a child process."""
+    env = {**os.environ, "MULTISPIN_ROOT": str(root)}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=env)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{root}: multispin {' '.join(args)} failed")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, default=None, help="a checkout of an older multispin to compare")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for users in args.users:
+            path = write_profile(Path(tmp), users, "csv")
+            print(f"\n{users:,} users, CPU seconds of each phase (least of {args.repeats}):")
+            for name, seconds in phases(path, args.repeats).items():
+                print(f"  {name:18s} {seconds:.3f}")
+            command = ["plan", str(path), "--mode", "homogeneous", "--format", "json"]
+            roots = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+            runs: dict[str, list] = {name: [] for name in roots}
+            for _ in range(args.repeats):
+                for name, root in roots.items():
+                    runs[name].append(run(root, command))
+            print(f"  whole command, median (range) of {args.repeats}:")
+            for name, r in runs.items():
+                print(f"  {name:9s} wall {summary([x[0] for x in r], '.2f')} s, CPU {summary([x[1] for x in r], '.2f')} s, "
+                      f"peak {summary([x[2] for x in r], '.0f')} MiB")
+            if args.baseline:
+                same = runs["this"][0][3] == runs["baseline"][0][3]
+                print(f"  outputs byte-identical: {same}")
+                ratio = statistics.median(x[0] for x in runs["baseline"]) / statistics.median(x[0] for x in runs["this"])
+                print(f"  baseline / this, wall: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
