@@ -95,8 +95,9 @@ def common_length_deadlines(system: System) -> np.ndarray | None:
     pl, fixed = ch.power_limited & up, ~ch.power_limited & up
     eta, q = ch.link_efficiency[fixed], ch.snr_bandwidth_hz[pl]
     tau, over = system.draft_s_per_token, system.draft_overhead_s
+    total = system.bandwidth_hz
     if not (np.all(eta > 0) and np.all(np.isfinite(eta)) and np.all(q > 0) and np.all(np.isfinite(q))
-            and np.all(np.isfinite(tau)) and np.all(np.isfinite(over))):
+            and np.all(np.isfinite(tau)) and np.all(np.isfinite(over)) and 0 < total < np.inf):
         return None
     levels = np.arange(system.max_draft_length + 1)
     bits = system.header_bits + system.bits_per_token * levels.astype(float)
@@ -105,6 +106,8 @@ def common_length_deadlines(system: System) -> np.ndarray | None:
     # Every drafting user's device time bounds the deadline from below, on the uplink or not.
     free = (over[off][None, :] + tau[off][None, :] * levels[:, None].astype(float)).max(axis=-1, initial=0.0)
     cell = _Cell(system, fixed, pl)
+    if not (np.all(np.isfinite(cell.alone_p)) and np.all(np.isfinite(cell.alone_f)) and np.isfinite(cell.load)):
+        return None  # a user too weak for the whole band to carry a bit in finite time, to rounding
     solve = levels[(levels > 0) & (bits > 0)] if up.any() else levels[:0]
     rows = max(1, _BLOCK // max(int(up.sum()), 1))
     for start in range(0, solve.size, rows):
@@ -127,9 +130,10 @@ class _Cell:
         self.inv_eta, self.q, self.ln2_q = 1.0 / eta, q, LN2 / q
         # Seconds per bit with the whole band: the bracket of equal_finish_split (each user alone with
         # the whole band on the left; on the right, every user at the efficiency the whole band gives).
-        eff_p = np.log1p(q / total) / LN2
-        self.alone_f, self.alone_p = 1.0 / (eta * total), 1.0 / (eff_p * total)
-        self.load = (1.0 / eta).sum() + (1.0 / eff_p).sum()  # bandwidth-seconds per bit, all users
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            eff_p = np.log1p(q / total) / LN2
+            self.alone_f, self.alone_p = 1.0 / (eta * total), 1.0 / (eff_p * total)
+            self.load = (1.0 / eta).sum() + (1.0 / eff_p).sum()  # bandwidth-seconds per bit, all users
 
 
 class _Block:
