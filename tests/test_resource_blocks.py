@@ -204,3 +204,24 @@ def test_continuous_step_rate_split_is_the_least_deadline_that_fits(seed, link):
         assert phase_seconds(system, lengths[row], bandwidth[row]).max() <= deadline[row] * (1 + 1e-12)
         sooner, _ = bandwidth_for_deadline(system, lengths[row], deadline[row] * (1 - 1e-9))
         assert sooner.sum() > system.bandwidth_hz
+
+
+def test_block_split_never_hands_out_more_blocks_than_exist_near_a_rate_ceiling():
+    """A power-limited user near its rate ceiling needs hundreds of blocks, where the inverse rate
+    can ask one more block at a finish time than the count that finishes then: the split must keep
+    a deadline whose counts fit (it once snapped to one that took N + 1 blocks)."""
+    from multispin_cli.model.synthetic import busy_cell
+
+    users = 1000
+    cell = busy_cell(np.random.default_rng(7), users)
+    blocks = int(cell.bandwidth_hz // 180e3)
+    system = replace(cell, bandwidth_hz=blocks * 180e3, channel=cell.channel.with_link(LINKS["gap"]),
+                     resource_block_hz=180e3, min_resource_blocks=np.ones(users, dtype=int))
+    lengths = plan_homogeneous(system).evaluation.draft_lengths
+    rng = np.random.default_rng(1)
+    lengths = np.clip(lengths[None] + rng.integers(-3, 4, (16, users)), 0, system.max_draft_length)
+    deadline, bandwidth = least_deadline_split(system, lengths)
+    used = bandwidth.sum(axis=1) / 180e3
+    assert np.all(used <= blocks + 1e-6)
+    finish = phase_seconds(system, lengths, bandwidth).max(axis=1)
+    assert np.allclose(finish, deadline, rtol=1e-12)

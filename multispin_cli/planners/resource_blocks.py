@@ -140,7 +140,10 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
         snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
         below = snapped * (1 - 1e-12)
         sooner = ok & (below > lo) & fits_by(np.where(ok, below, hi))
-        hi = np.where(ok & ~sooner, snapped, hi)
+        # Near a power-limited user's rate ceiling the inverse rate can ask one block more at
+        # ``snapped`` than the counts it came from: keep the bracket's end then (it fits).
+        snap = ok & ~sooner & fits_by(np.where(ok, snapped, hi))
+        hi = np.where(snap, snapped, hi)
         if sooner.any():
             lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
             hi = np.where(sooner, hi2, hi)
