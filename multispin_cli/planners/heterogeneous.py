@@ -51,7 +51,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners import knapsack, knapsack_hull
+from multispin_cli.planners import knapsack, knapsack_hull, step_intervals
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
 from multispin_cli.planners.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
@@ -221,6 +221,10 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
             found(sol.rounded_up, at)
         return result()
 
+    if not system.smooth:  # whole blocks or stepped rates: priced at the right end (step_intervals)
+        bounds[:] = step_intervals.interval_bounds(system, levels_demand, left, right, incumbent,
+                                                   chunk_elements=CHUNK_ELEMENTS, found=found)
+        return result()
     lines = system.verify.minorants(float(k), float(k * l1))
     totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
     server = system.verify(k + totals) + system.server_fixed_s

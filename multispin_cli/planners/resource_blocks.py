@@ -52,14 +52,22 @@ class _Users:
         if self.block_hz is not None:
             self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[self.user]
 
-    def need(self, deadline: np.ndarray) -> np.ndarray:
-        """Hz each drafting user needs to finish by its plan's deadline (whole blocks in RB mode)."""
-        slack = deadline[self.row] - self.device
+    def need(self, deadline: np.ndarray, entries: np.ndarray | None = None) -> np.ndarray:
+        """Hz each drafting user needs to finish by its plan's deadline (whole blocks in RB mode);
+        with ``entries``, only for those drafting users (flat indices), in their order."""
+        if entries is None:
+            slack = deadline[self.row] - self.device
+            bits, channel = self.bits, self.channel
+            least = self.min_blocks if self.block_hz is not None else None
+        else:
+            slack = deadline[self.row[entries]] - self.device[entries]
+            bits, channel = self.bits[entries], self.channel.take(entries)
+            least = self.min_blocks[entries] if self.block_hz is not None else None
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(slack > 0, self.bits / slack, np.inf)
+            rate = np.where(slack > 0, bits / slack, np.inf)
         if self.block_hz is None:
-            return self.channel.bandwidth_for_rate(rate)[0]
-        blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
+            return channel.bandwidth_for_rate(rate)[0]
+        blocks = np.maximum(channel.blocks_for_rate(rate, self.block_hz), least)
         return blocks * self.block_hz
 
     def finish(self, bandwidth: np.ndarray) -> np.ndarray:
@@ -129,6 +137,26 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
             lo = np.where(open_ & ~feasible, mid, lo)
         return lo, hi
 
+    def bisect_blocks(lo, hi, open_, rel):
+        # The same bisection in block mode, where a user's count falls with the deadline: one
+        # whose count is the same at both ends of its plan's bracket keeps it inside, so only the
+        # others are priced at each midpoint (after a few halvings, a small fraction of them).
+        need_lo, need_hi = users.need(lo), users.need(hi)
+        for _ in range(_BISECTIONS):
+            with np.errstate(invalid="ignore"):
+                open_ = open_ & (hi - lo > rel * hi)
+                if not open_.any():
+                    break
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            need = need_hi.copy()
+            moving = np.flatnonzero(open_[users.row] & (need_lo != need_hi))
+            need[moving] = users.need(mid, moving)
+            feasible = users.total(need) <= total * (1 + 1e-12)
+            up, down = open_ & feasible, open_ & ~feasible
+            hi, need_hi = np.where(up, mid, hi), np.where(up[users.row], need, need_hi)
+            lo, need_lo = np.where(down, mid, lo), np.where(down[users.row], need, need_lo)
+        return lo, hi
+
     exact = 4 * np.finfo(float).eps
     if users.block_hz is None:
         lo, hi = bisect(lo, hi, ok, exact)
@@ -136,6 +164,7 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
         # Blocks: feasibility changes only at candidate finish times. A coarse bracket, then the
         # candidate it points at (the last finish time on the counts at hi); if nothing just below
         # that candidate fits, it is the least deadline, else bisect on to the last ulps.
+        bisect = bisect_blocks
         lo, hi = bisect(lo, hi, ok, 1e-9)
         snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
         below = snapped * (1 - 1e-12)

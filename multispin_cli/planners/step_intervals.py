@@ -1,0 +1,136 @@
+"""Deadline-interval bounds of the heterogeneous planner where demands step: whole resource blocks,
+or rates that step (CQI) or are capped.
+
+On an interval ``[a, b]`` of deadlines every plan that meets a deadline in it fits the demands at
+``b`` (they fall with the deadline) and takes at least ``a``: the knapsack over the demands at b,
+with the verification time weighed at ``gamma`` (Dinkelbach), bounds every such plan's goodput.
+Step demands are not convex in the deadline, so the tangent relaxation of smooth systems does not
+apply: the demands are priced at the right end, and the LP is the concave-hull greedy
+(:mod:`multispin_cli.planners.knapsack_hull`).
+
+What makes it fast: an interval is closed as soon as its bound is within the tolerance of the
+best plan known, and that plan is improved within the call. When the first knapsacks' ratios lie
+well above the incumbent (the first call, which starts from the homogeneous plan), their most
+promising integer plans are scored exactly at once, so the other intervals are tested against a
+plan near the optimum instead of being iterated to their own (much higher) fixed points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli.model.goodput import round_seconds, tokens_per_round
+from multispin_cli.model.system import System
+from multispin_cli.planners import knapsack_hull
+from multispin_cli.planners.split import Demand, split_goodput
+
+BOUND_TOLERANCE = 1e-3  # the planner's: an interval within 0.1 % of the best plan is closed
+DINKELBACH_STEPS = 10
+DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table
+EARLY_GAP = 1e-2  # score the first knapsacks' plans at once where their ratio is this far above the incumbent
+EARLY_SCORED = 8  # plans scored at once
+
+
+def _right_end_demands(demand: Demand, deadlines: np.ndarray) -> np.ndarray:
+    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
+    return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
+
+
+def _best_scored(system: System, plans: np.ndarray, deadlines: np.ndarray) -> float:
+    """Exact goodput of the most promising of the plans (ranked by their goodput at the deadline
+    each was chosen for): the best of the top few."""
+    plans = plans.astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = tokens_per_round(system, plans).sum(axis=-1) / round_seconds(system, plans, deadlines)
+    estimate = np.where(np.isfinite(estimate), estimate, -np.inf)
+    top = np.argsort(-estimate, kind="stable")[:EARLY_SCORED]
+    goodput, _, _ = split_goodput(system, plans[top])
+    goodput = goodput[np.isfinite(goodput)]
+    return float(goodput.max(initial=0.0))
+
+
+def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float,
+                    *, chunk_elements: int, found) -> np.ndarray:
+    """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]`` (ragged
+    batches, step demands). Every integer plan met is handed to ``found(plans, deadlines)`` with
+    the deadline it was chosen for (its interval's right end)."""
+    k, l1 = system.users, system.max_draft_length + 1
+    g = system.tokens_per_round
+    levels = np.arange(l1)
+    budget = system.bandwidth_hz
+    bounds = np.empty(left.size)
+    lines = system.verify.minorants(float(k), float(k * l1))
+    totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
+    server = system.verify(k + totals) + system.server_fixed_s
+    threshold = incumbent  # the best plan known here (scored exactly), raised within the call
+    size = max(1, chunk_elements // (k * l1 * 4))
+    for start in range(0, left.size, size):
+        part = slice(start, min(left.size, start + size))
+        priced_at = right[part]
+        weights = _right_end_demands(demand, priced_at)
+        b = weights.shape[0]
+        best = np.full(b, np.inf)
+        # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
+        # plan that fits, so G <= min over lam of V(lam) + lam * total for each total draft length:
+        # a bound weighed by the true T_v at every total (exact for any table, monotone or not).
+        duals: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, lam, V(lam))
+
+        def solve(rows: np.ndarray, lam: np.ndarray):
+            values = g[None] - lam[:, None, None] * levels
+            sol = knapsack_hull.solve(values, weights[rows], budget)
+            found(sol.levels, priced_at[rows])
+            found(sol.rounded_up, priced_at[rows])
+            duals.append((rows, lam, sol.lp_value))
+            return sol
+
+        # An interval that cannot be split further keeps the interval's own LP ratio (Dinkelbach to
+        # its fixed point); any other is tested once against the best plan known, at
+        # ``gamma = threshold * (1 + tol)``: it is closed when no plan beats gamma, and otherwise the
+        # planner splits it whatever its exact ratio (which lies above gamma), so iterating it
+        # would only tighten a bound about to be replaced.
+        final = right[part] <= left[part] * (1 + BOUND_TOLERANCE / 4)
+        for intercept, slope in lines:
+            fixed = left[part] + intercept + slope * k + system.server_fixed_s  # denominator at L = 0
+            smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
+            gamma = np.full(b, threshold * (1 + BOUND_TOLERANCE))
+            safe = np.full(b, np.inf)
+            rows = np.arange(b)  # intervals still open
+            for step in range(DINKELBACH_STEPS):
+                sol = solve(rows, gamma[rows] * slope)
+                # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
+                phi = sol.lp_value - gamma[rows] * fixed[rows]
+                achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
+                safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
+                if step == 0 and achieved.max(initial=0.0) > threshold * (1 + EARLY_GAP):
+                    # Far from the optimum (the first call): a better incumbent closes more intervals.
+                    plans = np.concatenate([sol.levels, sol.rounded_up])
+                    threshold = max(threshold, _best_scored(system, plans, np.tile(priced_at[rows], 2)))
+                target = threshold * (1 + BOUND_TOLERANCE)
+                settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
+                # Open: above the best plan known, and either final (iterate on) or tested below
+                # the target so far (the incumbent rose within the call: test again at it).
+                retest = gamma[rows] < target * (1 - 1e-12)
+                keep = (safe[rows] > target) & ((final[rows] & ~settled) | retest)
+                gamma[rows] = np.where(final[rows], np.maximum(achieved, target), target)
+                rows = rows[keep]
+                if rows.size == 0:
+                    break
+            best = np.minimum(best, safe)
+        if system.verify.affine:
+            bounds[part] = best
+            continue
+        # Tables: the envelope bound needs multipliers around the optimum's marginal server cost,
+        # gamma * dT_v/dN, for the slopes the table has (a few more knapsacks per interval).
+        open_rows = np.flatnonzero(best > threshold * (1 + BOUND_TOLERANCE))
+        if open_rows.size:
+            slopes = np.unique(np.diff(server))
+            picks = np.quantile(slopes, np.linspace(0.0, 1.0, DUAL_SLOPES)) if slopes.size else np.zeros(1)
+            for lam in np.unique(np.concatenate([[0.0], picks])):
+                solve(open_rows, np.minimum(best[open_rows], threshold * (1 + 1e-2)) * lam)
+        ceiling = np.full((b, totals.size), np.inf)
+        for rows, lam, value in duals:
+            ceiling[rows] = np.minimum(ceiling[rows], value[:, None] + lam[:, None] * totals[None, :])
+        with np.errstate(invalid="ignore"):
+            envelope = (ceiling / (left[part, None] + server[None, :])).max(axis=1)
+        bounds[part] = np.minimum(best, np.where(np.isnan(envelope), np.inf, envelope))
+    return bounds
