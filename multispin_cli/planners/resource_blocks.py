@@ -155,28 +155,28 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
             up, down = open_ & feasible, open_ & ~feasible
             hi, need_hi = np.where(up, mid, hi), np.where(up[users.row], need, need_hi)
             lo, need_lo = np.where(down, mid, lo), np.where(down[users.row], need, need_lo)
-        return lo, hi
+        return lo, hi, need_hi
 
     exact = 4 * np.finfo(float).eps
     if users.block_hz is None:
         lo, hi = bisect(lo, hi, ok, exact)
+        need = users.need(hi)
     else:
         # Blocks: feasibility changes only at candidate finish times. A coarse bracket, then the
         # candidate it points at (the last finish time on the counts at hi); if nothing just below
         # that candidate fits, it is the least deadline, else bisect on to the last ulps.
-        bisect = bisect_blocks
-        lo, hi = bisect(lo, hi, ok, 1e-9)
-        snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
+        lo, hi, need = bisect_blocks(lo, hi, ok, 1e-9)
+        snapped = np.minimum(users.latest(users.finish(need)), hi)
         below = snapped * (1 - 1e-12)
         sooner = ok & (below > lo) & fits_by(np.where(ok, below, hi))
         # Near a power-limited user's rate ceiling the inverse rate can ask one block more at
         # ``snapped`` than the counts it came from: keep the bracket's end then (it fits).
-        snap = ok & ~sooner & fits_by(np.where(ok, snapped, hi))
-        hi = np.where(snap, snapped, hi)
+        need_snapped = users.need(np.where(ok, snapped, hi))
+        snap = ok & ~sooner & (users.total(need_snapped) <= total * (1 + 1e-12))
+        hi, need = np.where(snap, snapped, hi), np.where(snap[users.row], need_snapped, need)
         if sooner.any():
-            lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
-            hi = np.where(sooner, hi2, hi)
-    need = users.need(hi)
+            _, hi2, need2 = bisect_blocks(lo, np.where(sooner, below, hi), sooner, exact)
+            hi, need = np.where(sooner, hi2, hi), np.where(sooner[users.row], need2, need)
     if users.block_hz is None and system.channel.monotone:
         # More band never slows a user here: hand out the whole band in proportion, as the smooth
         # split does (its deadline can only fall).
