@@ -52,23 +52,25 @@ class _Users:
         if self.block_hz is not None:
             self.min_blocks = np.asarray(system.min_resource_blocks, dtype=float)[self.user]
 
-    def need(self, deadline: np.ndarray, entries: np.ndarray | None = None) -> np.ndarray:
-        """Hz each drafting user needs to finish by its plan's deadline (whole blocks in RB mode);
-        with ``entries``, only for those drafting users (flat indices), in their order."""
-        if entries is None:
-            slack = deadline[self.row] - self.device
-            bits, channel = self.bits, self.channel
-            least = self.min_blocks if self.block_hz is not None else None
-        else:
-            slack = deadline[self.row[entries]] - self.device[entries]
-            bits, channel = self.bits[entries], self.channel.take(entries)
-            least = self.min_blocks[entries] if self.block_hz is not None else None
+    def need(self, deadline: np.ndarray) -> np.ndarray:
+        """Hz each drafting user needs to finish by its plan's deadline (whole blocks in RB mode)."""
+        slack = deadline[self.row] - self.device
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(slack > 0, bits / slack, np.inf)
+            rate = np.where(slack > 0, self.bits / slack, np.inf)
         if self.block_hz is None:
-            return channel.bandwidth_for_rate(rate)[0]
-        blocks = np.maximum(channel.blocks_for_rate(rate, self.block_hz), least)
+            return self.channel.bandwidth_for_rate(rate)[0]
+        blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
         return blocks * self.block_hz
+
+    def subset(self, entries: np.ndarray) -> "_Users":
+        """The same plans with only some of their drafting users (flat indices), in that order."""
+        out = object.__new__(_Users)
+        out.plans, out.block_hz = self.plans, self.block_hz
+        out.flat, out.row, out.user = self.flat[entries], self.row[entries], self.user[entries]
+        out.bits, out.device, out.channel = self.bits[entries], self.device[entries], self.channel.take(entries)
+        if self.block_hz is not None:
+            out.min_blocks = self.min_blocks[entries]
+        return out
 
     def finish(self, bandwidth: np.ndarray) -> np.ndarray:
         """Finish time of each drafting user on the given bandwidth."""
@@ -140,21 +142,28 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
     def bisect_blocks(lo, hi, open_, rel):
         # The same bisection in block mode, where a user's count falls with the deadline: one
         # whose count is the same at both ends of its plan's bracket keeps it inside, so only the
-        # others are priced at each midpoint (after a few halvings, a small fraction of them).
+        # others (after a few halvings, a handful) are priced at each midpoint. Needs are whole
+        # multiples of the block's hertz, so the sums are exact in any order.
         need_lo, need_hi = users.need(lo), users.need(hi)
+        entries = np.arange(users.row.size)
+        part, fixed = users, np.zeros(users.plans)
         for _ in range(_BISECTIONS):
             with np.errstate(invalid="ignore"):
                 open_ = open_ & (hi - lo > rel * hi)
                 if not open_.any():
                     break
                 mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
-            need = need_hi.copy()
-            moving = np.flatnonzero(open_[users.row] & (need_lo != need_hi))
-            need[moving] = users.need(mid, moving)
-            feasible = users.total(need) <= total * (1 + 1e-12)
+            moving = open_[part.row] & (need_lo[entries] != need_hi[entries])
+            if 2 * np.count_nonzero(moving) <= entries.size:  # restrict to the users still moving
+                entries = entries[moving]
+                part = users.subset(entries)
+                fixed = users.total(need_hi) - part.total(need_hi[entries])
+            need = part.need(mid)
+            feasible = fixed + part.total(need) <= total * (1 + 1e-12)
             up, down = open_ & feasible, open_ & ~feasible
-            hi, need_hi = np.where(up, mid, hi), np.where(up[users.row], need, need_hi)
-            lo, need_lo = np.where(down, mid, lo), np.where(down[users.row], need, need_lo)
+            hi, lo = np.where(up, mid, hi), np.where(down, mid, lo)
+            need_hi[entries] = np.where(up[part.row], need, need_hi[entries])
+            need_lo[entries] = np.where(down[part.row], need, need_lo[entries])
         return lo, hi, need_hi
 
     exact = 4 * np.finfo(float).eps

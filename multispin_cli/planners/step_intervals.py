@@ -29,6 +29,9 @@ DINKELBACH_STEPS = 10
 DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table
 EARLY_GAP = 1e-2  # score the first knapsacks' plans at once where their ratio is this far above the incumbent
 EARLY_SCORED = 8  # plans scored at once
+SCREEN_ROWS = 6  # intervals per batch from which pilots and dual screening pay
+SCREEN_STRIDE = 3  # one pilot LP per this many intervals (by deadline)
+SCREEN_PROMISING = 1.0  # closed intervals whose dual bound lies above this part of the tolerance get their LP anyway
 
 
 def _right_end_demands(demand: Demand, deadlines: np.ndarray) -> np.ndarray:
@@ -47,6 +50,54 @@ def _best_scored(system: System, plans: np.ndarray, deadlines: np.ndarray) -> fl
     goodput, _, _ = split_goodput(system, plans[top])
     goodput = goodput[np.isfinite(goodput)]
     return float(goodput.max(initial=0.0))
+
+
+def _raised(system: System, threshold: float, sol, achieved: np.ndarray, deadlines: np.ndarray) -> float:
+    """The incumbent, raised by scoring the knapsacks' plans at once where their ratios lie far
+    above it (the first call, which starts from the homogeneous plan): a better incumbent closes
+    more intervals."""
+    if achieved.max(initial=0.0) <= threshold * (1 + EARLY_GAP):
+        return threshold
+    plans = np.concatenate([sol.levels, sol.rounded_up])
+    return max(threshold, _best_scored(system, plans, np.tile(deadlines, 2)))
+
+
+def _screen(system, solve, found, weights, priced_at, fixed, smallest, slope, gamma, safe, final, threshold, duals):
+    """LPs for a few pilot intervals only, and a dual bound for every interval at the nearest
+    pilot's price; returns the (possibly raised) incumbent and the intervals still open.
+
+    Any price gives a valid bound (weak duality), and a neighbouring interval's LP price comes
+    within about 1e-5 of the interval's own LP value at a fifteenth of its cost. ``gamma`` and
+    ``safe`` are updated in place; a pilot already tested at the final gamma is not solved again
+    unless its interval cannot be split (then Dinkelbach iterates it to its own ratio).
+    """
+    b = priced_at.size
+    g, levels, budget = system.tokens_per_round, np.arange(system.max_draft_length + 1), system.bandwidth_hz
+    order = np.argsort(priced_at, kind="stable")
+    pilots = np.unique(np.concatenate([order[::SCREEN_STRIDE], order[-1:]]))
+    sol = solve(pilots, gamma[pilots] * slope)
+    phi = sol.lp_value - gamma[pilots] * fixed[pilots]
+    safe[pilots] = gamma[pilots] + np.maximum(phi, 0.0) / smallest[pilots]
+    achieved = (sol.lp_value + gamma[pilots] * slope * sol.lp_levels) / (fixed[pilots] + slope * sol.lp_levels)
+    threshold = _raised(system, threshold, sol, achieved, priced_at[pilots])
+    target = threshold * (1 + BOUND_TOLERANCE)
+    tested_at = gamma.copy()
+    gamma[:] = target
+    near = np.abs(np.log(priced_at[:, None]) - np.log(priced_at[pilots][None, :])).argmin(axis=1)
+    lam = gamma * slope
+    value, plans = knapsack_hull.dual_value(g[None] - lam[:, None, None] * levels, weights, sol.price[near], budget)
+    found(plans, priced_at)  # what each price selects: candidates like the LPs' plans
+    duals.append((np.arange(b), lam, value))
+    phi = value - gamma * fixed
+    np.minimum(safe, gamma + np.maximum(phi, 0.0) / smallest, out=safe)
+    pilot = np.zeros(b, dtype=bool)
+    pilot[pilots] = True
+    done = pilot & ~final & (tested_at >= target * (1 - 1e-12))
+    open_ = (safe > target) & ~done
+    # The closed intervals whose dual bounds come nearest the target hold the plans nearest the
+    # incumbent: their LPs too, for their integer plans (the candidates the planner scores).
+    promising = ~open_ & ~pilot & (safe > threshold * (1 + BOUND_TOLERANCE * SCREEN_PROMISING))
+    return threshold, np.flatnonzero(open_ | promising)
 
 
 def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float,
@@ -95,16 +146,20 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
             gamma = np.full(b, threshold * (1 + BOUND_TOLERANCE))
             safe = np.full(b, np.inf)
             rows = np.arange(b)  # intervals still open
+            screened = b >= SCREEN_ROWS
+            if screened:
+                threshold, rows = _screen(system, solve, found, weights, priced_at, fixed, smallest, slope, gamma, safe,
+                                          final, threshold, duals)
             for step in range(DINKELBACH_STEPS):
+                if rows.size == 0:
+                    break
                 sol = solve(rows, gamma[rows] * slope)
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
                 phi = sol.lp_value - gamma[rows] * fixed[rows]
                 achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
-                if step == 0 and achieved.max(initial=0.0) > threshold * (1 + EARLY_GAP):
-                    # Far from the optimum (the first call): a better incumbent closes more intervals.
-                    plans = np.concatenate([sol.levels, sol.rounded_up])
-                    threshold = max(threshold, _best_scored(system, plans, np.tile(priced_at[rows], 2)))
+                if step == 0 and not screened:
+                    threshold = _raised(system, threshold, sol, achieved, priced_at[rows])
                 target = threshold * (1 + BOUND_TOLERANCE)
                 settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 # Open: above the best plan known, and either final (iterate on) or tested below
@@ -113,8 +168,6 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
                 keep = (safe[rows] > target) & ((final[rows] & ~settled) | retest)
                 gamma[rows] = np.where(final[rows], np.maximum(achieved, target), target)
                 rows = rows[keep]
-                if rows.size == 0:
-                    break
             best = np.minimum(best, safe)
         if system.verify.affine:
             bounds[part] = best
