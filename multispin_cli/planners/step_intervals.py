@@ -17,6 +17,8 @@ plan near the optimum instead of being iterated to their own (much higher) fixed
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from multispin_cli.model.goodput import round_seconds, tokens_per_round
@@ -29,14 +31,60 @@ DINKELBACH_STEPS = 10
 DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table
 EARLY_GAP = 1e-2  # score the first knapsacks' plans at once where their ratio is this far above the incumbent
 EARLY_SCORED = 8  # plans scored at once
+KNOWN_BYTES = 64 * 2**20  # needs kept per search for the deadlines met so far (block mode)
 SCREEN_ROWS = 6  # intervals per batch from which pilots and dual screening pay
 SCREEN_STRIDE = 3  # one pilot LP per this many intervals (by deadline)
 SCREEN_PROMISING = 1.0  # closed intervals whose dual bound lies above this part of the tolerance get their LP anyway
 
 
-def _right_end_demands(demand: Demand, deadlines: np.ndarray) -> np.ndarray:
-    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
-    return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
+_KNOWN: "weakref.WeakKeyDictionary[Demand, dict[float, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def _right_end_demands(demand: Demand, deadlines: np.ndarray, block_mode: bool) -> np.ndarray:
+    """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1).
+
+    With whole blocks the needs at the deadlines met so far (this call's and earlier calls' of the
+    same search: a refined interval's right end is its parent's) are kept, and a deadline between
+    two known ones prices only the users whose block count differs at those two
+    (:meth:`Demand.blocks_between`). Deadlines are taken coarse to fine (each next one the middle
+    of the widest gap left), so the brackets narrow and fewer users differ.
+    """
+    if not block_mode:
+        return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
+    known = _KNOWN.setdefault(demand, {})
+    keep = max(2, KNOWN_BYTES // max(1, 8 * int(np.prod(demand.shape))))
+    by_time = np.argsort(deadlines, kind="stable")
+    order = by_time[_coarse_to_fine(deadlines.size)]
+    out = np.empty((deadlines.size,) + demand.shape)
+    for i in order:
+        d = float(deadlines[i])
+        if d not in known:
+            times = np.array(sorted(known))
+            pos = np.searchsorted(times, d)
+            if 0 < pos < times.size:
+                known[d] = demand.blocks_between(d, known[float(times[pos - 1])], known[float(times[pos])])
+            else:
+                known[d] = demand.at_deadlines(np.array([d]))[0]
+            while len(known) > keep:  # oldest first
+                known.pop(next(iter(known)))
+        out[i] = known[d]
+    return np.ascontiguousarray(out.transpose(0, 2, 1))
+
+
+def _coarse_to_fine(n: int) -> list[int]:
+    """Indices 0..n-1, the two ends first, then each next the middle of the widest gap left."""
+    if n <= 2:
+        return list(range(n))
+    order, gaps = [0, n - 1], [(0, n - 1)]
+    while gaps:
+        gaps.sort(key=lambda g: g[1] - g[0])
+        a, b = gaps.pop()
+        if b - a < 2:
+            continue
+        m = (a + b) // 2
+        order.append(m)
+        gaps += [(a, m), (m, b)]
+    return order
 
 
 def _best_scored(system: System, plans: np.ndarray, deadlines: np.ndarray) -> float:
@@ -118,7 +166,7 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
     for start in range(0, left.size, size):
         part = slice(start, min(left.size, start + size))
         priced_at = right[part]
-        weights = _right_end_demands(demand, priced_at)
+        weights = _right_end_demands(demand, priced_at, system.resource_block_hz is not None)
         b = weights.shape[0]
         best = np.full(b, np.inf)
         # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
