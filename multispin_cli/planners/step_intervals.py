@@ -34,7 +34,6 @@ EARLY_SCORED = 8  # plans scored at once
 KNOWN_BYTES = 64 * 2**20  # needs kept per search for the deadlines met so far (block mode)
 SCREEN_ROWS = 6  # intervals per batch from which pilots and dual screening pay
 SCREEN_STRIDE = 3  # one pilot LP per this many intervals (by deadline)
-SCREEN_PROMISING = 1.0  # closed intervals whose dual bound lies above this part of the tolerance get their LP anyway
 
 
 _KNOWN: "weakref.WeakKeyDictionary[Demand, dict[float, np.ndarray]]" = weakref.WeakKeyDictionary()
@@ -141,11 +140,7 @@ def _screen(system, solve, found, weights, priced_at, fixed, smallest, slope, ga
     pilot = np.zeros(b, dtype=bool)
     pilot[pilots] = True
     done = pilot & ~final & (tested_at >= target * (1 - 1e-12))
-    open_ = (safe > target) & ~done
-    # The closed intervals whose dual bounds come nearest the target hold the plans nearest the
-    # incumbent: their LPs too, for their integer plans (the candidates the planner scores).
-    promising = ~open_ & ~pilot & (safe > threshold * (1 + BOUND_TOLERANCE * SCREEN_PROMISING))
-    return threshold, np.flatnonzero(open_ | promising)
+    return threshold, np.flatnonzero((safe > target) & ~done)
 
 
 def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float,
