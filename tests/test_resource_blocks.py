@@ -225,3 +225,35 @@ def test_block_split_never_hands_out_more_blocks_than_exist_near_a_rate_ceiling(
     assert np.all(used <= blocks + 1e-6)
     finish = phase_seconds(system, lengths, bandwidth).max(axis=1)
     assert np.allclose(finish, deadline, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed,link", [(s, l) for s in range(4) for l in LINKS])
+def test_block_needs_between_two_deadlines_equal_pricing_every_user(seed, link):
+    """The planner prices a deadline between two known ones only where the block counts differ."""
+    from multispin_cli.planners.heterogeneous import level_demand
+
+    system = block_cell(seed, link=link, users=6, max_len=5)
+    demand = level_demand(system)
+    rng = np.random.default_rng(seed)
+    base = float(system.verify(system.users))
+    for _ in range(5):
+        d1, d, d2 = np.sort(rng.uniform(0.2, 3.0, 3)) * base
+        earlier, later = demand.at_deadlines(np.array([d1, d2]))
+        assert np.array_equal(demand.blocks_between(d, earlier, later), demand.at_deadlines(np.array([d]))[0])
+
+
+@pytest.mark.parametrize("seed,link", SPOT)
+def test_dual_value_bounds_the_hull_lp_and_meets_it_at_its_price(seed, link):
+    from multispin_cli.planners.heterogeneous import level_bandwidth
+    from multispin_cli.planners.knapsack_hull import dual_value, solve
+
+    system = block_cell(seed, link=link, users=5, max_len=6)
+    weights = level_bandwidth(system, np.array([1.0, 2.0]) * float(system.verify(system.users)))
+    values = np.broadcast_to(system.tokens_per_round, weights.shape)
+    sol = solve(values, weights, system.bandwidth_hz)
+    at_own, _ = dual_value(values, weights, sol.price, system.bandwidth_hz)
+    assert np.allclose(at_own, sol.lp_value, rtol=1e-12)
+    for scale in (0.0, 0.5, 0.9, 1.1, 2.0):
+        other, plans = dual_value(values, weights, sol.price * scale + 1e-9, system.bandwidth_hz)
+        assert np.all(other >= sol.lp_value * (1 - 1e-12))
+        assert plans.shape == (2, system.users)
