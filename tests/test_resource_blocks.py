@@ -257,3 +257,21 @@ def test_dual_value_bounds_the_hull_lp_and_meets_it_at_its_price(seed, link):
         other, plans = dual_value(values, weights, sol.price * scale + 1e-9, system.bandwidth_hz)
         assert np.all(other >= sol.lp_value * (1 - 1e-12))
         assert plans.shape == (2, system.users)
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_listing_the_last_finish_times_gives_the_bisection_s_split(link, monkeypatch):
+    """The block split ends its bisection by listing the few moving users' finish times: the same
+    deadlines and blocks as bisecting on to the last ulps (on a busy 200-user cell)."""
+    import multispin_cli.planners.resource_blocks as rb
+    from multispin_cli.model.synthetic import busy_cell
+
+    users = 200
+    cell = busy_cell(np.random.default_rng(3), users)
+    system = replace(cell, bandwidth_hz=(2 * users + 60) * 180e3, channel=cell.channel.with_link(LINKS[link]),
+                     resource_block_hz=180e3, min_resource_blocks=np.random.default_rng(4).integers(1, 3, users))
+    lengths = np.random.default_rng(5).integers(0, system.max_draft_length + 1, (24, users))
+    listed = least_deadline_split(system, lengths)
+    monkeypatch.setattr(rb, "_LIST_USERS", -1)
+    bisected = least_deadline_split(system, lengths)
+    assert np.array_equal(listed[0], bisected[0]) and np.array_equal(listed[1], bisected[1])

@@ -87,6 +87,42 @@ class _Users:
         return out
 
 
+_LIST_USERS = 64  # moving users (all plans) up to which their finish times are listed ...
+_LIST_SPAN = 64  # ... when none has more than this many inside its plan's bracket
+
+
+def _listed_least(part: _Users, span: np.ndarray, blocks_hi: np.ndarray, spare: np.ndarray, rows: np.ndarray):
+    """Each listed plan's least deadline from its moving users' finish times inside the bracket.
+
+    User k holds ``n_k(hi)`` blocks at the bracket's end and one more below each of its finish
+    times ``t_k + S_k / r_k(n B)`` for ``n_k(hi) <= n < n_k(lo)`` (a running minimum over n, where
+    CQI steps make the rate dip); with ``r`` blocks to spare at hi, the least deadline is the
+    (r + 1)-th largest of those times in the plan. NaN where a plan lists too few.
+    """
+    choice = np.full(part.plans, np.nan)
+    pick = rows[part.row] & (span > 0)
+    idx = np.flatnonzero(pick)
+    if idx.size == 0:
+        return choice
+    width = int(span[idx].max())
+    j = np.arange(width)
+    bandwidth = (blocks_hi[idx][:, None] + j[None, :]) * part.block_hz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = part.channel.take(idx).rate_bps(bandwidth.T).T  # the channel broadcasts on the right
+        upload = part.bits[idx][:, None] / rate
+    finish = part.device[idx][:, None] + np.where(np.isnan(upload), np.inf, upload)
+    finish = np.minimum.accumulate(finish, axis=1)
+    finish = np.where(j[None, :] < span[idx][:, None], finish, -np.inf).ravel()
+    owner = np.repeat(part.row[idx], width)
+    order = np.lexsort((-finish, owner))
+    first = np.searchsorted(owner[order], np.arange(part.plans))
+    listed = np.bincount(owner[finish > -np.inf], minlength=part.plans)
+    with np.errstate(invalid="ignore"):
+        good = np.flatnonzero(rows & (spare >= 0) & (listed >= spare + 1))
+    choice[good] = finish[order[first[good] + spare[good].astype(np.int64)]]
+    return choice
+
+
 def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]:
     """Least deadline and its allocation (Hz) for each plan's lengths; ``(...)`` and ``(..., K)``.
 
@@ -147,17 +183,40 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
         need_lo, need_hi = users.need(lo), users.need(hi)
         entries = np.arange(users.row.size)
         part, fixed = users, np.zeros(users.plans)
+        tried = np.zeros(users.plans, dtype=bool)
         for _ in range(_BISECTIONS):
             with np.errstate(invalid="ignore"):
                 open_ = open_ & (hi - lo > rel * hi)
                 if not open_.any():
                     break
-                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
             moving = open_[part.row] & (need_lo[entries] != need_hi[entries])
             if 2 * np.count_nonzero(moving) <= entries.size:  # restrict to the users still moving
                 entries = entries[moving]
                 part = users.subset(entries)
                 fixed = users.total(need_hi) - part.total(need_hi[entries])
+            if entries.size <= _LIST_USERS and not tried[open_].all():
+                # Few users move: list their finish times inside the bracket and select the least
+                # deadline (:func:`_listed_least`); a choice that fits ends the plan's bisection
+                # (the caller checks that nothing just below it fits).
+                with np.errstate(invalid="ignore"):
+                    span = np.where(open_[part.row], (need_lo[entries] - need_hi[entries]) / users.block_hz, 0.0)
+                    listable = open_ & ~tried & (part.latest(np.where(np.isfinite(span), span, np.inf)) <= _LIST_SPAN)
+                if listable.any():
+                    tried |= listable
+                    spare = np.round((total - fixed - part.total(need_hi[entries])) / users.block_hz)
+                    choice = _listed_least(part, span, need_hi[entries] / users.block_hz, spare, listable)
+                    with np.errstate(invalid="ignore"):
+                        chosen = listable & (choice > lo) & (choice <= hi)
+                    if chosen.any():
+                        at_choice = part.need(np.where(chosen, choice, hi))
+                        chosen &= fixed + part.total(at_choice) <= total * (1 + 1e-12)
+                        hi = np.where(chosen, choice, hi)
+                        need_hi[entries] = np.where(chosen[part.row], at_choice, need_hi[entries])
+                        open_ = open_ & ~chosen
+                        if not open_.any():
+                            break
+            with np.errstate(invalid="ignore"):
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
             need = part.need(mid)
             feasible = fixed + part.total(need) <= total * (1 + 1e-12)
             up, down = open_ & feasible, open_ & ~feasible
