@@ -8,11 +8,21 @@ Step demands are not convex in the deadline, so the tangent relaxation of smooth
 apply: the demands are priced at the right end, and the LP is the concave-hull greedy
 (:mod:`multispin_cli.planners.knapsack_hull`).
 
-What makes it fast: an interval is closed as soon as its bound is within the tolerance of the
-best plan known, and that plan is improved within the call. When the first knapsacks' ratios lie
-well above the incumbent (the first call, which starts from the homogeneous plan), their most
-promising integer plans are scored exactly at once, so the other intervals are tested against a
-plan near the optimum instead of being iterated to their own (much higher) fixed points.
+What makes it fast (every bound stays a proven one):
+
+* An interval is tested once at ``gamma = incumbent * (1 + tol)``: closed when no plan beats gamma,
+  otherwise the planner splits it whatever its exact ratio, so only intervals too narrow to split
+  are iterated to their own LP ratio.
+* Every third interval (by deadline) solves its LP; every interval is first bounded by the
+  Lagrangian dual at the nearest of those LPs' prices (valid at any price, within about 1e-5 of
+  its own LP), and solves its LP only where that bound stays above gamma.
+* When the first LPs' ratios lie well above the incumbent (the first call starts from the
+  homogeneous plan), their most promising plans are scored exactly at once, so the rest are
+  tested against a plan near the optimum.
+* With whole blocks, the needs at every deadline met in the search are kept, and a deadline
+  between two known ones is priced only for the users whose block count differs there.
+
+``BOUND_TOLERANCE`` must equal the planner's (:mod:`multispin_cli.planners.heterogeneous`).
 """
 
 from __future__ import annotations
