@@ -275,3 +275,25 @@ def test_listing_the_last_finish_times_gives_the_bisection_s_split(link, monkeyp
     monkeypatch.setattr(rb, "_LIST_USERS", -1)
     bisected = least_deadline_split(system, lengths)
     assert np.array_equal(listed[0], bisected[0]) and np.array_equal(listed[1], bisected[1])
+
+
+def test_interval_bound_holds_with_a_steep_measured_table():
+    """A supporting line of a steep verification table can be negative over the cell's range of
+    draft lengths: its denominator then bounds nothing (the bound once came out negative, below
+    the plan that lies in the interval)."""
+    import multispin_cli.planners.heterogeneous as het
+    from multispin_cli.model.synthetic import busy_cell
+    from multispin_cli.model.verifier import VerifyTime
+
+    users = 500
+    cell = busy_cell(np.random.default_rng(11), users)
+    n = np.arange(1, users * 17 + 1)
+    system = replace(cell, bandwidth_hz=(cell.bandwidth_hz // 180e3) * 180e3, resource_block_hz=180e3,
+                     min_resource_blocks=np.ones(users, dtype=int),
+                     verify=VerifyTime.from_table(n, 0.03 + 2e-5 * n + 0.002 * np.sin(n / 50.0) ** 2))
+    plan = plan_homogeneous(system)
+    d = plan.evaluation.draft_upload_s
+    for low in (0.98, 0.7):
+        bounds, _, _ = het._interval_bounds(system, het.level_demand(system), np.array([d * low]),
+                                            np.array([d * 1.0001]), plan.goodput_tokens_per_s * 0.5)
+        assert bounds[0] >= plan.goodput_tokens_per_s

@@ -196,10 +196,15 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
         for intercept, slope in lines:
             fixed = left[part] + intercept + slope * k + system.server_fixed_s  # denominator at L = 0
             smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
+            # A supporting line of a measured table can fall below zero over the lengths' range
+            # (a steep envelope): where the denominator it gives is not positive it bounds nothing.
+            usable = smallest > 0
+            if not usable.any():
+                continue
             gamma = np.full(b, threshold * (1 + BOUND_TOLERANCE))
             safe = np.full(b, np.inf)
-            rows = np.arange(b)  # intervals still open
-            screened = b >= SCREEN_ROWS
+            rows = np.flatnonzero(usable)  # intervals still open
+            screened = b >= SCREEN_ROWS and bool(usable.all())
             if screened:
                 threshold, rows = _screen(system, solve, found, weights, priced_at, fixed, smallest, slope, gamma, safe,
                                           final, threshold, duals)
@@ -221,7 +226,7 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
                 keep = (safe[rows] > target) & ((final[rows] & ~settled) | retest)
                 gamma[rows] = np.where(final[rows], np.maximum(achieved, target), target)
                 rows = rows[keep]
-            best = np.minimum(best, safe)
+            best = np.minimum(best, np.where(usable, safe, np.inf))
         if system.verify.affine:
             bounds[part] = best
             continue
