@@ -230,10 +230,11 @@ def test_block_split_never_hands_out_more_blocks_than_exist_near_a_rate_ceiling(
 @pytest.mark.parametrize("seed,link", [(s, l) for s in range(4) for l in LINKS])
 def test_block_needs_between_two_deadlines_equal_pricing_every_user(seed, link):
     """The planner prices a deadline between two known ones only where the block counts differ."""
-    from multispin_cli.planners.heterogeneous import level_demand
+    from multispin_cli.planners.split import Demand
 
     system = block_cell(seed, link=link, users=6, max_len=5)
-    demand = level_demand(system)
+    levels = np.arange(system.max_draft_length + 1)
+    demand = Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None], (levels.size, system.users))))
     rng = np.random.default_rng(seed)
     base = float(system.verify(system.users))
     for _ in range(5):

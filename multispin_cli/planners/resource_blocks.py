@@ -245,6 +245,9 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
         if sooner.any():
             _, hi2, need2 = bisect_blocks(lo, np.where(sooner, below, hi), sooner, exact)
             hi, need = np.where(sooner, hi2, hi), np.where(sooner[users.row], need2, need)
+    # A deadline so late that no rate can be computed for it (a user whose rate limit is a few
+    # bits per aeon): no split runs the plan.
+    ok &= np.isfinite(users.total(need))
     if users.block_hz is None and system.channel.monotone:
         # More band never slows a user here: hand out the whole band in proportion, as the smooth
         # split does (its deadline can only fall).

@@ -34,6 +34,7 @@ import numpy as np
 from multispin_cli.model.goodput import round_seconds, tokens_per_round
 from multispin_cli.model.system import System
 from multispin_cli.planners import knapsack_hull
+from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.split import Demand, split_goodput
 
 BOUND_TOLERANCE = 1e-3  # the planner's: an interval within 0.1 % of the best plan is closed
@@ -46,21 +47,26 @@ SCREEN_ROWS = 6  # intervals per batch from which pilots and dual screening pay
 SCREEN_STRIDE = 3  # one pilot LP per this many intervals (by deadline)
 
 
-_KNOWN: "weakref.WeakKeyDictionary[Demand, dict[float, np.ndarray]]" = weakref.WeakKeyDictionary()
+_KNOWN: "weakref.WeakKeyDictionary[LevelPrices, tuple[Demand, dict[float, np.ndarray]]]" = weakref.WeakKeyDictionary()
 
 
-def _right_end_demands(demand: Demand, deadlines: np.ndarray, block_mode: bool) -> np.ndarray:
+def _right_end_demands(system: System, prices: LevelPrices, deadlines: np.ndarray) -> np.ndarray:
     """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1).
 
     With whole blocks the needs at the deadlines met so far (this call's and earlier calls' of the
     same search: a refined interval's right end is its parent's) are kept, and a deadline between
     two known ones prices only the users whose block count differs at those two
     (:meth:`Demand.blocks_between`). Deadlines are taken coarse to fine (each next one the middle
-    of the widest gap left), so the brackets narrow and fewer users differ.
+    of the widest gap left), so the brackets narrow and fewer users differ. The search's
+    ``prices`` are the key; the needs are the same numbers as ``prices.at`` gives.
     """
-    if not block_mode:
-        return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
-    known = _KNOWN.setdefault(demand, {})
+    if system.resource_block_hz is None:
+        return prices.at(deadlines)
+    if prices not in _KNOWN:
+        levels = np.arange(system.max_draft_length + 1)
+        _KNOWN[prices] = (Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None],
+                                                                           (levels.size, system.users)))), {})
+    demand, known = _KNOWN[prices]
     keep = max(2, KNOWN_BYTES // max(1, 8 * int(np.prod(demand.shape))))
     by_time = np.argsort(deadlines, kind="stable")
     order = by_time[_coarse_to_fine(deadlines.size)]
@@ -153,7 +159,7 @@ def _screen(system, solve, found, weights, priced_at, fixed, smallest, slope, ga
     return threshold, np.flatnonzero((safe > target) & ~done)
 
 
-def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float,
+def interval_bounds(system: System, prices: LevelPrices, left: np.ndarray, right: np.ndarray, incumbent: float,
                     *, chunk_elements: int, found) -> np.ndarray:
     """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]`` (ragged
     batches, step demands). Every integer plan met is handed to ``found(plans, deadlines)`` with
@@ -171,7 +177,7 @@ def interval_bounds(system: System, demand: Demand, left: np.ndarray, right: np.
     for start in range(0, left.size, size):
         part = slice(start, min(left.size, start + size))
         priced_at = right[part]
-        weights = _right_end_demands(demand, priced_at, system.resource_block_hz is not None)
+        weights = _right_end_demands(system, prices, priced_at)
         b = weights.shape[0]
         best = np.full(b, np.inf)
         # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
