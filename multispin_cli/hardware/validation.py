@@ -356,13 +356,13 @@ def view(v: Validation):
     from rich.text import Text
 
     table = Table(title=f"multispin validate: {v.target_label} with {v.draft_label} ({v.profile.clock})")
-    for name in ("L", "measured tok/s", "runs", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
+    for name in ("L", "measured tok/s", "runs (±)", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
                  "draft ms/round (pred.)", "verify ms/round (pred.)", "other ms/round (pred.)"):
         table.add_column(name, justify="right")
     for r in v.lengths:
         mark = " *" if r.draft_length == v.plan_length else ""
-        sure = f" ±{100 * r.uncertainty:.1f} %" if len(r.runs) > 1 else ""
-        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}{sure}", f"{len(r.runs)}",
+        sure = f" ({100 * r.uncertainty:.1f} %)" if len(r.runs) > 1 else ""
+        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{len(r.runs)}{sure}",
                       f"{r.predicted_tokens_per_s:.2f}",
                       f"{100 * r.error:+.1f} %", f"{r.rounds:g}",
                       f"{r.tokens_per_round:.2f} ({r.predicted_tokens_per_round:.2f})",
@@ -379,7 +379,7 @@ def view(v: Validation):
                  f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
                  f"(±{100 * p.verify_uncertainty:.1f} % from {p.verify_samples} passes each, 10-90 % spread "
                  f"{100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
-    lines.append(f"measured: the median of each length's runs (± half its {MEDIAN_CONFIDENCE:.0%} interval); "
+    lines.append(f"measured: the median of each length's runs (±: half its {MEDIAN_CONFIDENCE:.0%} interval); "
                  "predicted: expected times (outliers out, then the mean), as a run's rate is its total time")
     lines.append("'other' is the engine loop's own work; the model counts the drafting loop's extra work in the "
                  "draft column (draft_overhead_ms)")
