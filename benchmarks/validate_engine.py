@@ -77,7 +77,8 @@ def main() -> None:
         print(f"seed {run}: {wall:.0f} s wall; load average (1, 5, 15 min) before "
               f"{', '.join(f'{x:.2f}' for x in load_before)}, after {', '.join(f'{x:.2f}' for x in load_after)}; "
               f"clock: {doc['validate']['clock']}")
-        print(f"model terms: draft {m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round, engine "
+        print(f"model terms: draft {m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round (of which "
+              f"the loop's {m['loop_ms_per_token']} ms/token + {m['loop_overhead_ms']} ms/round), engine "
               f"{m['round_overhead_ms']} ms/round, T_v from {m['verify_samples']} passes per N (standard error "
               f"<= {m['verify_uncertainty_percent']} %, 10-90 % spread <= {m['verify_spread_percent']} %), "
               f"acceptance by position {m['acceptance_by_position']}")

@@ -146,6 +146,14 @@ def test_repeats_stop_once_the_median_is_known_well_enough(config):
     loose = run_validation(ValidationSettings(target=str(config), draft_layers=1, lengths=(0, 1), new_tokens=12,
                                               prompt_tokens=4, repeats=2, max_repeats=5, stability=0.99))
     assert [len(r.runs) for r in loose.lengths] == [2, 2]  # two runs within 99 % of each other: stable
+    p = loose.profile
+    assert p.loop_overhead_s >= 0 and p.loop_s_per_token >= 0
+    system = engine_system(p, 1)
+    for r in loose.lengths:  # the loop's share moves from the draft column to 'other'; the sum is the model's
+        ev = evaluate(system, np.array([r.draft_length]), np.zeros(1))
+        assert r.predicted_draft_s + r.predicted_overhead_s == pytest.approx(ev.phase_s[0] + system.server_fixed_s)
+        loop = p.loop_overhead_s + p.loop_s_per_token * r.draft_length if r.draft_length else 0.0
+        assert r.predicted_overhead_s == pytest.approx(system.server_fixed_s + loop)
     strict = run_validation(ValidationSettings(target=str(config), draft_layers=1, lengths=(0, 1), new_tokens=12,
                                                prompt_tokens=4, repeats=1, max_repeats=3, stability=1e-9))
     assert [len(r.runs) for r in strict.lengths] == [3, 3]  # never stable enough: up to --max-repeats

@@ -317,6 +317,10 @@ class EngineProfile:
     held_out_acceptance: tuple[float, ...] = ()  # the same estimate from the calibration prompt's text
     verify_uncertainty: float = 0.0  # largest standard error of a T_v(N) over its value
     verify_samples: int = 0  # passes timed at each N
+    # The engine loop's extra work in a drafting round, a + b L: part of draft_overhead_s and
+    # draft_s_per_token (the model's drafting round), shown apart only to compare with the engine.
+    loop_overhead_s: float = 0.0
+    loop_s_per_token: float = 0.0
 
 
 def _verify_sweep(pair: ModelPair, text, context: int, counts, passes: int, clock: Clock) -> dict[int, list[float]]:
@@ -408,6 +412,7 @@ class EngineProfiler:
         self.contexts: list[int] = []  # the KV cache length of each verify sweep
         self.plain: list[float] = []  # the loop's own seconds per round at L = 0, one per run
         self.rounds: list[tuple[int, float]] = []  # (tokens drafted, round minus its verify pass) per round
+        self.loop: list[tuple[int, float]] = []  # (tokens drafted, the loop's own work) per drafting round
 
     def sweep_verify(self, passes: int = 2) -> None:
         """T_v(N) at every N, ``passes`` times each, over one KV cache whose length moves from sweep to
@@ -432,6 +437,7 @@ class EngineProfiler:
             self.plain.append(run.per_round(run.overhead_s))
         else:
             self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
+            self.loop += [(n, whole - verify - draft) for n, draft, verify, whole in run.round_rows if n > 0]
 
     def sweep_rounds(self, new_tokens: int | None = None) -> None:
         for length in self.round_lengths():
@@ -455,6 +461,12 @@ class EngineProfiler:
         y = np.array([typical_seconds(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
         w = np.sqrt([np.sum(rows[:, 0] == n) for n in counts])
         slope, intercept = np.polyfit(x, y, 1, w=w) if x.size > 1 else (float(y[0] / x[0]), 0.0)
+        # The part of that cost which is the engine loop's own work (not the assistant's call), the
+        # same way: it grows with the tokens drafted (each candidate's logits are checked).
+        loop = np.array(self.loop, dtype=float)
+        y_loop = np.array([typical_seconds(loop[loop[:, 0] == n, 1]) for n in counts]) - round_overhead
+        loop_slope, loop_intercept = (np.polyfit(x, y_loop, 1, w=w) if x.size > 1
+                                      else (float(y_loop[0] / x[0]), 0.0))
         held_out = acceptance_by_position(self.pair, [self.text], self.prompt_len, self.top)
         texts = [_greedy_text(self.pair, p, self.new_tokens) for p in workload]
         accept = acceptance_by_position(self.pair, texts, self.prompt_len, self.top) if texts else held_out
@@ -462,7 +474,8 @@ class EngineProfiler:
                              float(max(slope, 1e-9)), float(max(intercept, 0.0)), round_overhead,
                              tuple(float(p) for p in accept), int(round(np.mean(self.contexts))), self.clock.kind,
                              tuple(float(p) for p in held_out), uncertainty,
-                             int(min(len(v) for v in self.verify_samples)))
+                             int(min(len(v) for v in self.verify_samples)),
+                             float(max(loop_intercept, 0.0)), float(max(loop_slope, 0.0)))
 
 
 def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
