@@ -297,7 +297,7 @@ def test_extreme_profiles_give_a_clean_error_or_finite_sound_plans(text):
         assert hom.goodput_tokens_per_s >= baseline.goodput_tokens_per_s
         assert het.goodput_tokens_per_s >= baseline.goodput_tokens_per_s
     assert het.goodput_tokens_per_s >= hom.goodput_tokens_per_s
-    if (system.max_draft_length + 1) ** system.users <= 125:
+    if (system.max_draft_length + 1) ** system.users <= 125 and system.users <= 12:  # (a meshgrid per user)
         _check_against_exhaustive(system, report)
         event("planned, checked against exhaustive search")
     else:

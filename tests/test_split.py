@@ -69,3 +69,31 @@ def test_vectorised_over_plans_matches_one_at_a_time():
         d, w = equal_finish_split(system, lengths[row])
         assert d == pytest.approx(deadlines[row], rel=1e-12)
         np.testing.assert_allclose(w, bandwidths[row], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_level_prices_equal_the_demand_of_every_length(seed):
+    """The heterogeneous planner's fast pricing table gives Demand's numbers, slopes included."""
+    from dataclasses import replace
+
+    from multispin_cli.model.link import LinkModel
+    from multispin_cli.planners.level_prices import LevelPrices
+    from multispin_cli.planners.split import Demand
+
+    rng = np.random.default_rng(seed)
+    system = random_system(rng, 40, 6, power_share=[0.0, 0.5, 1.0][seed % 3], no_uplink_share=0.3 * (seed % 2))
+    if seed >= 4:  # a gap and a cap: not smooth, priced through Demand (the same layout)
+        system = replace(system, channel=system.channel.with_link(LinkModel("shannon-gap", gap=2.0, cap=4.0)))
+    assert system.smooth == (seed < 4)
+    levels = np.arange(system.max_draft_length + 1)
+    demand = Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None], (levels.size, system.users))))
+    draft = system.draft_overhead_s + system.draft_s_per_token * levels[:, None]
+    deadlines = np.concatenate([np.geomspace(1e-4, 1.0, 40), draft.ravel()[:20]])  # some exactly at a device time
+    need, slope = LevelPrices(system).at(deadlines, derivative=True)
+    want, want_slope = (x.transpose(0, 2, 1) for x in demand.at_deadlines(deadlines, derivative=True))
+    np.testing.assert_array_equal(np.isfinite(need), np.isfinite(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(need[finite], want[finite], rtol=1e-13, atol=0)
+    known = finite & np.isfinite(want_slope)
+    np.testing.assert_array_equal(np.isnan(slope[finite]), np.isnan(want_slope[finite]))
+    np.testing.assert_allclose(slope[known], want_slope[known], rtol=1e-12, atol=0)

@@ -53,8 +53,9 @@ from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
 from multispin_cli.planners import knapsack, knapsack_hull
 from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
-from multispin_cli.planners.split import Demand, bandwidth_for_deadline, equal_finish_split, split_goodput
+from multispin_cli.planners.split import bandwidth_for_deadline, equal_finish_split, split_goodput
 
 INITIAL_INTERVALS = 8
 NEAR_INTERVALS = 16  # extra intervals around the homogeneous plan's deadline ...
@@ -72,19 +73,17 @@ PAIR_CANDIDATES = 6_000
 DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table  # plans up to which local search tries every pair of levels for two users
 
 
-def level_demand(system: System) -> Demand:
+def level_demand(system: System) -> LevelPrices:
     """Every user at every draft length 0..L_max, ready to be priced at any deadline."""
-    levels = np.arange(system.max_draft_length + 1)
-    return Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None], (levels.size, system.users))))
+    return LevelPrices(system)
 
 
-def level_bandwidth(system: System, deadlines, *, demand: Demand | None = None) -> np.ndarray:
+def level_bandwidth(system: System, deadlines, *, demand: LevelPrices | None = None) -> np.ndarray:
     """Bandwidth (Hz) user k needs to draft l tokens and upload them by each deadline: (B, K, L+1)."""
-    demand = demand or level_demand(system)
-    return np.ascontiguousarray(demand.at_deadlines(deadlines).transpose(0, 2, 1))
+    return (demand or level_demand(system)).at(deadlines)
 
 
-def level_bandwidth_tangent(system: System, earlier, later, *, demand: Demand):
+def level_bandwidth_tangent(system: System, earlier, later, *, demand: LevelPrices):
     """Demands (B, K, L+1) at each interval's midpoint ``m``, and linear lower bounds on them at
     ``a``, ``m`` and ``b`` for the interval's two halves.
 
@@ -98,9 +97,7 @@ def level_bandwidth_tangent(system: System, earlier, later, *, demand: Demand):
     """
     a, b = np.asarray(earlier, dtype=float), np.asarray(later, dtype=float)
     mid = np.sqrt(a * b)
-    need, slope = demand.at_deadlines(np.concatenate([mid, b]), derivative=True)
-    need = np.ascontiguousarray(need.transpose(0, 2, 1))
-    slope = slope.transpose(0, 2, 1)
+    need, slope = demand.at(np.concatenate([mid, b]), derivative=True)
     n = mid.size
     ends = ((a - mid) * (1.0 - 1e-9), (mid - b) * (1.0 - 1e-9))  # <= 0: back from the tangent point
     halves = []
@@ -112,18 +109,17 @@ def level_bandwidth_tangent(system: System, earlier, later, *, demand: Demand):
     return (mid, need[:n]) + tuple(halves)
 
 
-def _lagrangian(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float):
-    """``price * budget + sum_k max_l (values - price * weights)``, and the total level of the maximisers.
+def _lagrangian(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float) -> np.ndarray:
+    """``price * budget + sum_k max_l (values - price * weights)`` per row.
 
     For any price >= 0 this bounds the knapsack's value from above (weak duality); infinite weights
-    are levels that do not exist.
+    are levels that do not exist (with a positive price they score -inf by themselves).
     """
     with np.errstate(invalid="ignore"):
         score = values - price[:, None, None] * weights
-    score = np.where(np.isfinite(weights), score, -np.inf)
-    pick = score.argmax(axis=-1)
-    best = np.take_along_axis(score, pick[..., None], axis=-1)[..., 0]
-    return price * budget + best.sum(axis=-1), pick.sum(axis=-1)
+    if not (price > 0).all():
+        score[~np.isfinite(weights)] = -np.inf
+    return price * budget + score.max(axis=-1).sum(axis=-1)
 
 
 def _deadline_range(system: System) -> tuple[float, float]:
@@ -170,7 +166,7 @@ def _lp_solver(system: System):
     return knapsack.solve if system.smooth else knapsack_hull.solve
 
 
-def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, right: np.ndarray, incumbent: float):
+def _interval_bounds(system: System, levels_demand: LevelPrices, left: np.ndarray, right: np.ndarray, incumbent: float):
     """Upper bound on the goodput of any plan whose deadline lies in each ``[left, right]``.
 
     Returns the bounds (n,), the integer candidate plans met on the way (m, K) and the deadline
@@ -258,7 +254,7 @@ def _interval_bounds(system: System, levels_demand: Demand, left: np.ndarray, ri
             # ends. The midpoint LP's own price is close to the best common price for all ends
             # (their errors cancel to first order).
             # Ends of the halves: a, m (left half's bound), m (right half's), b.
-            lag = [_lagrangian(values, w[rows], sol.price, budget)[0] for w in bounds_at]
+            lag = [_lagrangian(values, w[rows], sol.price, budget) for w in bounds_at]
             duals.append((rows, lam, np.max(lag, axis=0)))
             return sol, lag
 
@@ -403,7 +399,7 @@ def _neighbours_small(lengths: np.ndarray, max_len: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _neighbours_screened(system: System, best: "_Incumbent", levels: Demand, keep: int) -> np.ndarray:
+def _neighbours_screened(system: System, best: "_Incumbent", levels: LevelPrices, keep: int) -> np.ndarray:
     """The single-user changes a first-order model of the deadline ranks best (large cells)."""
     k, max_len = system.users, system.max_draft_length
     lengths, goodput, deadline = best.lengths, best.value, best.deadline
@@ -437,7 +433,7 @@ def _neighbours_screened(system: System, best: "_Incumbent", levels: Demand, kee
     return moved
 
 
-def _polish(system: System, best: _Incumbent, levels: Demand) -> None:
+def _polish(system: System, best: _Incumbent, levels: LevelPrices) -> None:
     """Exact local search from the incumbent until no neighbour improves it.
 
     Small cells search the whole neighbourhood until a local optimum; large ones a screened part
@@ -492,6 +488,7 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
             # Split each active interval geometrically into SPLIT parts.
             steps = np.arange(SPLIT + 1)[:, None] / SPLIT
             cuts = left[active] * (right[active] / left[active]) ** steps  # (SPLIT + 1, n)
+            cuts[0], cuts[-1] = left[active], right[active]  # exact ends: neighbours share them
             new_left, new_right = cuts[:-1].ravel(), cuts[1:].ravel()
             new_bounds, candidates, chosen_at = _interval_bounds(
                 system, levels_demand, new_left, new_right, best.value

@@ -145,6 +145,9 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
             lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
             hi = np.where(sooner, hi2, hi)
     need = users.need(hi)
+    # A deadline so late that no rate can be computed for it (a user whose rate limit is a few
+    # bits per aeon): no split runs the plan.
+    ok &= np.isfinite(users.total(need))
     if users.block_hz is None and system.channel.monotone:
         # More band never slows a user here: hand out the whole band in proportion, as the smooth
         # split does (its deadline can only fall).

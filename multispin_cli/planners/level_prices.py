@@ -1,0 +1,81 @@
+"""Bandwidth every user needs at every draft length 0..L_max, priced at many deadlines at once.
+
+The heterogeneous planner prices the whole (user, length) table at every deadline it tries, so this
+is its innermost loop. For smooth systems (a continuous band, Shannon rates) the table is kept in
+the planner's own (K, L+1) layout with the fixed-SNR users' rows first and the power-limited ones
+after: each price is then two contiguous blocks (a division, and the closed-form inverse of
+:func:`multispin_cli.model.channel.power_limited_inverse`) and one row gather back to the users'
+order, instead of a scatter through a flat index and a transpose. Whole resource blocks and step
+rates keep :class:`multispin_cli.planners.split.Demand` (the same numbers, in the same layout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multispin_cli.model.channel import power_limited_inverse
+from multispin_cli.model.goodput import compute_seconds, upload_bits
+from multispin_cli.model.system import System
+from multispin_cli.planners.split import Demand
+
+
+class LevelPrices:
+    """Need ``W_k(l, D)`` (Hz) of every user k at every length l, and dW/dD, for any deadlines D."""
+
+    def __init__(self, system: System):
+        self.users, self.levels = system.users, system.max_draft_length + 1
+        lengths = np.broadcast_to(np.arange(self.levels), (self.users, self.levels))
+        self._demand = None
+        if not system.smooth or system.channel.power_limited.ndim != 1:
+            self._demand = Demand(system, np.ascontiguousarray(lengths.T))
+            return
+        channel = system.channel
+        pl = channel.power_limited
+        order = np.argsort(pl, kind="stable")  # fixed-SNR users first
+        self._fixed = int(np.count_nonzero(~pl))
+        self._back = np.empty(self.users, dtype=np.intp)
+        self._back[order] = np.arange(self.users)
+        self._identity = bool((order == np.arange(self.users)).all())
+        self._bits = np.ascontiguousarray(upload_bits(system, lengths.T).T[order])
+        self._device = np.ascontiguousarray(compute_seconds(system, lengths.T).T[order])
+        self._efficiency = channel.link_efficiency[order][: self._fixed, None]
+        self._q = (channel.snr_bandwidth_hz[order][self._fixed:] / channel.link.gap)[:, None]
+        self._cap = channel.link.cap
+        self._sending = self._bits > 0
+
+    def at(self, deadlines, *, derivative: bool = False):
+        """Needs (n, K, L+1) at each deadline; with ``derivative`` also dW/dD (Hz/s, at most 0;
+        NaN where the need is finite but its slope is not), as :meth:`Demand.at_deadlines` gives."""
+        d = np.atleast_1d(np.asarray(deadlines, dtype=float))
+        if self._demand is not None:
+            out = self._demand.at_deadlines(d, derivative=derivative)
+            if not derivative:
+                return np.ascontiguousarray(out.transpose(0, 2, 1))
+            return tuple(np.ascontiguousarray(x.transpose(0, 2, 1)) for x in out)
+        slack = d[:, None, None] - self._device[None]
+        # Level 0 (and a draft that does not use the uplink) sends nothing: it needs no bandwidth,
+        # from the end of its device time on; a draft that sends needs a positive slack.
+        late = (slack < 0) | ((slack == 0) & self._sending)
+        f = self._fixed
+        need = np.empty(slack.shape)
+        slope = np.empty(slack.shape) if derivative else None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rate = np.divide(self._bits, slack, out=np.zeros(slack.shape), where=self._sending)
+            np.divide(rate[:, :f], self._efficiency, out=need[:, :f])
+            if f < self.users:
+                need[:, f:], d_rate = power_limited_inverse(rate[:, f:], self._q, self._cap)
+            need[late] = np.inf
+            if derivative:
+                # dW/dD = dW/dR * dR/dD with dR/dD = -R / slack (R = bits / slack).
+                np.divide(need[:, :f], slack[:, :f], out=slope[:, :f])
+                if f < self.users:
+                    np.multiply(d_rate, rate[:, f:], out=slope[:, f:])
+                    slope[:, f:] /= slack[:, f:]
+                np.negative(slope, out=slope)
+                slope[late] = -np.inf
+                np.copyto(slope, 0.0, where=~self._sending)  # nothing sent: the need stays 0
+                slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
+        if not self._identity:
+            need = need[:, self._back]
+            slope = slope[:, self._back] if derivative else None
+        return (need, slope) if derivative else need
