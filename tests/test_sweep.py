@@ -7,6 +7,7 @@ import io
 import json
 import math
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -479,3 +480,22 @@ def test_a_fading_cell_row_holds_the_static_plans_without_solving_the_adaptive_r
         full = plan_report(system, samples=20)
         assert full.adaptive is not None
         assert {k: v for k, v in row.items() if "." in k and not k.startswith("system.")} == report_metrics(full)
+
+
+def test_resume_refuses_chunks_computed_from_another_devices_file(write_profile, tmp_path):
+    """The run's fingerprint covers the contents of the files the profile reads, not only its
+    text: after the devices file changes, a resumed run must not reuse rows computed from the old
+    one."""
+    users = tmp_path / "users.csv"
+    users.write_text(FILE_ROWS)
+    path = write_profile(FILE_HEAD, "file.toml")
+    out = tmp_path / "rows.json"
+    sets = ("--set", "system.bandwidth_mhz=1..4", "-f", "json", "-o", out, "--workers", "1")
+    before = sweep_job(path, ["system.bandwidth_mhz=1..4"])
+    assert [Path(p).name for p, _ in before.inputs] == ["file.toml", "users.csv"]
+    ChunkStore(out, fingerprint(run_description(before)), resume=False)  # an interrupted run's folder
+    assert invoke("sweep", path, *sets, "--resume").exit_code == 0  # same inputs: resumes
+    ChunkStore(out, fingerprint(run_description(before)), resume=False)
+    users.write_text(FILE_ROWS.replace("0.8", "0.6"))
+    assert FILE_ROWS.count("0.8")  # (the edit changes the file)
+    assert_one_line_error(invoke("sweep", path, *sets, "--resume"), "holds chunks of a different run")

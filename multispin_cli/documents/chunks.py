@@ -2,7 +2,8 @@
 
 With ``--output FILE`` every finished chunk is written, atomically, to ``FILE.parts/`` as
 ``cells-START-STOP.json`` (its rows and invalid cells), beside ``run.json`` which records a
-fingerprint of the run (base profile, swept keys and values, scenarios, mode). A resumed run with the
+fingerprint of the run (base profile, the contents of the fragments and devices file it reads,
+swept keys and values, scenarios, mode). A resumed run with the
 same fingerprint reads the chunk files whose cell range matches one of its chunks and computes only
 the others; a different run refuses to resume. When the output file has been written the folder is
 removed; without ``--resume`` a leftover folder is cleared first.
@@ -39,7 +40,7 @@ class ChunkStore:
                 recorded = None
             if recorded != run_id:
                 raise InputError(f"cannot resume: {self.folder} holds chunks of a different run (other profile, "
-                                 "keys, values or options); run again without --resume", key="--resume")
+                                 "input files, keys, values or options); run again without --resume", key="--resume")
         else:
             self.clear()
             try:

@@ -9,18 +9,50 @@ deeply nested document is an error, not a ``RecursionError``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 import tomllib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
 
 from multispin_cli.errors import InputError
 
+_READS: ContextVar[list[Path] | None] = ContextVar("multispin_reads", default=None)
+
 MAX_FILE_BYTES = 16 * 2**20  # 16 MiB: far above any profile, plan or metrics file (4,096 users: ~2 MB)
 MAX_NESTING = 64  # arrays and tables inside each other; multispin's own files nest at most 5 deep
+
+
+@contextmanager
+def recording_reads():
+    """Collect the path of every file read inside the block: what a loaded profile depends on
+    (the profile, its fragments, its devices file), for a sweep's ``--resume`` to fingerprint."""
+    token = _READS.set([])
+    try:
+        yield _READS.get()
+    finally:
+        _READS.reset(token)
+
+
+def note_read(path: str | Path) -> None:
+    """Record a file read by a reader that does not go through :func:`read_bytes`."""
+    seen = _READS.get()
+    if seen is not None:
+        seen.append(Path(path))
+
+
+def digests(paths) -> tuple[tuple[str, str], ...]:
+    """``(path, sha256 of its bytes)`` of each distinct file, in the order first read."""
+    out = {}
+    for path in paths:
+        if str(path) not in out:
+            out[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return tuple(out.items())
 
 
 def read_bytes(path: str | Path, error: type[InputError] = InputError, *, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -30,6 +62,7 @@ def read_bytes(path: str | Path, error: type[InputError] = InputError, *, limit:
     to be a regular file before anything is read (``/dev/zero`` is refused, not read forever).
     """
     path = Path(path)
+    note_read(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multispin_cli.documents.files import note_read
 from multispin_cli.errors import MissingExtraError, ProfileError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -60,6 +61,7 @@ def _line_of(path: Path, row: int) -> int:
 
 def read_columns(path: Path, allowed: tuple[str, ...]) -> Columns:
     """Read a CSV or Parquet file of users; columns must be among ``allowed`` (the device keys)."""
+    note_read(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ProfileError(f"a devices file must be .csv or .parquet, got '{path.suffix or path.name}'", path=path)

@@ -32,6 +32,7 @@ class SweepJob:
     grid: SweepGrid
     mode: str = "both"
     scenarios: ScenarioSpec | None = field(default=None)
+    inputs: tuple[tuple[str, str], ...] = ()  # (path, sha256) of every file the base profile reads
 
 
 @dataclass(frozen=True)

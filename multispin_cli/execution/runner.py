@@ -35,6 +35,7 @@ def run_description(job: SweepJob) -> dict:
         "axes": [[a.key, list(a.values)] for a in job.grid.axes],
         "scenarios": asdict(job.scenarios) if job.scenarios is not None else None,
         "mode": job.mode,
+        "inputs": [list(pair) for pair in job.inputs],
     }
 
 

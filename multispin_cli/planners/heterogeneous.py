@@ -97,16 +97,16 @@ def level_bandwidth_tangent(system: System, earlier, later, *, demand: LevelPric
     """
     a, b = np.asarray(earlier, dtype=float), np.asarray(later, dtype=float)
     mid = np.sqrt(a * b)
-    need, slope = demand.at(np.concatenate([mid, b]), derivative=True)
-    n = mid.size
-    ends = ((a - mid) * (1.0 - 1e-9), (mid - b) * (1.0 - 1e-9))  # <= 0: back from the tangent point
     halves = []
-    for half, back in enumerate(ends):
-        at, d = need[half * n:(half + 1) * n], slope[half * n:(half + 1) * n]
+    for point, back in ((mid, (a - mid) * (1.0 - 1e-9)), (b, (mid - b) * (1.0 - 1e-9))):  # back <= 0
+        at, d = demand.at(point, derivative=True)  # one deadline set at a time: half the peak memory
         with np.errstate(invalid="ignore"):
-            start = np.where(np.isfinite(at) & np.isfinite(d), at + d * back[:, None, None], at)
+            d *= back[:, None, None]
+            d += at
+            start = np.where(np.isfinite(at) & np.isfinite(d), d, at)
+        del d
         halves += [start, at]
-    return (mid, need[:n]) + tuple(halves)
+    return (mid, halves[1]) + tuple(halves)
 
 
 def _lagrangian(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float) -> np.ndarray:
