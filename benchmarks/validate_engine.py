@@ -4,17 +4,22 @@ Builds the issue's pair with no download: a random-init Llama target (hidden 768
 vocabulary 32000, 134M parameters, ``initializer_range = 5e-4``) and a layer-skip draft (its embeddings,
 first decoder layer, final norm and head). Then runs ``multispin validate`` in a fresh process for
 L = 0..8 (256 new tokens, greedy) ``--runs`` times and prints, per run, measured vs predicted tokens/s
-per L, the worst error and how much slower the plan's L ran than the measured best.
+per L, the worst error and how much slower the plan's L ran than the measured best. Each L runs
+``--repeats`` times, then again (interleaved) while its median tokens/s is not known within
+``--stability`` per cent, up to ``--max-repeats`` runs.
 
-    python benchmarks/validate_engine.py [--runs 2] [--repeats 3] [--new-tokens 256] [--out DIR]
+    python benchmarks/validate_engine.py [--runs 2] [--repeats 3] [--max-repeats 6] [--stability 2]
+                                         [--new-tokens 256] [--out DIR]
 
 Targets (issue 14): worst |error| over L = 0..8 at most 5 %, the plan's L within 1 % of the measured
 best, on two runs. The clock is the process's CPU time with one torch thread, so other processes
 on the machine change the numbers less than wall time, but not by nothing (shared caches and memory
 bandwidth: up to 20 % at a load average of 6 on 2 cores): measure on an idle machine. The defaults
-take about 12-13 minutes of CPU per run on this 2-core machine (about 25 minutes for the two runs
-on an idle machine; several times that under load). Each run prints its load average before and
-after, per L the measured and predicted tokens/s, error, tokens per round (predicted, and from a
+take about 10 minutes of CPU per run on this 2-core machine when 3 runs per L suffice, up to about
+22 when every L needs 6 (so 20-45 minutes for the two runs on an idle machine; several times that
+under load). Each run prints its load average before and after, the model's terms (with T_v's
+standard error and 10-90 % spread), per L the measured tokens/s (± half its median's 75 %
+interval, and how many runs) and the predicted, the error, tokens per round (predicted, and from a
 held-out prompt) and each phase's ms per round against the prediction, then the worst error and
 the plan's L against the measured best; the last line says whether both targets were met.
 """
@@ -41,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-repeats", type=int, default=6)
+    parser.add_argument("--stability", type=float, default=2.0, help="per cent")
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--max-draft-length", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="seed of the first run (the next runs count up)")
@@ -56,6 +63,7 @@ def main() -> None:
         done = subprocess.run(
             [sys.executable, "-m", "multispin_cli", "validate", "--target", str(config), "--draft-layers", "1",
              "-L", str(args.max_draft_length), "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
+             "--max-repeats", str(args.max_repeats), "--stability", str(args.stability),
              "--seed", str(run), "--format", "json"], capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         load_after = os.getloadavg()
@@ -69,16 +77,21 @@ def main() -> None:
         print(f"seed {run}: {wall:.0f} s wall; load average (1, 5, 15 min) before "
               f"{', '.join(f'{x:.2f}' for x in load_before)}, after {', '.join(f'{x:.2f}' for x in load_after)}; "
               f"clock: {doc['validate']['clock']}")
-        print(f"model terms: draft {m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round, engine "
-              f"{m['round_overhead_ms']} ms/round, T_v spread {m['verify_spread_percent']} %, acceptance by position "
-              f"{m['acceptance_by_position']}")
-        print("| L | measured tok/s | spread | predicted tok/s | error | tokens/round measured (predicted; held-out "
-              "prompt) | draft ms/round (pred.) | verify ms/round (pred.) | other ms/round (pred.) |")
+        print(f"model terms: draft {m['draft_ms_per_token']} ms/token + {m['draft_overhead_ms']} ms/round (of which "
+              f"the loop's {m['loop_ms_per_token']} ms/token + {m['loop_overhead_ms']} ms/round), engine "
+              f"{m['round_overhead_ms']} ms/round, T_v from {m['verify_samples']} passes per N (standard error "
+              f"<= {m['verify_uncertainty_percent']} %, 10-90 % spread <= {m['verify_spread_percent']} %), "
+              f"acceptance by position {m['acceptance_by_position']}")
+        print("| L | measured tok/s (± median's interval; runs) | spread | predicted tok/s | error | tokens/round "
+              "measured (predicted; held-out prompt) | draft ms/round (pred.) | verify ms/round (pred.) | "
+              "other ms/round (pred.) |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in doc["lengths"]:
             mark = " (plan)" if row["draft_length"] == s["plan_draft_length"] else ""
             best = " (best)" if row["draft_length"] == s["best_draft_length"] else ""
-            print(f"| {row['draft_length']}{mark}{best} | {row['measured_tokens_per_s']:.2f} | "
+            sure = row.get("uncertainty_percent", float("nan"))
+            print(f"| {row['draft_length']}{mark}{best} | {row['measured_tokens_per_s']:.2f} (±{sure:.1f} %; "
+                  f"{row['runs']}) | "
                   f"{row['spread_percent']:.1f} % | {row['predicted_tokens_per_s']:.2f} | "
                   f"{row['error_percent']:+.1f} % | {row['tokens_per_round']:.2f} "
                   f"({row['predicted_tokens_per_round']:.2f}; {row['held_out_tokens_per_round']:.2f}) | "

@@ -65,11 +65,15 @@ def test_toml_fragment_of_a_tiny_config(tiny, fast_peaks):
     assert server["verify_r2"] <= 1
     tokens = [n for n, _ in server["verify_table"]]
     times = [t for _, t in server["verify_table"]]
-    assert tokens == sorted(set(tokens)) and all(t > 0 for t in times) and times == sorted(times)
+    assert tokens == sorted(set(tokens)) and all(t > 0 for t in times)  # as measured: it may fall
     assert draft["draft_ms_per_token"] > 0 and draft["draft_overhead_ms"] >= 0
     target = doc["measurement"]["target"]
     assert "multiplied by the 2 layers" in target["layer_scaling"]
     assert len(target["grid"]) == 6 and target["grid_columns"][:4] == ["batch", "tokens_per_sequence", "tokens", "ms"]
+    # the table is the grid's largest time per N, no running maximum; its falls are counted
+    largest = {n: max(row[3] for row in target["grid"] if row[2] == n) for n in tokens}
+    assert times == pytest.approx([largest[n] for n in tokens], rel=1e-3)
+    assert target["table_points_falling"] == sum(t < max(times[:i]) for i, t in enumerate(times) if i)
     assert result.stdout.startswith("# written by multispin profile-hardware")
 
 

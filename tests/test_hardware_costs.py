@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from multispin_cli.hardware import costs
-from multispin_cli.hardware.fit import AFFINE_R2_THRESHOLD, fit_affine, monotone_table, r_squared
+from multispin_cli.hardware.fit import AFFINE_R2_THRESHOLD, fit_affine, measured_table, r_squared
 from multispin_cli.hardware.models import ModelShape
 from multispin_cli.hardware.roofline import bound_by, roofline_seconds
 
@@ -114,12 +114,36 @@ def test_single_x_value_and_constant_data():
     assert fit_affine([1, 2, 3], [5.0, 5.0, 5.0]).r2 == 1.0
 
 
-def test_monotone_table_keeps_the_largest_time_per_n_and_never_decreases():
-    table = monotone_table([1, 2, 2, 3, 4], [5, 4, 6, 5, 7])
+def test_measured_table_keeps_the_largest_time_per_n_and_its_falls():
+    table = measured_table([1, 2, 2, 3, 4], [5, 4, 6, 5, 7])
     assert table.x == (1, 2, 3, 4)
-    assert table.y == (5, 6, 6, 7)  # N = 2 keeps 6; N = 3 is raised from 5 to 6
-    assert table.raised == 1
+    assert table.y == (5, 6, 5, 7)  # N = 2 keeps 6; N = 3 stays at 5, below N = 2 (no running maximum)
+    assert table.falls == 1
 
 
 def test_threshold_is_documented_value():
     assert AFFINE_R2_THRESHOLD == 0.99
+
+
+def test_typical_seconds_is_the_mean_without_stalls():
+    from multispin_cli.hardware.fit import relative_error, typical_seconds
+
+    # right-skewed passes: the mean (what a run's total time counts), not the median 10
+    assert typical_seconds([10, 10, 10, 11, 12, 13]) == pytest.approx(11.0)
+    # a stall beyond 5 robust standard deviations (1.4826 MAD = 1.4826) is left out
+    assert typical_seconds([10, 11, 12, 11, 10, 12, 80]) == pytest.approx(11.0)
+    assert typical_seconds([5, 5, 5, 9]) == 5  # MAD 0: the median
+    assert relative_error([10, 10, 10, 10]) == 0.0
+    x = [9.0, 11.0] * 8
+    assert relative_error(x) == pytest.approx(np.std(x, ddof=1) / 4 / 10)
+
+
+@pytest.mark.parametrize("values,expected", [
+    ([5.0], float("inf")),
+    ([9.0, 10.0, 12.0], (12 - 9) / 2 / 10),  # three runs: the whole range (75 % coverage)
+    ([1, 2, 3, 4, 5, 6, 7, 8], (7 - 2) / 2 / 4.5),  # eight: 2nd to 7th (93 %; 3rd to 6th is 71 %)
+])
+def test_median_interval(values, expected):
+    from multispin_cli.hardware.validation import median_interval
+
+    assert median_interval(values) == pytest.approx(expected)

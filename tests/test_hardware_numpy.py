@@ -122,11 +122,11 @@ def test_runners_run_and_time():
         target.parts(3, 1)
 
 
-def test_time_parts_keeps_the_median_after_warmup():
-    ticks = iter([0.0, 100.0, 100.0, 101.0, 200.0, 203.0, 300.0, 302.0])  # 100 s warm-up, then 1, 3, 2
+def test_time_parts_keeps_the_expected_time_after_warmup():
+    ticks = iter([0.0, 100.0, 100.0, 101.0, 200.0, 203.0, 300.0, 306.0])  # 100 s warm-up, then 1, 3, 6
     calls = []
     medians = time_parts([("x", lambda: calls.append(1), 1)], warmup=1, repeats=3, clock=lambda: next(ticks))
-    assert medians == [2.0] and len(calls) == 4
+    assert medians == [pytest.approx(10 / 3)] and len(calls) == 4  # the mean: 6 is within 5 robust sigmas
 
 
 def test_settings_grid():
@@ -162,7 +162,8 @@ def test_profile_of_tiny_models_is_consistent():
     assert v.layer_scale == SMALL.layers and v.form in ("affine", "table")
     assert v.fit.intercept > 0 and v.fit.slope >= 0
     assert list(v.table.x) == sorted(set(p.tokens for p in v.points))
-    assert all(b >= a for a, b in zip(v.table.y, v.table.y[1:]))
+    # the largest time per N over the batch sizes, as measured (no running maximum)
+    assert v.table.y == tuple(max(p.seconds for p in v.points if p.tokens == n) for n in v.table.x)
     assert v.weight_bytes == SMALL.weight_bytes(4) and v.decode_vs_bandwidth > 0
     assert any("multiplied by 2 layers" in note for note in profile.notes)
     done, total = seen[-1][1:]

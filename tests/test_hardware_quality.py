@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from multispin_cli.cli import app
 from multispin_cli.hardware import numpy_backend as nb
 from multispin_cli.hardware import profiling
-from multispin_cli.hardware.fit import fit_affine, monotone_table
+from multispin_cli.hardware.fit import fit_affine, measured_table
 from multispin_cli.hardware.models import catalog
 from multispin_cli.hardware.profiling import DraftResult, VerifyPoint, VerifyResult
 from multispin_cli.hardware.quality import draft_problems, load_problems, verify_problems
@@ -32,7 +32,7 @@ def _verify(points, measured=True) -> VerifyResult:
     tokens = [p.tokens for p in pts]
     seconds = [p.seconds for p in pts]
     return VerifyResult(SHAPE, measured, "test", "float32", "here", 1, pts, fit_affine(tokens, seconds),
-                        monotone_table(tokens, seconds), "table", 1e8, None)
+                        measured_table(tokens, seconds), "table", 1e8, None)
 
 
 def test_a_sound_draft_passes():

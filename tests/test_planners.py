@@ -101,6 +101,24 @@ def test_the_tangent_interval_bound_never_falls_below_the_optimum(seed, monkeypa
             assert bound >= goodput[inside].max() * (1 - 1e-12)
 
 
+def test_a_steep_table_line_never_makes_an_interval_bound_negative():
+    """A measured table's supporting line can be negative over a large cell's range (its
+    denominator then is not positive): the interval holding the homogeneous plan's deadline must
+    still be bounded at or above that plan, not by a negative number (then it was never searched)."""
+    from multispin_cli.model.synthetic import busy_cell
+    from multispin_cli.planners import heterogeneous
+
+    system = busy_cell(np.random.default_rng(11), 500)
+    n = np.arange(1, 8501)
+    system = replace(system, verify=VerifyTime.from_table(n, 0.03 + 2e-5 * n + 0.002 * np.sin(n / 50) ** 2))
+    start = plan_homogeneous(system)
+    d = start.evaluation.draft_upload_s
+    assert d > 0  # the homogeneous plan drafts: its deadline lies in the interval below
+    bounds, _, _ = heterogeneous._interval_bounds(system, heterogeneous.level_demand(system),
+                                                  np.array([0.98 * d]), np.array([1.0001 * d]), 0.0)
+    assert bounds[0] >= start.evaluation.goodput_tokens_per_s * (1 - 1e-12)
+
+
 def test_round_overhead_and_no_uplink_enter_the_round_time():
     system = simple_system(bandwidth_hz=1e5)
     lengths = np.array([3, 2])

@@ -204,3 +204,97 @@ def test_continuous_step_rate_split_is_the_least_deadline_that_fits(seed, link):
         assert phase_seconds(system, lengths[row], bandwidth[row]).max() <= deadline[row] * (1 + 1e-12)
         sooner, _ = bandwidth_for_deadline(system, lengths[row], deadline[row] * (1 - 1e-9))
         assert sooner.sum() > system.bandwidth_hz
+
+
+def test_block_split_never_hands_out_more_blocks_than_exist_near_a_rate_ceiling():
+    """A power-limited user near its rate ceiling needs hundreds of blocks, where the inverse rate
+    can ask one more block at a finish time than the count that finishes then: the split must keep
+    a deadline whose counts fit (it once snapped to one that took N + 1 blocks)."""
+    from multispin_cli.model.synthetic import busy_cell
+
+    users = 1000
+    cell = busy_cell(np.random.default_rng(7), users)
+    blocks = int(cell.bandwidth_hz // 180e3)
+    system = replace(cell, bandwidth_hz=blocks * 180e3, channel=cell.channel.with_link(LINKS["gap"]),
+                     resource_block_hz=180e3, min_resource_blocks=np.ones(users, dtype=int))
+    lengths = plan_homogeneous(system).evaluation.draft_lengths
+    rng = np.random.default_rng(1)
+    lengths = np.clip(lengths[None] + rng.integers(-3, 4, (16, users)), 0, system.max_draft_length)
+    deadline, bandwidth = least_deadline_split(system, lengths)
+    used = bandwidth.sum(axis=1) / 180e3
+    assert np.all(used <= blocks + 1e-6)
+    finish = phase_seconds(system, lengths, bandwidth).max(axis=1)
+    assert np.allclose(finish, deadline, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed,link", [(s, l) for s in range(4) for l in LINKS])
+def test_block_needs_between_two_deadlines_equal_pricing_every_user(seed, link):
+    """The planner prices a deadline between two known ones only where the block counts differ."""
+    from multispin_cli.planners.split import Demand
+
+    system = block_cell(seed, link=link, users=6, max_len=5)
+    levels = np.arange(system.max_draft_length + 1)
+    demand = Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None], (levels.size, system.users))))
+    rng = np.random.default_rng(seed)
+    base = float(system.verify(system.users))
+    for _ in range(5):
+        d1, d, d2 = np.sort(rng.uniform(0.2, 3.0, 3)) * base
+        earlier, later = demand.at_deadlines(np.array([d1, d2]))
+        assert np.array_equal(demand.blocks_between(d, earlier, later), demand.at_deadlines(np.array([d]))[0])
+
+
+@pytest.mark.parametrize("seed,link", SPOT)
+def test_dual_value_bounds_the_hull_lp_and_meets_it_at_its_price(seed, link):
+    from multispin_cli.planners.heterogeneous import level_bandwidth
+    from multispin_cli.planners.knapsack_hull import dual_value, solve
+
+    system = block_cell(seed, link=link, users=5, max_len=6)
+    weights = level_bandwidth(system, np.array([1.0, 2.0]) * float(system.verify(system.users)))
+    values = np.broadcast_to(system.tokens_per_round, weights.shape)
+    sol = solve(values, weights, system.bandwidth_hz)
+    at_own, _ = dual_value(values, weights, sol.price, system.bandwidth_hz)
+    assert np.allclose(at_own, sol.lp_value, rtol=1e-12)
+    for scale in (0.0, 0.5, 0.9, 1.1, 2.0):
+        other, plans = dual_value(values, weights, sol.price * scale + 1e-9, system.bandwidth_hz)
+        assert np.all(other >= sol.lp_value * (1 - 1e-12))
+        assert plans.shape == (2, system.users)
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_listing_the_last_finish_times_gives_the_bisection_s_split(link, monkeypatch):
+    """The block split ends its bisection by listing the few moving users' finish times: the same
+    deadlines and blocks as bisecting on to the last ulps (on a busy 200-user cell)."""
+    import multispin_cli.planners.resource_blocks as rb
+    from multispin_cli.model.synthetic import busy_cell
+
+    users = 200
+    cell = busy_cell(np.random.default_rng(3), users)
+    system = replace(cell, bandwidth_hz=(2 * users + 60) * 180e3, channel=cell.channel.with_link(LINKS[link]),
+                     resource_block_hz=180e3, min_resource_blocks=np.random.default_rng(4).integers(1, 3, users))
+    lengths = np.random.default_rng(5).integers(0, system.max_draft_length + 1, (24, users))
+    listed = least_deadline_split(system, lengths)
+    monkeypatch.setattr(rb, "_LIST_USERS", -1)
+    bisected = least_deadline_split(system, lengths)
+    assert np.array_equal(listed[0], bisected[0]) and np.array_equal(listed[1], bisected[1])
+
+
+def test_interval_bound_holds_with_a_steep_measured_table():
+    """A supporting line of a steep verification table can be negative over the cell's range of
+    draft lengths: its denominator then bounds nothing (the bound once came out negative, below
+    the plan that lies in the interval)."""
+    import multispin_cli.planners.heterogeneous as het
+    from multispin_cli.model.synthetic import busy_cell
+    from multispin_cli.model.verifier import VerifyTime
+
+    users = 500
+    cell = busy_cell(np.random.default_rng(11), users)
+    n = np.arange(1, users * 17 + 1)
+    system = replace(cell, bandwidth_hz=(cell.bandwidth_hz // 180e3) * 180e3, resource_block_hz=180e3,
+                     min_resource_blocks=np.ones(users, dtype=int),
+                     verify=VerifyTime.from_table(n, 0.03 + 2e-5 * n + 0.002 * np.sin(n / 50.0) ** 2))
+    plan = plan_homogeneous(system)
+    d = plan.evaluation.draft_upload_s
+    for low in (0.98, 0.7):
+        bounds, _, _ = het._interval_bounds(system, het.level_demand(system), np.array([d * low]),
+                                            np.array([d * 1.0001]), plan.goodput_tokens_per_s * 0.5)
+        assert bounds[0] >= plan.goodput_tokens_per_s

@@ -72,13 +72,17 @@ def test_vectorised_over_plans_matches_one_at_a_time():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_level_prices_equal_the_demand_of_every_length(seed):
+@pytest.mark.parametrize("block", [1 << 18, 120])  # one block, or one user at a time
+def test_level_prices_equal_the_demand_of_every_length(seed, block, monkeypatch):
     """The heterogeneous planner's fast pricing table gives Demand's numbers, slopes included."""
     from dataclasses import replace
 
     from multispin_cli.model.link import LinkModel
+    from multispin_cli.planners import level_prices
     from multispin_cli.planners.level_prices import LevelPrices
     from multispin_cli.planners.split import Demand
+
+    monkeypatch.setattr(level_prices, "BLOCK_ELEMENTS", block)
 
     rng = np.random.default_rng(seed)
     system = random_system(rng, 40, 6, power_share=[0.0, 0.5, 1.0][seed % 3], no_uplink_share=0.3 * (seed % 2))

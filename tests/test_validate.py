@@ -79,12 +79,25 @@ def test_layer_skip_draft_shares_the_target_weights(config):
         engine.build_pair(target=str(config), draft=None, draft_layers=4, init_std=None)
 
 
+def test_verify_sweeps_spread_their_contexts_over_the_runs_and_time_every_n_twice(twin):
+    profiler = engine.EngineProfiler(twin, max_draft_length=3, prompt_len=8, new_tokens=24, seed=5)
+    for _ in range(4):
+        profiler.sweep_verify()
+    assert profiler.contexts == [8 + 12, 8 + 6, 8 + 18, 8 + 3]  # 1/2, 1/4, 3/4, 1/8 of the new tokens
+    assert [len(s) for s in profiler.verify_samples] == [8, 8, 8, 8]
+    assert all(t > 0 for s in profiler.verify_samples for t in s)
+
+
 def test_validate_cli_toml(config):
     result = CliRunner().invoke(app, ["validate", "-t", str(config), "--draft-layers", "1", "--lengths", "0,2",
                                       "--new-tokens", "16", "--prompt-tokens", "6", "--repeats", "1", "-f", "toml"])
     assert result.exit_code == 0, result.stderr
     doc = tomllib.loads(result.stdout)
     assert [row["draft_length"] for row in doc["lengths"]] == [0, 2]
+    # one run says nothing about the median's precision: every length is run again, up to twice --repeats
+    assert doc["validate"]["max_repeats"] == 2 and [row["runs"] for row in doc["lengths"]] == [2, 2]
+    assert all(row["uncertainty_percent"] >= 0 for row in doc["lengths"])
+    assert doc["model"]["verify_samples"] >= 2 * 4 and doc["model"]["verify_uncertainty_percent"] >= 0
     assert doc["summary"]["plan_draft_length"] in (0, 1, 2)
     for row in doc["lengths"]:
         assert row["measured_tokens_per_s"] > 0 and row["predicted_tokens_per_s"] > 0
@@ -97,6 +110,7 @@ def test_validate_cli_toml(config):
     (["--draft", "llama-68m", "--draft-layers", "1"], "--draft-layers"),
     (["--lengths", "0,x"], "--lengths"),
     (["--init-std", "-1"], "--init-std"),
+    (["--repeats", "3", "--max-repeats", "2"], "--max-repeats"),
 ])
 def test_validate_cli_bad_input_is_one_line(config, args, key):
     result = CliRunner().invoke(app, ["validate", "-t", str(config), *args])
@@ -124,3 +138,22 @@ def test_replayed_agreement_predicts_the_engines_tokens_per_round(config):
     for length in (1, 2, 5):
         run = engine.run_engine(pair, prompt, length, 48)
         assert run.tokens / run.rounds == pytest.approx(replay[length], rel=1e-12), length
+
+
+def test_repeats_stop_once_the_median_is_known_well_enough(config):
+    from multispin_cli.hardware.validation import ValidationSettings, run_validation
+
+    loose = run_validation(ValidationSettings(target=str(config), draft_layers=1, lengths=(0, 1), new_tokens=12,
+                                              prompt_tokens=4, repeats=2, max_repeats=5, stability=0.99))
+    assert [len(r.runs) for r in loose.lengths] == [2, 2]  # two runs within 99 % of each other: stable
+    p = loose.profile
+    assert p.loop_overhead_s >= 0 and p.loop_s_per_token >= 0
+    system = engine_system(p, 1)
+    for r in loose.lengths:  # the loop's share moves from the draft column to 'other'; the sum is the model's
+        ev = evaluate(system, np.array([r.draft_length]), np.zeros(1))
+        assert r.predicted_draft_s + r.predicted_overhead_s == pytest.approx(ev.phase_s[0] + system.server_fixed_s)
+        loop = p.loop_overhead_s + p.loop_s_per_token * r.draft_length if r.draft_length else 0.0
+        assert r.predicted_overhead_s == pytest.approx(system.server_fixed_s + loop)
+    strict = run_validation(ValidationSettings(target=str(config), draft_layers=1, lengths=(0, 1), new_tokens=12,
+                                               prompt_tokens=4, repeats=1, max_repeats=3, stability=1e-9))
+    assert [len(r.runs) for r in strict.lengths] == [3, 3]  # never stable enough: up to --max-repeats

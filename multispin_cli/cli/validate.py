@@ -56,6 +56,13 @@ def validate(
                                                "ids).", min=1)] = 32,
     repeats: Annotated[int, typer.Option("--repeats", metavar="N", help="Runs per draft length (interleaved); the "
                                          "median is kept.", min=1, max=100)] = 3,
+    max_repeats: Annotated[Optional[int], typer.Option("--max-repeats", metavar="N", help="Run a draft length "
+                                                       "again (interleaved) while its median is not known within "
+                                                       "--stability, up to N runs (default: twice --repeats).",
+                                                       min=1, max=200, show_default=False)] = None,
+    stability: Annotated[float, typer.Option("--stability", metavar="PERCENT", help="How well each median "
+                                             "tokens/s must be known: half its 75 % confidence interval.",
+                                             min=0.01, max=99.0)] = 2.0,
     seed: SeedOpt = 0,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -73,7 +80,8 @@ def validate(
 
         settings = ValidationSettings(target=target, draft=draft, draft_layers=draft_layers, init_std=init_std,
                                       lengths=_lengths(lengths, max_draft_length), new_tokens=new_tokens,
-                                      prompt_tokens=prompt_tokens, repeats=repeats, seed=seed)
+                                      prompt_tokens=prompt_tokens, repeats=repeats, seed=seed,
+                                      max_repeats=max_repeats, stability=stability / 100)
         settings.check()
         console = stderr_console()
         with console.status("starting", spinner="dots") if console.is_terminal else nullcontext() as status:

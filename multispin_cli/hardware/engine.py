@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from multispin_cli.errors import InputError, MissingExtraError
+from multispin_cli.hardware.fit import relative_error, typical_seconds
 
 Progress = Callable[[str], None]
 
@@ -305,40 +306,62 @@ class EngineProfile:
     """What multispin's model needs about this engine and pair, measured without the runs it predicts."""
 
     verify_tokens: tuple[int, ...]  # N = 1 .. L_max + 1
-    verify_s: tuple[float, ...]  # T_v(N), median of the repeats
-    verify_spread: float  # largest (max - min) / median over the points
+    verify_s: tuple[float, ...]  # T_v(N), the expected time of a pass (hardware.fit.typical_seconds)
+    verify_spread: float  # largest spread of a point's samples: (90th - 10th percentile) / T_v(N)
     draft_s_per_token: float  # tau
     draft_overhead_s: float  # c: per drafting round, besides the draft steps
     round_overhead_s: float  # t_o: the engine loop's own cost per round
     acceptance_by_position: tuple[float, ...]  # from the workload's texts (the prompts the runs use)
-    context: int
+    context: int  # the mean KV cache length of the verify sweeps
     clock: str
     held_out_acceptance: tuple[float, ...] = ()  # the same estimate from the calibration prompt's text
+    verify_uncertainty: float = 0.0  # largest standard error of a T_v(N) over its value
+    verify_samples: int = 0  # passes timed at each N
+    # The engine loop's extra work in a drafting round, a + b L: part of draft_overhead_s and
+    # draft_s_per_token (the model's drafting round), shown apart only to compare with the engine.
+    loop_overhead_s: float = 0.0
+    loop_s_per_token: float = 0.0
 
 
-def _forward_seconds(pair: ModelPair, model, context_ids, n_new: int, repeats: int, clock: Clock) -> list[float]:
-    """Seconds of one forward pass of ``n_new`` tokens over a cache of ``context_ids``, ``repeats`` times."""
+def _verify_sweep(pair: ModelPair, text, context: int, counts, passes: int, clock: Clock) -> dict[int, list[float]]:
+    """Seconds of forward passes of the target over a KV cache of the first ``context`` tokens of
+    ``text``, ``passes`` times for each token count in ``counts`` (in that order), as the engine's
+    verification passes run: one prefill, then each pass's tokens added to the cache and cropped off
+    again, with the mask and positions ``generate`` passes. A first pass warms up and is not kept."""
     import torch
     from transformers import DynamicCache
 
+    model = pair.target
     # transformers 5 names the argument ``cache``; earlier releases ``past_key_values``.
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    samples: dict[int, list[float]] = {n: [] for n in counts}
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
-        model(context_ids, use_cache=True, **{name: cache})
-        new = torch.randint(1, pair.vocab, (1, n_new), generator=torch.Generator().manual_seed(n_new)).to(pair.device)
-        # what generate passes too: the mask over cache and new tokens and their positions
-        past = context_ids.shape[1]
-        positions = torch.arange(past, past + n_new, device=pair.device)
-        extra = dict(attention_mask=torch.ones(1, past + n_new, dtype=torch.long, device=pair.device),
-                     position_ids=positions[None], cache_position=positions)
-        samples = []
-        for _ in range(repeats + 1):
-            start = clock()
-            model(new, use_cache=True, **{name: cache}, **extra)
-            samples.append(clock() - start)
-            cache.crop(-n_new)  # negative: drop the tokens just added
-    return samples[1:]
+        model(text[:, :context], use_cache=True, **{name: cache})
+        for i, n in enumerate([counts[0], *counts]):
+            new = torch.randint(1, pair.vocab, (1, n), generator=torch.Generator().manual_seed(n)).to(pair.device)
+            positions = torch.arange(context, context + n, device=pair.device)
+            extra = dict(attention_mask=torch.ones(1, context + n, dtype=torch.long, device=pair.device),
+                         position_ids=positions[None], cache_position=positions)
+            for _ in range(passes if i else 1):
+                start = clock()
+                model(new, use_cache=True, **{name: cache}, **extra)
+                elapsed = clock() - start
+                cache.crop(-n)  # negative: drop the tokens just added
+                if i:
+                    samples[n].append(elapsed)
+    return samples
+
+
+def _spread_fraction(k: int) -> float:
+    """The k-th point (from 1) of the van der Corput sequence in base 2: 1/2, 1/4, 3/4, 1/8, ...; any
+    number of sweeps spreads its contexts evenly over a run's range."""
+    value, denominator = 0.0, 1.0
+    while k:
+        k, bit = divmod(k, 2)
+        denominator *= 2
+        value += bit / denominator
+    return value
 
 
 def draft_agreement(pair: ModelPair, text_ids, prompt_len: int) -> np.ndarray:
@@ -369,12 +392,12 @@ def acceptance_by_position(pair: ModelPair, texts, prompt_len: int, max_len: int
 class EngineProfiler:
     """Collects multispin's model terms for a pair in *sweeps* that can be interleaved with other work.
 
-    A verify sweep times ``T_v(N)`` once at every N; a rounds sweep runs the engine loop on the
+    A verify sweep times ``T_v(N)`` twice at every N; a rounds sweep runs the engine loop on the
     calibration prompt at L = 0 (the loop's own cost per round), 1 and L_max (the draft's cost per
     token and per round). ``validate`` interleaves them with the runs it predicts, so a slow spell of
     a shared machine (the CPU-time clock still slows down when other processes take the memory
-    bandwidth and the caches) weighs on the prediction as much as on the runs. The terms are medians
-    over every sweep so far.
+    bandwidth and the caches) weighs on the prediction as much as on the runs. The terms are expected
+    times (:func:`multispin_cli.hardware.fit.typical_seconds`) over every sweep so far.
     """
 
     def __init__(self, pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, seed: int):
@@ -385,15 +408,23 @@ class EngineProfiler:
         self.new_tokens = new_tokens
         self.prompt = prompt_ids(pair, prompt_len, seed)
         self.text = _greedy_text(pair, self.prompt, new_tokens)
-        self.context = self.text[:, : prompt_len + new_tokens // 2]  # the runs' average context
         self.verify_samples: list[list[float]] = [[] for _ in range(self.top + 1)]
+        self.contexts: list[int] = []  # the KV cache length of each verify sweep
         self.plain: list[float] = []  # the loop's own seconds per round at L = 0, one per run
         self.rounds: list[tuple[int, float]] = []  # (tokens drafted, round minus its verify pass) per round
+        self.loop: list[tuple[int, float]] = []  # (tokens drafted, the loop's own work) per drafting round
 
-    def sweep_verify(self) -> None:
-        for n in range(1, self.top + 2):
-            self.verify_samples[n - 1] += _forward_seconds(self.pair, self.pair.target, self.context, n, 1,
-                                                           self.clock)
+    def sweep_verify(self, passes: int = 2) -> None:
+        """T_v(N) at every N, ``passes`` times each, over one KV cache whose length moves from sweep to
+        sweep over the range the runs' verification passes see (the prompt up to the prompt plus the
+        new tokens); the order of N turns by one each sweep, so a slow spell hits every N alike."""
+        k = len(self.contexts)
+        context = self.prompt_len + int(_spread_fraction(k + 1) * self.new_tokens)
+        counts = list(range(1, self.top + 2))
+        counts = counts[k % len(counts):] + counts[: k % len(counts)]
+        for n, seconds in _verify_sweep(self.pair, self.text, context, counts, passes, self.clock).items():
+            self.verify_samples[n - 1] += seconds
+        self.contexts.append(context)
 
     def round_lengths(self) -> tuple[int, ...]:
         """The draft lengths of the engine-loop runs: 0 (the loop alone), 1 and the largest."""
@@ -406,6 +437,7 @@ class EngineProfiler:
             self.plain.append(run.per_round(run.overhead_s))
         else:
             self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
+            self.loop += [(n, whole - verify - draft) for n, draft, verify, whole in run.round_rows if n > 0]
 
     def sweep_rounds(self, new_tokens: int | None = None) -> None:
         for length in self.round_lengths():
@@ -413,25 +445,37 @@ class EngineProfiler:
 
     def profile(self, workload=()) -> EngineProfile:
         """The terms from every sweep so far, and the acceptance (see :func:`profile_engine`)."""
-        med = np.array([np.median(s) for s in self.verify_samples])
-        spread = float(max((max(s) - min(s)) / m for s, m in zip(self.verify_samples, med)))
-        round_overhead = max(float(np.median(self.plain)), 0.0)
+        # Expected times (outliers out, then the mean: see ``typical_seconds``), as the runs' rates
+        # are total times over many passes.
+        verify = np.array([typical_seconds(s) for s in self.verify_samples])
+        spread = float(max(np.subtract(*np.percentile(s, [90, 10])) / typical_seconds(s)
+                           for s in self.verify_samples))
+        uncertainty = float(max(relative_error(s) for s in self.verify_samples))
+        round_overhead = max(typical_seconds(self.plain), 0.0)
         # A drafting round's own cost: the assistant's call plus the loop's work beyond plain decoding,
-        # against the tokens actually drafted (the last rounds draft fewer): the median at each count,
-        # then a line through them weighted by how many rounds each holds.
+        # against the tokens actually drafted (the last rounds draft fewer): the expected time at each
+        # count, then a line through them weighted by how many rounds each holds.
         rows = np.array(self.rounds, dtype=float)
         counts = np.unique(rows[:, 0])
         x = counts
-        y = np.array([np.median(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
+        y = np.array([typical_seconds(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
         w = np.sqrt([np.sum(rows[:, 0] == n) for n in counts])
         slope, intercept = np.polyfit(x, y, 1, w=w) if x.size > 1 else (float(y[0] / x[0]), 0.0)
+        # The part of that cost which is the engine loop's own work (not the assistant's call), the
+        # same way: it grows with the tokens drafted (each candidate's logits are checked).
+        loop = np.array(self.loop, dtype=float)
+        y_loop = np.array([typical_seconds(loop[loop[:, 0] == n, 1]) for n in counts]) - round_overhead
+        loop_slope, loop_intercept = (np.polyfit(x, y_loop, 1, w=w) if x.size > 1
+                                      else (float(y_loop[0] / x[0]), 0.0))
         held_out = acceptance_by_position(self.pair, [self.text], self.prompt_len, self.top)
         texts = [_greedy_text(self.pair, p, self.new_tokens) for p in workload]
         accept = acceptance_by_position(self.pair, texts, self.prompt_len, self.top) if texts else held_out
-        return EngineProfile(tuple(range(1, self.top + 2)), tuple(float(t) for t in med), spread,
+        return EngineProfile(tuple(range(1, self.top + 2)), tuple(float(t) for t in verify), spread,
                              float(max(slope, 1e-9)), float(max(intercept, 0.0)), round_overhead,
-                             tuple(float(p) for p in accept), int(self.context.shape[1]), self.clock.kind,
-                             tuple(float(p) for p in held_out))
+                             tuple(float(p) for p in accept), int(round(np.mean(self.contexts))), self.clock.kind,
+                             tuple(float(p) for p in held_out), uncertainty,
+                             int(min(len(v) for v in self.verify_samples)),
+                             float(max(loop_intercept, 0.0)), float(max(loop_slope, 0.0)))
 
 
 def profile_engine(pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, repeats: int,
@@ -498,6 +542,6 @@ def measure_round_overhead(shape, *, new_tokens: int = 48, repeats: int = 3,
                      for run in (run_engine(pair, prompt, 0, new_tokens) for _ in range(repeats))]
     finally:
         torch.set_num_threads(threads)
-    med = float(np.median(per_round))
-    spread = (max(per_round) - min(per_round)) / med if med > 0 and len(per_round) > 1 else 0.0
-    return max(med, 0.0), float(spread)
+    typical = typical_seconds(per_round)
+    spread = (max(per_round) - min(per_round)) / typical if typical > 0 and len(per_round) > 1 else 0.0
+    return max(typical, 0.0), float(spread)

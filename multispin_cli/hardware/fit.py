@@ -1,8 +1,8 @@
-"""Least-squares lines with R^2, and monotone tables (pure).
+"""Least-squares lines with R^2, measured tables and expected times (pure).
 
 The profile loader requires ``verify_base_ms > 0``, ``verify_ms_per_token >= 0``,
-``draft_ms_per_token > 0``, ``draft_overhead_ms >= 0``, and a table whose token counts increase and
-whose times never decrease. The fits here honour lower bounds by re-fitting on the boundary (a
+``draft_ms_per_token > 0``, ``draft_overhead_ms >= 0``, and a table whose token counts increase (its
+times may fall as well as rise). The fits here honour lower bounds by re-fitting on the boundary (a
 constrained least-squares solution, not a blind clip) and record what they clamped, so the
 document can say so.
 """
@@ -73,23 +73,61 @@ def fit_affine(x, y, *, min_intercept: float | None = None, min_slope: float | N
 
 
 @dataclass(frozen=True)
-class MonotoneTable:
-    """Points with strictly increasing x and non-decreasing y, and how many y were raised."""
+class MeasuredTable:
+    """Points with strictly increasing x, and how many y lie below an earlier one."""
 
     x: tuple[float, ...]
     y: tuple[float, ...]
-    raised: int
+    falls: int
 
 
-def monotone_table(x, y) -> MonotoneTable:
-    """Collapse repeated x to their largest y (the conservative choice), then apply a running
-    maximum so that y never decreases: measurement noise must not make more tokens look cheaper."""
+def measured_table(x, y) -> MeasuredTable:
+    """Collapse repeated x to their largest y (the conservative choice: at the same N, a pass with
+    more sequences reads more KV cache), and keep the rest as measured. No running maximum: real
+    tables fall as well as rise (a CPU matmul of 3 rows can be slower than one of 4), the planners
+    are exact for any shape, and a running maximum would lift every larger N to a peak's time."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or x.size == 0:
         raise ValueError("x and y must be equal-length non-empty 1-D arrays")
     xs = np.unique(x)
     ys = np.array([y[x == v].max() for v in xs])
-    running = np.maximum.accumulate(ys)
-    raised = int(np.count_nonzero(running > ys))
-    return MonotoneTable(tuple(float(v) for v in xs), tuple(float(v) for v in running), raised)
+    falls = int(np.count_nonzero(np.maximum.accumulate(ys) > ys))
+    return MeasuredTable(tuple(float(v) for v in xs), tuple(float(v) for v in ys), falls)
+
+
+# A sample further than this many robust standard deviations (1.4826 MAD) from the median is a stall
+# of the machine (another process, an interrupt storm), not the cost being measured. Generous, as the
+# moderate slow passes of a skewed spread are part of that cost.
+OUTLIER_SIGMAS = 5.0
+
+
+def typical_seconds(samples) -> float:
+    """The expected time of a repeated operation: the mean of its samples, those further than
+    OUTLIER_SIGMAS robust standard deviations from the median left out.
+
+    A mean, not a median: an engine's rate is its total time over many passes, so a pass that is
+    sometimes slower than usual (timings on CPUs are skewed to the right) costs its mean, which a
+    median under-states by a few per cent. The outlier cut keeps a rare stall from weighing more than
+    the spells a run of the engine would see.
+    """
+    x = np.asarray(samples, dtype=float).ravel()
+    if x.size == 0:
+        raise ValueError("no samples")
+    med = float(np.median(x))
+    mad = 1.4826 * float(np.median(np.abs(x - med)))
+    if mad <= 0.0:
+        return med
+    return float(x[np.abs(x - med) <= OUTLIER_SIGMAS * mad].mean())
+
+
+def relative_error(samples) -> float:
+    """Standard error of :func:`typical_seconds` over its value (0.01 = 1 %), from the samples it keeps."""
+    x = np.asarray(samples, dtype=float).ravel()
+    med = float(np.median(x))
+    mad = 1.4826 * float(np.median(np.abs(x - med)))
+    kept = x if mad <= 0.0 else x[np.abs(x - med) <= OUTLIER_SIGMAS * mad]
+    mean = float(kept.mean())
+    if kept.size < 2 or mean <= 0.0:
+        return 0.0
+    return float(kept.std(ddof=1) / np.sqrt(kept.size) / mean)

@@ -8,7 +8,12 @@ backend or *estimated* from the roofline of a catalog device:
   2.5's ``c + tau L``);
 - target: one batched verification pass for each grid point (``batch`` sequences of ``L + 1`` new
   tokens over a KV cache of ``context`` tokens, ``N = batch (L + 1)``), fitted as
-  ``T_v(N) = v0 + v1 N`` with R^2, and kept as a monotone table.
+  ``T_v(N) = v0 + v1 N`` with R^2, and kept as a table (the largest time per N, rises and falls as
+  measured).
+
+Every point is timed in interleaved sweeps, repeated until stable; its time is the expected one
+(:func:`multispin_cli.hardware.fit.typical_seconds`: outliers out, then the mean), as an engine's
+rate is a total over many passes; ``multispin validate`` measures its model terms the same way.
 
 Measurement code reports progress through a callback and never prints.
 """
@@ -24,7 +29,14 @@ import numpy as np
 
 from multispin_cli.errors import InputError
 from multispin_cli.hardware import costs
-from multispin_cli.hardware.fit import AFFINE_R2_THRESHOLD, AffineFit, MonotoneTable, fit_affine, monotone_table
+from multispin_cli.hardware.fit import (
+    AFFINE_R2_THRESHOLD,
+    AffineFit,
+    MeasuredTable,
+    fit_affine,
+    measured_table,
+    typical_seconds,
+)
 from multispin_cli.hardware.machine import (
     MachineInfo,
     cpu_snapshot,
@@ -162,7 +174,7 @@ class VerifyResult:
     layer_scale: int  # the measured layer's time is multiplied by this (1: the full model was run)
     points: tuple[VerifyPoint, ...]
     fit: AffineFit
-    table: MonotoneTable
+    table: MeasuredTable
     form: str  # "affine" or "table"
     weight_bytes: float  # what one decode step streams, in the timed dtype
     bandwidth_bytes_per_s: float | None  # measured (local) or the hardware's
@@ -247,7 +259,7 @@ class _Ticker:
 
 def time_parts(parts, *, warmup: int, repeats: int, tick: Callable[[], None] | None = None,
                clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Median seconds of each ``(name, call, multiplier)`` part, calling the parts in turn
+    """Expected seconds (``typical_seconds``) of each ``(name, call, multiplier)`` part, calling the parts in turn
     ``warmup + repeats`` times (the warm-up runs are not kept)."""
     samples: list[list[float]] = [[] for _ in parts]
     for run in range(warmup + repeats):
@@ -259,7 +271,7 @@ def time_parts(parts, *, warmup: int, repeats: int, tick: Callable[[], None] | N
                 samples[i].append(elapsed)
         if tick is not None:
             tick()
-    return [float(np.median(s)) for s in samples]
+    return [typical_seconds(s) for s in samples]
 
 
 def _fit_draft(rounds: list[tuple[int, float]]) -> AffineFit:
@@ -272,7 +284,7 @@ def _verify_result(model: ModelShape, points: list[VerifyPoint], **kwargs) -> Ve
     tokens = np.array([p.tokens for p in points], dtype=float)
     seconds = np.maximum(np.array([p.seconds for p in points], dtype=float), MIN_VERIFY_BASE_S)  # ms > 0
     fit = fit_affine(tokens, seconds, min_intercept=MIN_VERIFY_BASE_S, min_slope=0.0)
-    table = monotone_table(tokens, seconds)
+    table = measured_table(tokens, seconds)
     form = "affine" if fit.r2 >= AFFINE_R2_THRESHOLD and not fit.clamped else "table"
     return VerifyResult(model=model, points=tuple(points), fit=fit, table=table, form=form, **kwargs)
 
@@ -408,7 +420,7 @@ def measure_draft(spec: ModelSpec, settings: Settings, machine: MachineInfo, bac
     labels = [f"draft {shape.name}: rounds of {n} token{'s' if n > 1 else ''}" for n in lengths]
     samples, sweeps = interleaved_samples(points, labels, settings, ticker)
     totals = [s[:, 0] for s in samples]
-    rounds = [(length, float(np.median(t))) for length, t in zip(lengths, totals)]
+    rounds = [(length, typical_seconds(t)) for length, t in zip(lengths, totals)]
     spread = max(_spread(t) for t in totals)
     dtype, detail, copies = engine.dtype, engine.describe(), getattr(engine, "copies", None)
     del engine
@@ -437,8 +449,8 @@ def measure_verify(spec: ModelSpec, settings: Settings, machine: MachineInfo, ba
     for (batch, new), parts, sample in zip(grid, parts_by_point, samples):
         mult = np.array([m for _, _, m in parts], dtype=float)
         totals = sample @ mult  # seconds of each repeat of the whole pass
-        medians = np.median(sample, axis=0)
-        seconds = float(medians @ mult)  # the median of each part, as the document's layer_ms/head_ms show
+        medians = np.array([typical_seconds(column) for column in sample.T])  # each part's expected time
+        seconds = float(medians @ mult)  # as the document's layer_ms/head_ms show
         roof = None
         if peaks is not None:
             roof = _pass_roofline(shape, batch, new, settings.context, p, peaks.flops_per_s,
@@ -604,9 +616,9 @@ def run_profile(draft: ModelSpec, target: ModelSpec, settings: Settings, *, esti
         if result.measured and result.spread > STABLE_SPREAD:
             warnings.append(f"{role} timings still spread by {100 * result.spread:.0f} % over their repeats after "
                             f"{result.sweeps} sweeps: the machine was busy; re-measure on an idle machine")
-    if verify_result.table.raised:
-        notes.append(f"verify_table: {verify_result.table.raised} point(s) raised to the running maximum so that time "
-                     "never decreases with more tokens (noise, or fewer sequences at a larger N)")
+    if verify_result.table.falls:
+        notes.append(f"verify_table: {verify_result.table.falls} point(s) below a smaller N's time, kept as measured "
+                     "(the planners take any shape; a fall larger than the spread is the kernels', not noise)")
     if not (draft_result.measured and verify_result.measured):
         notes.append("roofline estimates are lower bounds: kernel launches, imperfect overlap and software "
                      "overheads only add time")

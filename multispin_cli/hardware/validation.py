@@ -2,7 +2,9 @@
 
 The engine (:mod:`multispin_cli.hardware.engine`) runs its prompt at every L asked. Between those
 runs multispin profiles the pair as ``profile-hardware`` would, on a calibration prompt: T_v(N) at
-every N and the engine loop's per-round costs, in sweeps interleaved with the runs. The acceptance
+every N (over KV caches spread like the runs' contexts) and the engine loop's per-round costs, in
+sweeps interleaved with the runs. A length whose median tokens/s is not yet known within the
+stability asked is run again, interleaved, up to a most. The acceptance
 by position comes from the target's greedy text of the run's prompt, as ``calibrate`` would be run
 on served traffic. Those numbers make a one-user cell (the draft next to the target, so no uplink);
 multispin's model predicts tokens/s for every draft length and the homogeneous planner picks its L;
@@ -40,6 +42,12 @@ class ValidationSettings:
     prompt_tokens: int = 32
     repeats: int = 3
     seed: int = 0
+    max_repeats: int | None = None  # None: twice ``repeats``
+    stability: float = 0.02  # repeat a length while its median tokens/s is known less well than this
+
+    @property
+    def most_repeats(self) -> int:
+        return 2 * self.repeats if self.max_repeats is None else self.max_repeats
 
     def check(self) -> None:
         if not self.lengths or min(self.lengths) < 0 or max(self.lengths) > 64:
@@ -50,6 +58,11 @@ class ValidationSettings:
             raise InputError(f"must be in 1..100000, got {self.prompt_tokens}", key="--prompt-tokens")
         if not 1 <= self.repeats <= 100:
             raise InputError(f"must be in 1..100, got {self.repeats}", key="--repeats")
+        if not self.repeats <= self.most_repeats <= 200:
+            raise InputError(f"must be in {self.repeats}..200 (at least --repeats), got {self.max_repeats}",
+                             key="--max-repeats")
+        if not 0 < self.stability < 1:
+            raise InputError(f"must be in (0, 100) per cent, got {100 * self.stability:g}", key="--stability")
         if self.init_std is not None and not 0 < self.init_std < 10:
             raise InputError(f"must be in (0, 10), got {self.init_std:g}", key="--init-std")
         if self.draft is not None and self.draft_layers is not None:
@@ -80,6 +93,11 @@ class LengthResult:
     def spread(self) -> float:
         rates = [r.tokens_per_s for r in self.runs]
         return (max(rates) - min(rates)) / self.tokens_per_s if len(rates) > 1 and self.tokens_per_s else 0.0
+
+    @property
+    def uncertainty(self) -> float:
+        """Half the width of the median's confidence interval over the median (see median_interval)."""
+        return median_interval([r.tokens_per_s for r in self.runs])
 
     @property
     def error(self) -> float:
@@ -139,6 +157,30 @@ class Validation:
         return None if planned is None else 1.0 - planned.tokens_per_s / self.best.tokens_per_s
 
 
+MEDIAN_CONFIDENCE = 0.75  # the level of the interval ``median_interval`` measures
+
+
+def median_interval(values) -> float:
+    """Half the width of a distribution-free confidence interval of the median, over the median.
+
+    The interval runs from the k-th smallest to the k-th largest value, with the largest k whose
+    coverage ``1 - 2 P(Binomial(n, 1/2) < k)`` is at least MEDIAN_CONFIDENCE (k = 1, the whole
+    range, when none is); infinite for one value. It needs no assumption about the shape of the
+    runs' spread, which on a shared machine is anything but normal.
+    """
+    from math import comb
+
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n < 2:
+        return float("inf")
+    k = 1
+    while k + 1 <= n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n >= MEDIAN_CONFIDENCE:
+        k += 1
+    med = float(np.median(x))
+    return float((x[n - k] - x[k - 1]) / 2 / med) if med > 0 else float("inf")
+
+
 def engine_system(profile: EngineProfile, max_draft_length: int) -> System:
     """The one-user cell multispin's model sees: the draft next to the target (no uplink)."""
     return System(
@@ -183,14 +225,29 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     profiler.sweep_rounds()
     cycle = profiler.round_lengths()
     done = 0
+
+    def run(length: int) -> None:
+        nonlocal done
+        runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
+        profiler.sweep_verify()
+        if done % 2:
+            profiler.sweep_round(cycle[(done // 2) % len(cycle)])
+        done += 1
+
     for rep in range(settings.repeats):
         for length in lengths:
             say(f"run {rep + 1}/{settings.repeats}: L = {length}")
-            runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
-            profiler.sweep_verify()
-            if done % 2:
-                profiler.sweep_round(cycle[(done // 2) % len(cycle)])
-            done += 1
+            run(length)
+    # Then more runs, interleaved as well, of the lengths whose median is not yet known within
+    # ``stability``, until it is or they reach ``max_repeats``.
+    while True:
+        unsure = [length for length in lengths if len(runs[length]) < settings.most_repeats
+                  and median_interval([r.tokens_per_s for r in runs[length]]) > settings.stability]
+        if not unsure:
+            break
+        for length in unsure:
+            say(f"run {len(runs[length]) + 1}/{settings.most_repeats} (not yet stable): L = {length}")
+            run(length)
     say("acceptance by position")
     profile = profiler.profile(workload=[prompt])
     system = engine_system(profile, top)
@@ -200,10 +257,13 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     results = []
     for length in lengths:
         ev = evaluate(system, np.array([length]), np.zeros(1))
-        draft = float(ev.phase_s[0])
+        # The model's drafting round holds the loop's extra work; the engine's columns show it under
+        # "other", so it is moved there for the comparison (the sum, and the prediction, are unchanged).
+        loop = profile.loop_overhead_s + profile.loop_s_per_token * length if length > 0 else 0.0
+        draft = float(ev.phase_s[0]) - loop
         results.append(LengthResult(length, tuple(runs[length]), ev.goodput_tokens_per_s,
-                                    float(ev.tokens_per_round[0]), draft, ev.verify_s, system.server_fixed_s,
-                                    float(held_out[length])))
+                                    float(ev.tokens_per_round[0]), draft, ev.verify_s,
+                                    system.server_fixed_s + loop, float(held_out[length])))
     return Validation(settings, pair.target_label, pair.draft_label, pair.device, profile, tuple(results),
                       int(plan.draft_length), time.perf_counter() - started)
 
@@ -232,6 +292,8 @@ def document(v: Validation) -> dict:
             "prompt_tokens": v.settings.prompt_tokens,
             "new_tokens": v.settings.new_tokens,
             "repeats": v.settings.repeats,
+            "max_repeats": v.settings.most_repeats,
+            "stability_percent": _sig(100 * v.settings.stability),
             "seed": v.settings.seed,
         },
         "summary": {
@@ -244,10 +306,14 @@ def document(v: Validation) -> dict:
             "draft_ms_per_token": _ms(p.draft_s_per_token),
             "draft_overhead_ms": _ms(p.draft_overhead_s),
             "round_overhead_ms": _ms(p.round_overhead_s),
+            "loop_overhead_ms": _ms(p.loop_overhead_s),
+            "loop_ms_per_token": _ms(p.loop_s_per_token),
             "acceptance_by_position": [_sig(x) for x in p.acceptance_by_position],
             "held_out_acceptance_by_position": [_sig(x) for x in p.held_out_acceptance],
             "verify_table": [[n, _ms(t)] for n, t in zip(p.verify_tokens, p.verify_s)],
             "verify_spread_percent": _sig(100 * p.verify_spread),
+            "verify_uncertainty_percent": _sig(100 * p.verify_uncertainty),
+            "verify_samples": p.verify_samples,
             "context_tokens": p.context,
         },
         "lengths": [],
@@ -261,6 +327,7 @@ def document(v: Validation) -> dict:
             "predicted_tokens_per_s": _sig(r.predicted_tokens_per_s),
             "error_percent": _sig(100 * r.error),
             "spread_percent": _sig(100 * r.spread),
+            "runs": len(r.runs),
             "rounds": _sig(r.rounds),
             "tokens": _sig(r.tokens),
             "accepted_tokens": _sig(r.accepted),
@@ -274,6 +341,8 @@ def document(v: Validation) -> dict:
             "predicted_verify_ms_per_round": _ms(r.predicted_verify_s),
             "predicted_overhead_ms_per_round": _ms(r.predicted_overhead_s),
         })
+        if len(r.runs) > 1:  # the median's interval (see median_interval); none for one run
+            doc["lengths"][-1]["uncertainty_percent"] = _sig(100 * r.uncertainty)
     return doc
 
 
@@ -292,12 +361,14 @@ def view(v: Validation):
     from rich.text import Text
 
     table = Table(title=f"multispin validate: {v.target_label} with {v.draft_label} ({v.profile.clock})")
-    for name in ("L", "measured tok/s", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
+    for name in ("L", "measured tok/s", "runs (±)", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
                  "draft ms/round (pred.)", "verify ms/round (pred.)", "other ms/round (pred.)"):
         table.add_column(name, justify="right")
     for r in v.lengths:
         mark = " *" if r.draft_length == v.plan_length else ""
-        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{r.predicted_tokens_per_s:.2f}",
+        sure = f" ({100 * r.uncertainty:.1f} %)" if len(r.runs) > 1 else ""
+        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{len(r.runs)}{sure}",
+                      f"{r.predicted_tokens_per_s:.2f}",
                       f"{100 * r.error:+.1f} %", f"{r.rounds:g}",
                       f"{r.tokens_per_round:.2f} ({r.predicted_tokens_per_round:.2f})",
                       f"{1e3 * r.phase('draft'):.1f} ({1e3 * r.predicted_draft_s:.1f})",
@@ -311,7 +382,11 @@ def view(v: Validation):
     lines.append(f"model terms, measured between the runs: draft {1e3 * p.draft_s_per_token:.2f} ms/token + "
                  f"{1e3 * p.draft_overhead_s:.2f} ms/round, engine {1e3 * p.round_overhead_s:.2f} ms/round, "
                  f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
-                 f"(spread {100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
-    lines.append("'other' is the engine loop's own work; the model counts the drafting loop's extra work in the "
-                 "draft column (draft_overhead_ms)")
+                 f"(±{100 * p.verify_uncertainty:.1f} % from {p.verify_samples} passes each, 10-90 % spread "
+                 f"{100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
+    lines.append(f"measured: the median of each length's runs (±: half its {MEDIAN_CONFIDENCE:.0%} interval); "
+                 "predicted: expected times (outliers out, then the mean), as a run's rate is its total time")
+    lines.append(f"'other' is the engine loop's own work: {1e3 * p.round_overhead_s:.2f} ms per round, and in a "
+                 f"drafting round {1e3 * p.loop_overhead_s:.2f} + {1e3 * p.loop_s_per_token:.3f} ms x L more, which "
+                 "the model's drafting round (draft_overhead_ms, draft_ms_per_token) holds and 'draft' leaves out")
     return Group(table, *(Text(line) for line in lines))

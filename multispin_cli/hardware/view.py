@@ -90,7 +90,7 @@ def verify_table(profile: HardwareProfile) -> Group:
     fit = v.fit
     form = (f"R^2 {fit.r2:.4f} >= {AFFINE_R2_THRESHOLD}: verify_model = \"affine\"" if v.form == "affine" else
             f"R^2 {fit.r2:.4f} < {AFFINE_R2_THRESHOLD}{' or clamped' if fit.clamped else ''}: "
-            "verify_model = \"table\" (the measured points, monotone)")
+            "verify_model = \"table\" (the measured points)")
     lines = [f"T_v(N) = {_ms(fit.intercept)} + {fit.slope * 1e3:.4g} N ms; {form}"]
     if v.bandwidth_bound_seconds:
         first = v.decode_point

@@ -51,7 +51,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners import knapsack, knapsack_hull
+from multispin_cli.planners import knapsack, knapsack_hull, step_intervals
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
@@ -217,22 +217,21 @@ def _interval_bounds(system: System, levels_demand: LevelPrices, left: np.ndarra
             found(sol.rounded_up, at)
         return result()
 
+    if not system.smooth:  # whole blocks or stepped rates: priced at the right end (step_intervals)
+        bounds[:] = step_intervals.interval_bounds(system, levels_demand, left, right, incumbent,
+                                                   chunk_elements=CHUNK_ELEMENTS, found=found)
+        return result()
     lines = system.verify.minorants(float(k), float(k * l1))
     totals = np.arange(k * (l1 - 1) + 1)  # sum of draft lengths; the server verifies K + total
     server = system.verify(k + totals) + system.server_fixed_s
-    # Smooth demands are convex in the deadline: each half of the interval is priced on the tangent
-    # at its right end instead of pricing every deadline at the interval's right end, with one
-    # price from the midpoint's LP. The relaxation's error then falls with the square of the
-    # interval's width instead of with the width, so far fewer intervals prove the bound. (Whole
-    # blocks and stepped rates are not convex: they keep the right-end price.)
-    tangent = system.smooth
-    for part in _chunks(left.size, k * l1 * (12 if tangent else 4), CHUNK_ELEMENTS):
-        priced_at = right[part]
-        if tangent:
-            priced_at, weights, *bounds_at = level_bandwidth_tangent(system, left[part], right[part],
-                                                                    demand=levels_demand)
-        else:
-            weights = level_bandwidth(system, right[part], demand=levels_demand)
+    # Smooth demands (the only ones left here) are convex in the deadline: each half of the
+    # interval is priced on the tangent at its right end instead of pricing every deadline at the
+    # interval's right end, with one price from the midpoint's LP. The relaxation's error then
+    # falls with the square of the interval's width instead of with the width, so far fewer
+    # intervals prove the bound.
+    for part in _chunks(left.size, k * l1 * 12, CHUNK_ELEMENTS):
+        priced_at, weights, *bounds_at = level_bandwidth_tangent(system, left[part], right[part],
+                                                                demand=levels_demand)
         b = weights.shape[0]
         best = np.full(b, np.inf)
         # Every knapsack solved with values g - lam * l gives V(lam) >= G - lam * total for every
@@ -245,9 +244,6 @@ def _interval_bounds(system: System, levels_demand: LevelPrices, left: np.ndarra
             sol = _lp_solver(system)(values, weights[rows], budget)
             found(sol.levels, priced_at[rows])
             found(sol.rounded_up, priced_at[rows])
-            if not tangent:
-                duals.append((rows, lam, sol.lp_value))
-                return sol, None
             # With one price, the Lagrangian on demands bounded below by functions linear in the
             # deadline bounds every plan whose deadline lies in the part, and is convex in the
             # deadline there (a sum of maxima of linear functions): its maximum is at the part's
@@ -263,29 +259,29 @@ def _interval_bounds(system: System, levels_demand: LevelPrices, left: np.ndarra
             fixed_right = right[part] + intercept + slope * k + system.server_fixed_s
             fixed_mid = priced_at + intercept + slope * k + system.server_fixed_s
             smallest = fixed + min(0.0, slope * k * (l1 - 1))  # the line's least denominator
+            # A supporting line of a steep measured table can be negative over the cell's range:
+            # its denominator is then not positive and the ratio bound below means nothing (it
+            # came out negative, so plans inside the interval were never searched). Skip it there.
+            usable = smallest > 0
             gamma = np.full(b, incumbent)
             safe = np.full(b, np.inf)
-            rows = np.arange(b)  # intervals still above the incumbent, still iterating
+            rows = np.flatnonzero(usable)  # intervals still above the incumbent, still iterating
             for _ in range(DINKELBACH_STEPS):
+                if rows.size == 0:
+                    break
                 sol, lag = solve(rows, gamma[rows] * slope)
                 # For this gamma every plan's ratio is at most gamma + phi / (smallest denominator).
-                if lag is None:
-                    phi = sol.lp_value - gamma[rows] * fixed[rows]
-                    achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed[rows] + slope * sol.lp_levels)
-                else:
-                    at_ends = (fixed[rows], fixed_mid[rows], fixed_mid[rows], fixed_right[rows])
-                    phi = np.max([value - gamma[rows] * den for value, den in zip(lag, at_ends)], axis=0)
-                    # Dinkelbach's step on the midpoint's LP.
-                    achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed_mid[rows] + slope * sol.lp_levels)
+                at_ends = (fixed[rows], fixed_mid[rows], fixed_mid[rows], fixed_right[rows])
+                phi = np.max([value - gamma[rows] * den for value, den in zip(lag, at_ends)], axis=0)
+                # Dinkelbach's step on the midpoint's LP.
+                achieved = (sol.lp_value + gamma[rows] * slope * sol.lp_levels) / (fixed_mid[rows] + slope * sol.lp_levels)
                 safe[rows] = np.minimum(safe[rows], gamma[rows] + np.maximum(phi, 0.0) / smallest[rows])
                 settled = np.abs(achieved - gamma[rows]) <= 1e-9 * np.abs(achieved)
                 gamma[rows] = achieved
                 # An interval whose bound is already below the incumbent needs no tighter bound.
                 keep = ~settled & (safe[rows] > incumbent * (1 + BOUND_TOLERANCE))
                 rows = rows[keep]
-                if rows.size == 0:
-                    break
-            best = np.minimum(best, safe)
+            best = np.minimum(best, np.where(usable, safe, np.inf))
         if system.verify.affine:
             bounds[part] = best
             continue

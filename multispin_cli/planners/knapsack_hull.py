@@ -106,3 +106,20 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> knapsack.Kn
         frac = np.clip(np.nan_to_num((sol.lp_value - integer_value) / (up_value - integer_value)), 0.0, 1.0)
     lp_levels = lower + frac * (upper - lower)
     return knapsack.KnapsackSolution(levels, sol.lp_value, lp_levels, rounded_up, sol.price)
+
+
+def dual_value(values: np.ndarray, weights: np.ndarray, price: np.ndarray, budget: float):
+    """``price * budget + sum_k max_l (values - price * weights)`` per knapsack (B,), and the levels
+    that attain each maximum (B, K): the integer plan the price selects (it may not fit).
+
+    For any price >= 0 this bounds every integer choice's value, and the LP's, from above (weak
+    duality; at the LP's own price it is the LP value). Far cheaper than :func:`solve` (no hull,
+    no sort), so a price from a neighbouring knapsack tests whether a bound is low enough.
+    Infinite weights are levels that do not exist.
+    """
+    with np.errstate(invalid="ignore"):
+        score = values - price[:, None, None] * weights
+    score = np.where(np.isfinite(weights), score, -np.inf)
+    pick = score.argmax(axis=-1)
+    best = np.take_along_axis(score, pick[..., None], axis=-1)[..., 0]
+    return price * budget + best.sum(axis=-1), pick

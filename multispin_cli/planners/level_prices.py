@@ -19,6 +19,9 @@ from multispin_cli.model.system import System
 from multispin_cli.planners.split import Demand
 
 
+BLOCK_ELEMENTS = 1 << 18  # (deadline, user, length) entries priced at once: temporaries of 2 MiB
+
+
 class LevelPrices:
     """Need ``W_k(l, D)`` (Hz) of every user k at every length l, and dW/dD, for any deadlines D."""
 
@@ -33,8 +36,7 @@ class LevelPrices:
         pl = channel.power_limited
         order = np.argsort(pl, kind="stable")  # fixed-SNR users first
         self._fixed = int(np.count_nonzero(~pl))
-        self._back = np.empty(self.users, dtype=np.intp)
-        self._back[order] = np.arange(self.users)
+        self._order = order
         self._identity = bool((order == np.arange(self.users)).all())
         self._bits = np.ascontiguousarray(upload_bits(system, lengths.T).T[order])
         self._device = np.ascontiguousarray(compute_seconds(system, lengths.T).T[order])
@@ -52,30 +54,46 @@ class LevelPrices:
             if not derivative:
                 return np.ascontiguousarray(out.transpose(0, 2, 1))
             return tuple(np.ascontiguousarray(x.transpose(0, 2, 1)) for x in out)
-        slack = d[:, None, None] - self._device[None]
+        shape = (d.size, self.users, self.levels)
+        need = np.empty(shape)
+        slope = np.empty(shape) if derivative else None
+        # In blocks of users: the temporaries stay small however many users there are (city scale).
+        step = max(1, BLOCK_ELEMENTS // (d.size * self.levels))
+        for start in range(0, self.users, step):
+            rows = slice(start, min(self.users, start + step))
+            block_need, block_slope = self._block(d, rows, derivative)
+            out = rows if self._identity else self._order[rows]
+            need[:, out] = block_need
+            if derivative:
+                slope[:, out] = block_slope
+        return (need, slope) if derivative else need
+
+    def _block(self, d: np.ndarray, rows: slice, derivative: bool):
+        """Needs and slopes of the users ``rows`` of the fixed-SNR-first order."""
+        slack = d[:, None, None] - self._device[None, rows]
+        sending = self._sending[rows]
         # Level 0 (and a draft that does not use the uplink) sends nothing: it needs no bandwidth,
         # from the end of its device time on; a draft that sends needs a positive slack.
-        late = (slack < 0) | ((slack == 0) & self._sending)
-        f = self._fixed
+        late = (slack < 0) | ((slack == 0) & sending)
+        f = max(0, min(self._fixed - rows.start, rows.stop - rows.start))  # fixed-SNR rows in the block
         need = np.empty(slack.shape)
         slope = np.empty(slack.shape) if derivative else None
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rate = np.divide(self._bits, slack, out=np.zeros(slack.shape), where=self._sending)
-            np.divide(rate[:, :f], self._efficiency, out=need[:, :f])
-            if f < self.users:
-                need[:, f:], d_rate = power_limited_inverse(rate[:, f:], self._q, self._cap)
+            rate = np.divide(self._bits[rows], slack, out=np.zeros(slack.shape), where=sending)
+            np.divide(rate[:, :f], self._efficiency[rows.start:rows.start + f], out=need[:, :f])
+            d_rate = None
+            if f < need.shape[1]:
+                q = self._q[max(0, rows.start - self._fixed):rows.stop - self._fixed]
+                need[:, f:], d_rate = power_limited_inverse(rate[:, f:], q, self._cap)
             need[late] = np.inf
             if derivative:
                 # dW/dD = dW/dR * dR/dD with dR/dD = -R / slack (R = bits / slack).
                 np.divide(need[:, :f], slack[:, :f], out=slope[:, :f])
-                if f < self.users:
+                if d_rate is not None:
                     np.multiply(d_rate, rate[:, f:], out=slope[:, f:])
                     slope[:, f:] /= slack[:, f:]
                 np.negative(slope, out=slope)
                 slope[late] = -np.inf
-                np.copyto(slope, 0.0, where=~self._sending)  # nothing sent: the need stays 0
+                np.copyto(slope, 0.0, where=~sending)  # nothing sent: the need stays 0
                 slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
-        if not self._identity:
-            need = need[:, self._back]
-            slope = slope[:, self._back] if derivative else None
-        return (need, slope) if derivative else need
+        return need, slope

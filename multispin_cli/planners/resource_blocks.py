@@ -62,6 +62,16 @@ class _Users:
         blocks = np.maximum(self.channel.blocks_for_rate(rate, self.block_hz), self.min_blocks)
         return blocks * self.block_hz
 
+    def subset(self, entries: np.ndarray) -> "_Users":
+        """The same plans with only some of their drafting users (flat indices), in that order."""
+        out = object.__new__(_Users)
+        out.plans, out.block_hz = self.plans, self.block_hz
+        out.flat, out.row, out.user = self.flat[entries], self.row[entries], self.user[entries]
+        out.bits, out.device, out.channel = self.bits[entries], self.device[entries], self.channel.take(entries)
+        if self.block_hz is not None:
+            out.min_blocks = self.min_blocks[entries]
+        return out
+
     def finish(self, bandwidth: np.ndarray) -> np.ndarray:
         """Finish time of each drafting user on the given bandwidth."""
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -75,6 +85,42 @@ class _Users:
         out = np.zeros(self.plans)
         np.maximum.at(out, self.row, per_user)
         return out
+
+
+_LIST_USERS = 64  # moving users (all plans) up to which their finish times are listed ...
+_LIST_SPAN = 64  # ... when none has more than this many inside its plan's bracket
+
+
+def _listed_least(part: _Users, span: np.ndarray, blocks_hi: np.ndarray, spare: np.ndarray, rows: np.ndarray):
+    """Each listed plan's least deadline from its moving users' finish times inside the bracket.
+
+    User k holds ``n_k(hi)`` blocks at the bracket's end and one more below each of its finish
+    times ``t_k + S_k / r_k(n B)`` for ``n_k(hi) <= n < n_k(lo)`` (a running minimum over n, where
+    CQI steps make the rate dip); with ``r`` blocks to spare at hi, the least deadline is the
+    (r + 1)-th largest of those times in the plan. NaN where a plan lists too few.
+    """
+    choice = np.full(part.plans, np.nan)
+    pick = rows[part.row] & (span > 0)
+    idx = np.flatnonzero(pick)
+    if idx.size == 0:
+        return choice
+    width = int(span[idx].max())
+    j = np.arange(width)
+    bandwidth = (blocks_hi[idx][:, None] + j[None, :]) * part.block_hz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = part.channel.take(idx).rate_bps(bandwidth.T).T  # the channel broadcasts on the right
+        upload = part.bits[idx][:, None] / rate
+    finish = part.device[idx][:, None] + np.where(np.isnan(upload), np.inf, upload)
+    finish = np.minimum.accumulate(finish, axis=1)
+    finish = np.where(j[None, :] < span[idx][:, None], finish, -np.inf).ravel()
+    owner = np.repeat(part.row[idx], width)
+    order = np.lexsort((-finish, owner))
+    first = np.searchsorted(owner[order], np.arange(part.plans))
+    listed = np.bincount(owner[finish > -np.inf], minlength=part.plans)
+    with np.errstate(invalid="ignore"):
+        good = np.flatnonzero(rows & (spare >= 0) & (listed >= spare + 1))
+    choice[good] = finish[order[first[good] + spare[good].astype(np.int64)]]
+    return choice
 
 
 def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarray]:
@@ -129,22 +175,76 @@ def least_deadline_split(system: System, lengths) -> tuple[np.ndarray, np.ndarra
             lo = np.where(open_ & ~feasible, mid, lo)
         return lo, hi
 
+    def bisect_blocks(lo, hi, open_, rel):
+        # The same bisection in block mode, where a user's count falls with the deadline: one
+        # whose count is the same at both ends of its plan's bracket keeps it inside, so only the
+        # others (after a few halvings, a handful) are priced at each midpoint. Needs are whole
+        # multiples of the block's hertz, so the sums are exact in any order.
+        need_lo, need_hi = users.need(lo), users.need(hi)
+        entries = np.arange(users.row.size)
+        part, fixed = users, np.zeros(users.plans)
+        tried = np.zeros(users.plans, dtype=bool)
+        for _ in range(_BISECTIONS):
+            with np.errstate(invalid="ignore"):
+                open_ = open_ & (hi - lo > rel * hi)
+                if not open_.any():
+                    break
+            moving = open_[part.row] & (need_lo[entries] != need_hi[entries])
+            if 2 * np.count_nonzero(moving) <= entries.size:  # restrict to the users still moving
+                entries = entries[moving]
+                part = users.subset(entries)
+                fixed = users.total(need_hi) - part.total(need_hi[entries])
+            if entries.size <= _LIST_USERS and not tried[open_].all():
+                # Few users move: list their finish times inside the bracket and select the least
+                # deadline (:func:`_listed_least`); a choice that fits ends the plan's bisection
+                # (the caller checks that nothing just below it fits).
+                with np.errstate(invalid="ignore"):
+                    span = np.where(open_[part.row], (need_lo[entries] - need_hi[entries]) / users.block_hz, 0.0)
+                    listable = open_ & ~tried & (part.latest(np.where(np.isfinite(span), span, np.inf)) <= _LIST_SPAN)
+                if listable.any():
+                    tried |= listable
+                    spare = np.round((total - fixed - part.total(need_hi[entries])) / users.block_hz)
+                    choice = _listed_least(part, span, need_hi[entries] / users.block_hz, spare, listable)
+                    with np.errstate(invalid="ignore"):
+                        chosen = listable & (choice > lo) & (choice <= hi)
+                    if chosen.any():
+                        at_choice = part.need(np.where(chosen, choice, hi))
+                        chosen &= fixed + part.total(at_choice) <= total * (1 + 1e-12)
+                        hi = np.where(chosen, choice, hi)
+                        need_hi[entries] = np.where(chosen[part.row], at_choice, need_hi[entries])
+                        open_ = open_ & ~chosen
+                        if not open_.any():
+                            break
+            with np.errstate(invalid="ignore"):
+                mid = np.where(open_, lo + 0.5 * (hi - lo), hi)
+            need = part.need(mid)
+            feasible = fixed + part.total(need) <= total * (1 + 1e-12)
+            up, down = open_ & feasible, open_ & ~feasible
+            hi, lo = np.where(up, mid, hi), np.where(down, mid, lo)
+            need_hi[entries] = np.where(up[part.row], need, need_hi[entries])
+            need_lo[entries] = np.where(down[part.row], need, need_lo[entries])
+        return lo, hi, need_hi
+
     exact = 4 * np.finfo(float).eps
     if users.block_hz is None:
         lo, hi = bisect(lo, hi, ok, exact)
+        need = users.need(hi)
     else:
         # Blocks: feasibility changes only at candidate finish times. A coarse bracket, then the
         # candidate it points at (the last finish time on the counts at hi); if nothing just below
         # that candidate fits, it is the least deadline, else bisect on to the last ulps.
-        lo, hi = bisect(lo, hi, ok, 1e-9)
-        snapped = np.minimum(users.latest(users.finish(users.need(hi))), hi)
+        lo, hi, need = bisect_blocks(lo, hi, ok, 1e-9)
+        snapped = np.minimum(users.latest(users.finish(need)), hi)
         below = snapped * (1 - 1e-12)
         sooner = ok & (below > lo) & fits_by(np.where(ok, below, hi))
-        hi = np.where(ok & ~sooner, snapped, hi)
+        # Near a power-limited user's rate ceiling the inverse rate can ask one block more at
+        # ``snapped`` than the counts it came from: keep the bracket's end then (it fits).
+        need_snapped = users.need(np.where(ok, snapped, hi))
+        snap = ok & ~sooner & (users.total(need_snapped) <= total * (1 + 1e-12))
+        hi, need = np.where(snap, snapped, hi), np.where(snap[users.row], need_snapped, need)
         if sooner.any():
-            lo2, hi2 = bisect(lo, np.where(sooner, below, hi), sooner, exact)
-            hi = np.where(sooner, hi2, hi)
-    need = users.need(hi)
+            _, hi2, need2 = bisect_blocks(lo, np.where(sooner, below, hi), sooner, exact)
+            hi, need = np.where(sooner, hi2, hi), np.where(sooner[users.row], need2, need)
     # A deadline so late that no rate can be computed for it (a user whose rate limit is a few
     # bits per aeon): no split runs the plan.
     ok &= np.isfinite(users.total(need))

@@ -154,6 +154,25 @@ class Demand:
         out[self.index] = flat_values
         return out.reshape(self.shape)
 
+    def blocks_between(self, deadline: float, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """Resource-block mode: the need at ``deadline`` (like one row of :meth:`at_deadlines`)
+        from the needs at an earlier and a later deadline, pricing only the users whose whole-block
+        need differs between the two. A block count only falls with the deadline, so one that is
+        the same at both ends is the same in between (exactly: the same rate, the same rounding)."""
+        out = np.array(later, dtype=float).ravel()
+        differ = np.flatnonzero(earlier.ravel()[self.index] != out[self.index])
+        if differ.size:
+            slack = deadline - self.device[differ]
+            part = Demand.__new__(Demand)
+            part._fixed_count, part.block_hz = None, self.block_hz
+            part.channel, part.min_blocks = self.channel.take(differ), self.min_blocks[differ]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate = np.where(slack > 0, self.bits[differ] / slack, np.inf)
+                need = part._need(rate)[0]
+            out[self.index[differ]] = np.where(slack > 0, need, np.inf)
+        out[self.free_index] = np.where(deadline >= self.free_device, 0.0, np.inf)
+        return out.reshape(self.shape)
+
 
 def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndarray, np.ndarray]:
     """Bandwidth each user needs to finish drafting and uploading by ``deadline_s``, and dW/dD.
