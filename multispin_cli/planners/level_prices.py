@@ -3,10 +3,11 @@
 The heterogeneous planner prices the whole (user, length) table at every deadline it tries, so this
 is its innermost loop. For smooth systems (a continuous band, Shannon rates) the table is kept in
 the planner's own (K, L+1) layout with the fixed-SNR users' rows first and the power-limited ones
-after: each price is then two contiguous blocks (a division, and the closed-form inverse of
-:func:`multispin_cli.model.channel.power_limited_inverse`) and one row gather back to the users'
-order, instead of a scatter through a flat index and a transpose. Whole resource blocks and step
-rates keep :class:`multispin_cli.planners.split.Demand` (the same numbers, in the same layout).
+after: each block of users is priced as at most two contiguous pieces (a division, and the inverse
+of :func:`multispin_cli.model.channel.power_limited_inverse`) and written straight into the users'
+order, instead of a scatter through a flat index and a transpose; blocks keep the temporaries small
+at city scale. Whole resource blocks and step rates keep :class:`multispin_cli.planners.split.Demand`
+(the same numbers, in the same layout).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from multispin_cli.model.channel import power_limited_inverse
 from multispin_cli.model.goodput import compute_seconds, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.planners.split import Demand
-
 
 BLOCK_ELEMENTS = 1 << 18  # (deadline, user, length) entries priced at once: temporaries of 2 MiB
 
