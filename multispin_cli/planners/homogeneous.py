@@ -21,7 +21,7 @@ from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
 from multispin_cli.planners.resource_blocks import spend_leftover
-from multispin_cli.planners.split import _MAX_ITER, split_goodput
+from multispin_cli.planners.split import least_deadline, split_goodput
 
 CHUNK_USERS = 400_000  # lengths x users solved at once (bounds the split's temporaries at city scale)
 _BLOCK = 200_000  # lengths x users of one block of the common-length solve (a few MB per temporary)
@@ -232,25 +232,10 @@ class _Block:
         self._grow = grow
         self.u, self.a = u, a
         return u
+
     def solve(self) -> np.ndarray:
         """The least deadline of every length (the safeguarded Newton of equal_finish_split)."""
-        total, floor, lo, hi = self.total, self.floor, self.lo, self.hi
-        x = lo.copy()
-        for _ in range(_MAX_ITER):
-            need, d_need = self.totals(x)
-            lo = np.where(need > total, x, lo)
-            hi = np.where(need <= total, x, hi)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                newton = x + (total - need) * need / (total * d_need)
-            inside = (newton >= lo) & (newton <= hi) & np.isfinite(newton)
-            geometric = floor + np.sqrt(np.maximum(lo - floor, 0.0) * (hi - floor))
-            nxt = np.where(inside, newton, np.where(lo > floor, geometric, 0.5 * (lo + hi)))
-            with np.errstate(invalid="ignore"):
-                done = (np.abs(need - total) <= 1e-13 * total) | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
-            if done.all():
-                break
-            x = np.where(done, x, nxt)
-        return x
+        return least_deadline(self.totals, self.total, self.lo, self.hi, self.floor)
 
 
 def _newton(u: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -174,6 +174,37 @@ class Demand:
         return out.reshape(self.shape)
 
 
+def least_deadline(totals, total: float, lo, hi, floor, *, settled=None) -> np.ndarray:
+    """The deadline where each plan's total need falls to ``total``, from the bracket [lo, hi]:
+    safeguarded Newton (geometric steps above ``floor``, else bisection, when Newton leaves the
+    bracket). ``totals(x)`` gives each plan's total need and its derivative at deadlines x; plans
+    in ``settled`` (and any whose deadline is infinite) keep ``lo``."""
+    x = np.array(lo, dtype=float, copy=True)
+    for _ in range(_MAX_ITER):
+        need, d_need = totals(x)
+        lo = np.where(need > total, x, lo)
+        hi = np.where(need <= total, x, hi)
+        # Newton on W / demand(D) - 1: exactly linear in D for fixed-SNR users with equal device
+        # times, concave in general, so the iterates approach the root from the left.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x + (total - need) * need / (total * d_need)
+        inside = (newton >= lo) & (newton <= hi) & np.isfinite(newton)
+        geometric = floor + np.sqrt(np.maximum(lo - floor, 0.0) * (hi - floor))
+        nxt = np.where(inside, newton, np.where(lo > floor, geometric, 0.5 * (lo + hi)))
+        with np.errstate(invalid="ignore"):
+            done = (
+                (np.abs(need - total) <= 1e-13 * total)
+                | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
+                | ~np.isfinite(x)  # a user with zero rate: no finite deadline (goodput 0)
+            )
+        if settled is not None:
+            done |= settled
+        if done.all():
+            break
+        x = np.where(done, x, nxt)
+    return x
+
+
 def bandwidth_for_deadline(system: System, lengths, deadline_s) -> tuple[np.ndarray, np.ndarray]:
     """Bandwidth each user needs to finish drafting and uploading by ``deadline_s``, and dW/dD.
 
@@ -247,28 +278,7 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
     # Rounding can put the analytic right end a hair below the left one for a user whose upload
     # dwarfs everything else; the root then lies at the left end to working precision.
     hi = np.maximum(hi, lo)
-    x = lo.copy()
-    for _ in range(_MAX_ITER):
-        need, d_need = demand.totals(x)
-        lo = np.where(need > total, x, lo)
-        hi = np.where(need <= total, x, hi)
-        # Newton on W / demand(D) - 1: exactly linear in D for fixed-SNR users with equal device
-        # times, concave in general, so the iterates approach the root from the left.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x + (total - need) * need / (total * d_need)
-        inside = (newton >= lo) & (newton <= hi) & np.isfinite(newton)
-        geometric = floor + np.sqrt(np.maximum(lo - floor, 0.0) * (hi - floor))
-        nxt = np.where(inside, newton, np.where(lo > floor, geometric, 0.5 * (lo + hi)))
-        with np.errstate(invalid="ignore"):
-            done = (
-                (np.abs(need - total) <= 1e-13 * total)
-                | (np.abs(nxt - x) <= 2 * np.finfo(float).eps * x)
-                | ~anyone
-                | ~np.isfinite(x)  # a user with zero rate: no finite deadline (goodput 0)
-            )
-        if done.all():
-            break
-        x = np.where(done, x, nxt)
+    x = least_deadline(demand.totals, total, lo, hi, floor, settled=~anyone)
     need = demand.spread(demand.per_user(x)[0])
     with np.errstate(invalid="ignore", divide="ignore"):
         bandwidth = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
