@@ -56,13 +56,13 @@ from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
 from multispin_cli.planners.split import bandwidth_for_deadline, equal_finish_split, split_goodput
+from multispin_cli.planners.step_intervals import BOUND_TOLERANCE  # one tolerance for both paths
 
 INITIAL_INTERVALS = 8
 NEAR_INTERVALS = 16  # extra intervals around the homogeneous plan's deadline ...
 NEAR_SPAN = 0.2  # ... within a factor 1.2 of it
 SPLIT = 4  # parts each interval above the incumbent is cut into per refinement
 MAX_REFINEMENTS = 8
-BOUND_TOLERANCE = 1e-3  # stop refining an interval whose bound is within 0.1 % of the best plan
 DINKELBACH_STEPS = 10
 CHUNK_ELEMENTS = 1_500_000  # cap on B * K * (L_max + 1) per batched knapsack (memory)
 EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation batch
@@ -70,7 +70,6 @@ SMALL_CELL = 16  # users up to which local search tries every single and paired 
 SCORED_PER_ROUND = 8  # candidates a large cell scores exactly per refinement round
 EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is solved exactly (DP)
 PAIR_CANDIDATES = 6_000
-DUAL_SLOPES = 8  # extra multipliers per interval for a measured verification table  # plans up to which local search tries every pair of levels for two users
 
 
 def level_demand(system: System) -> LevelPrices:
@@ -287,20 +286,7 @@ def _interval_bounds(system: System, levels_demand: LevelPrices, left: np.ndarra
         if system.verify.affine:
             bounds[part] = best
             continue
-        # Tables: the envelope bound needs multipliers around the optimum's marginal server cost,
-        # gamma * dT_v/dN, for the slopes the table has (a few more knapsacks per interval).
-        open_rows = np.flatnonzero(best > incumbent * (1 + BOUND_TOLERANCE))
-        if open_rows.size:
-            slopes = np.unique(np.diff(server))
-            picks = np.quantile(slopes, np.linspace(0.0, 1.0, DUAL_SLOPES)) if slopes.size else np.zeros(1)
-            for lam in np.unique(np.concatenate([[0.0], picks])):
-                solve(open_rows, np.minimum(best[open_rows], incumbent * (1 + 1e-2)) * lam)
-        ceiling = np.full((b, totals.size), np.inf)
-        for rows, lam, value in duals:
-            ceiling[rows] = np.minimum(ceiling[rows], value[:, None] + lam[:, None] * totals[None, :])
-        with np.errstate(invalid="ignore"):
-            envelope = (ceiling / (left[part, None] + server[None, :])).max(axis=1)
-        bounds[part] = np.minimum(best, np.where(np.isnan(envelope), np.inf, envelope))
+        bounds[part] = step_intervals.table_envelope(best, incumbent, server, totals, left[part], duals, solve)
     return result()
 
 

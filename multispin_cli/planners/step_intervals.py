@@ -22,7 +22,7 @@ What makes it fast (every bound stays a proven one):
 * With whole blocks, the needs at every deadline met in the search are kept, and a deadline
   between two known ones is priced only for the users whose block count differs there.
 
-``BOUND_TOLERANCE`` must equal the planner's (:mod:`multispin_cli.planners.heterogeneous`).
+``BOUND_TOLERANCE`` is the planner's too (:mod:`multispin_cli.planners.heterogeneous` imports it).
 """
 
 from __future__ import annotations
@@ -236,18 +236,29 @@ def interval_bounds(system: System, prices: LevelPrices, left: np.ndarray, right
         if system.verify.affine:
             bounds[part] = best
             continue
-        # Tables: the envelope bound needs multipliers around the optimum's marginal server cost,
-        # gamma * dT_v/dN, for the slopes the table has (a few more knapsacks per interval).
-        open_rows = np.flatnonzero(best > threshold * (1 + BOUND_TOLERANCE))
-        if open_rows.size:
-            slopes = np.unique(np.diff(server))
-            picks = np.quantile(slopes, np.linspace(0.0, 1.0, DUAL_SLOPES)) if slopes.size else np.zeros(1)
-            for lam in np.unique(np.concatenate([[0.0], picks])):
-                solve(open_rows, np.minimum(best[open_rows], threshold * (1 + 1e-2)) * lam)
-        ceiling = np.full((b, totals.size), np.inf)
-        for rows, lam, value in duals:
-            ceiling[rows] = np.minimum(ceiling[rows], value[:, None] + lam[:, None] * totals[None, :])
-        with np.errstate(invalid="ignore"):
-            envelope = (ceiling / (left[part, None] + server[None, :])).max(axis=1)
-        bounds[part] = np.minimum(best, np.where(np.isnan(envelope), np.inf, envelope))
+        bounds[part] = table_envelope(best, threshold, server, totals, left[part], duals, solve)
     return bounds
+
+
+def table_envelope(best, threshold, server, totals, left, duals, solve) -> np.ndarray:
+    """The intervals' bounds with a measured verification table, from the knapsacks' duals.
+
+    Every knapsack solved with values ``g - lam * l`` (``duals``: rows, lam, its value) bounds
+    ``G - lam * total`` for each total draft length; the least of them over lam, divided by the
+    true round time at that total, bounds every plan there. Intervals still above ``threshold``
+    first get multipliers around the optimum's marginal server cost (``solve(rows, lam)`` adds to
+    ``duals``), at the slopes the table has. ``best`` is the bound from the table's supporting
+    lines, ``server`` the true server time at each total, ``left`` the intervals' left ends.
+    """
+    open_rows = np.flatnonzero(best > threshold * (1 + BOUND_TOLERANCE))
+    if open_rows.size:
+        slopes = np.unique(np.diff(server))
+        picks = np.quantile(slopes, np.linspace(0.0, 1.0, DUAL_SLOPES)) if slopes.size else np.zeros(1)
+        for lam in np.unique(np.concatenate([[0.0], picks])):
+            solve(open_rows, np.minimum(best[open_rows], threshold * (1 + 1e-2)) * lam)
+    ceiling = np.full((best.size, totals.size), np.inf)
+    for rows, lam, value in duals:
+        ceiling[rows] = np.minimum(ceiling[rows], value[:, None] + lam[:, None] * totals[None, :])
+    with np.errstate(invalid="ignore"):
+        envelope = (ceiling / (left[:, None] + server[None, :])).max(axis=1)
+    return np.minimum(best, np.where(np.isnan(envelope), np.inf, envelope))
