@@ -37,6 +37,8 @@ class LevelPrices:
         order = np.argsort(pl, kind="stable")  # fixed-SNR users first
         self._fixed = int(np.count_nonzero(~pl))
         self._order = order
+        self._pos = np.empty(self.users, dtype=np.intp)
+        self._pos[order] = np.arange(self.users)  # each user's row in the fixed-SNR-first order
         self._identity = bool((order == np.arange(self.users)).all())
         self._bits = np.ascontiguousarray(upload_bits(system, lengths.T).T[order])
         self._device = np.ascontiguousarray(compute_seconds(system, lengths.T).T[order])
@@ -96,4 +98,37 @@ class LevelPrices:
                 slope[late] = -np.inf
                 np.copyto(slope, 0.0, where=~sending)  # nothing sent: the need stays 0
                 slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
+        return need, slope
+
+    def window(self, deadline: float, users: np.ndarray, first: np.ndarray, width: int):
+        """Needs and dW/dD (each (n, width)) of ``users`` at the lengths ``first .. first + width - 1``,
+        at one deadline: a few lengths per user where :meth:`at` prices them all (large cells only
+        look near each user's best length). Lengths beyond L_max need ``inf``. Smooth systems only.
+        """
+        if self._demand is not None:
+            raise ValueError("length windows are priced for smooth systems only")
+        rows = self._pos[users]
+        levels = first[:, None] + np.arange(width)
+        beyond = levels >= self.levels
+        levels = np.minimum(levels, self.levels - 1)
+        bits, device = self._bits[rows[:, None], levels], self._device[rows[:, None], levels]
+        slack = deadline - device
+        sending = bits > 0
+        late = (slack < 0) | ((slack == 0) & sending) | beyond
+        fixed = rows < self._fixed
+        need, slope = np.empty(slack.shape), np.empty(slack.shape)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
+            need[fixed] = rate[fixed] / self._efficiency[rows[fixed]]
+            slope[fixed] = need[fixed] / slack[fixed]
+            limited = ~fixed
+            if limited.any():
+                q = self._q[rows[limited] - self._fixed]
+                need[limited], d_rate = power_limited_inverse(rate[limited], q, self._cap)
+                slope[limited] = d_rate * rate[limited] / slack[limited]
+            np.negative(slope, out=slope)
+            need[late] = np.inf
+            slope[late] = -np.inf
+            np.copyto(slope, 0.0, where=~sending & ~late)
+            slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
         return need, slope

@@ -1,0 +1,378 @@
+"""Heterogeneous planning for large smooth cells: a few priced searches, then one price swept over deadlines.
+
+At city scale (:data:`LARGE_CELL` users or more, a continuous band with Shannon rates, ragged batches,
+an affine verification time) the interval search of :mod:`multispin_cli.planners.heterogeneous` spends
+its time pricing every user at every length on dozens of deadline intervals. With thousands of users
+the knapsack's LP is all but integral and each user only cares about the few lengths next to its
+best one, which this module uses twice:
+
+* **Search.** At a deadline D the knapsack LP over a window of :data:`WIDTH` lengths around each
+  user's last choice (plus length 0) gives a plan and the band's price lam. The plan is scored
+  exactly (equal-finish split); D moves by a secant on the Lagrangian's slope
+  ``lam sum_k |dW_k/dD| - gamma``, which is 0 at the best deadline. The windows follow the choices.
+* **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
+  duality bounds every plan whose deadline lies in ``[a, b]``:
+
+      sum_k G_k(L_k) - gamma T  <=  lam W - gamma C + max_{D in [a, b]} [ sum_k phi_k(D) - gamma D ],
+      phi_k(D) = max_l ( G_k(l) - gamma v1 l - lam W_k(l, D) ),
+
+  T the round, C its part that does not depend on the plan. Writing ``gamma = sum_k mu_k + c`` with
+  ``mu_k`` the secant slope of phi_k over ``[a, b]`` splits the maximum over D into one per user
+  plus ``max(c a, c b)``; each length's term ``G - gamma v1 l - lam W(l, D)`` is concave in D (W is
+  convex and falls with D), so its maximum against ``mu_k D`` is bounded by its tangents at a and b
+  (a piecewise-linear concave function: the maximum is at an end or where they cross). Lengths
+  outside the priced window are bounded by concavity in the length (W is convex in l for l >= 1,
+  the value concave). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
+  that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
+
+When the certificate does not close within :data:`MAX_POINTS` deadlines, :func:`plan_large` returns
+None and the planner runs its interval search instead, so the answer is exact either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from multispin_cli.model.system import System
+from multispin_cli.planners import knapsack
+from multispin_cli.planners.homogeneous import common_length_deadlines
+from multispin_cli.planners.level_prices import LevelPrices
+from multispin_cli.planners.split import split_goodput
+
+LARGE_CELL = 1000  # users from which large cells take this path
+WIDTH = 5  # lengths priced per user around its best one (length 0 apart)
+SEARCH_STEPS = 8  # deadlines the search tries after its first three
+SEARCH_STEP = 0.15  # the first three: the start and a factor e^0.15 either side
+SEARCH_TOLERANCE = 2e-3  # in ln D: a deadline this close to one tried is not tried
+GRID = 24  # geometric grid of the certificate's first intervals over [D_lo, D_hi]
+MAX_POINTS = 160  # deadlines the certificate may price before giving up
+CLOSE_PASSES = 12  # window moves per deadline at most (each moves only the users at an edge)
+
+
+def applies(system: System) -> bool:
+    """Whether a cell is large and regular enough for this path."""
+    return (
+        system.users >= LARGE_CELL
+        and system.smooth
+        and system.batching == "ragged"
+        and system.verify.affine
+        and system.channel.power_limited.ndim == 1
+        and system.max_draft_length >= WIDTH
+    )
+
+
+@dataclass(frozen=True)
+class LargeResult:
+    """The best lengths found, their exact goodput, deadline and split, and the proven bound."""
+
+    lengths: np.ndarray
+    goodput: float
+    deadline: float
+    bandwidth: np.ndarray
+    bound: float
+
+
+class _Cell:
+    """The per-cell constants of the search and the certificate."""
+
+    def __init__(self, system: System):
+        self.system = system
+        self.k, self.top = system.users, system.max_draft_length
+        self.prices = LevelPrices(system)
+        (intercept, slope), = system.verify.minorants(float(self.k), float(self.k * (self.top + 1)))
+        self.v1 = float(slope)
+        self.fixed = float(intercept + slope * self.k + system.server_fixed_s)  # C: T = D + C + v1 sum L
+        self.g = system.tokens_per_round  # (K, L+1)
+        self.users = np.arange(self.k)
+        self.budget = system.bandwidth_hz
+
+    def values(self, gamma: float, start: np.ndarray) -> np.ndarray:
+        """``G_k(l) - gamma v1 l`` at the window's lengths (K, WIDTH)."""
+        levels = np.minimum(start[:, None] + np.arange(WIDTH), self.top)
+        return self.g[self.users[:, None], levels] - gamma * self.v1 * levels
+
+    def window(self, deadline: float, start: np.ndarray, users: np.ndarray | None = None):
+        users = self.users if users is None else users
+        return self.prices.window(deadline, users, start, WIDTH)
+
+
+def _centred(level: np.ndarray, top: int) -> np.ndarray:
+    """Window starts that put each length in the middle of its window (within 1..top)."""
+    return np.clip(level - WIDTH // 2, 1, top - WIDTH + 1)
+
+
+def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
+    """The knapsack LP at one deadline with values ``G - gamma v1 l``: over every length (window
+    None) or over length 0 and each user's window. Returns the solution, the lengths of its integer
+    plan and of the plan with the fractional user rounded up, and the LP plan's ratio."""
+    if window is None:
+        need = cell.prices.at(deadline)[0]
+        levels = np.broadcast_to(np.arange(cell.top + 1), need.shape)
+        v = (cell.g - gamma * cell.v1 * levels)[None]
+        w = need[None]
+    else:
+        need, _ = cell.window(deadline, window)
+        levels = np.minimum(window[:, None] + np.arange(WIDTH), cell.top)
+        v = np.concatenate([cell.g[:, :1], cell.values(gamma, window)], axis=1)[None]
+        w = np.concatenate([np.zeros((cell.k, 1)), need], axis=1)[None]
+        levels = np.concatenate([np.zeros((cell.k, 1), dtype=levels.dtype), levels], axis=1)
+    sol = knapsack.solve(v, w, cell.budget)
+    lengths = np.take_along_axis(levels, sol.levels[0][:, None], axis=1)[:, 0]
+    up = np.take_along_axis(levels, sol.rounded_up[0][:, None], axis=1)[:, 0]
+    total = float(sol.lp_levels[0])  # the LP's total draft length (its value counts gamma v1 per token)
+    ratio = (float(sol.lp_value[0]) + gamma * cell.v1 * total) / (deadline + cell.fixed + cell.v1 * total)
+    return sol, lengths, up, ratio
+
+
+def _brent_max(f, low: float, mid: float, high: float, f_mid: float, *, tolerance: float, steps: int) -> None:
+    """Brent's method (parabolic steps, golden sections where they stall) for the maximum of f on
+    the bracket ``low < mid < high`` with ``f(mid)`` at least both ends' (f keeps what it sees)."""
+    golden = 0.3819660112501051
+    a, b = low, high
+    x = w = v = mid
+    fx = fw = fv = f_mid
+    d = e = 0.0
+    for _ in range(steps):
+        m = 0.5 * (a + b)
+        tol = 0.5 * tolerance
+        if abs(x - m) <= 2 * tol - 0.5 * (b - a):
+            return
+        step = None
+        if abs(e) > tol:  # try the parabola through x, w, v
+            r = (x - w) * (fv - fx)
+            q = (x - v) * (fw - fx)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            if q > 0:
+                p = -p
+            q = abs(q)
+            if q > 0 and abs(p) < abs(0.5 * q * e) and a - x < p / q < b - x:
+                step = p / q
+                if (x + step) - a < 2 * tol or b - (x + step) < 2 * tol:
+                    step = tol if m >= x else -tol
+                e = d
+        if step is None:  # golden section into the larger part
+            e = (a - x) if x >= m else (b - x)
+            step = golden * e
+        d = step
+        u = x + (d if abs(d) >= tol else (tol if d > 0 else -tol))
+        fu = f(u)
+        if fu >= fx:
+            if u >= x:
+                a = x
+            else:
+                b = x
+            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
+        else:
+            if u < x:
+                a = u
+            else:
+                b = u
+            if fu >= fw or w == x:
+                v, fv, w, fw = w, fw, u, fu
+            elif fu >= fv or v == x or v == w:
+                v, fv = u, fu
+
+
+def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray]:
+    """The deadline whose LP ratio is highest: a bracket around the start (widened until its middle
+    is the best), then Brent's method in ln D. Every LP's integer plans are kept; the best is scored
+    exactly. Returns the band's price at the best deadline and windows around its plan's lengths."""
+    tried: dict[float, tuple] = {}
+    gamma = best.value
+
+    def lp_at(x: float) -> float:
+        # Dinkelbach: each LP weighs the server's time at the best ratio seen so far.
+        nonlocal gamma
+        if x not in tried:
+            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, None)
+            tried[x] = (ratio, sol, lengths, up)
+            gamma = max(gamma, ratio)
+        return tried[x][0]
+
+    x0 = float(np.log(start_deadline))
+    low, mid, high = x0 - SEARCH_STEP, x0, x0 + SEARCH_STEP
+    for _ in range(SEARCH_STEPS):  # widen towards the better end until the middle is best
+        f_low, f_mid, f_high = lp_at(low), lp_at(mid), lp_at(high)
+        if f_mid >= f_low and f_mid >= f_high:
+            break
+        step = high - low
+        low, mid, high = (mid, high, high + step) if f_high > f_low else (low - step, low, mid)
+    _brent_max(lp_at, low, mid, high, lp_at(mid), tolerance=SEARCH_TOLERANCE, steps=SEARCH_STEPS)
+    x = max(tried, key=lambda x: tried[x][0])
+    _, sol, lengths, up = tried[x]
+    best.offer(np.stack([lengths, up]))
+    return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
+
+
+@dataclass
+class _Point:
+    start: np.ndarray  # (K,) first length of each user's window
+    value: np.ndarray  # (K, WIDTH) G - gamma v1 l - lam W at the window's lengths (-inf: out of reach)
+    slope: np.ndarray  # (K, WIDTH) its derivative in D (>= 0; NaN where not computable)
+    phi: np.ndarray  # (K,) each user's best term, length 0 included
+
+
+def _terms(values: np.ndarray, need: np.ndarray, lam: float) -> np.ndarray:
+    """``values - lam * need``, -inf where the need is (a length out of reach, even at price 0)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(need), values - lam * need, -np.inf)
+
+
+def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point:
+    """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
+
+    The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
+    length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
+    """
+    start = start.copy()
+    need, d_need = cell.window(deadline, start)
+    value = _terms(cell.values(gamma, start), need, lam)
+    slope = -lam * d_need
+    pending = cell.users
+    for _ in range(CLOSE_PASSES):
+        sub = value[pending]
+        j = np.argmax(sub, axis=1)
+        # The whole window out of reach: go down (reach is a prefix of the lengths).
+        lost = ~np.isfinite(sub[np.arange(pending.size), j]) & (start[pending] > 1)
+        low = (j == 0) & (start[pending] > 1)
+        high = (j == WIDTH - 1) & (start[pending] + WIDTH - 1 < cell.top)
+        move = lost | low | high
+        if not move.any():
+            break
+        pending = pending[move]
+        best_level = start[pending] + j[move]
+        best_level = np.where(lost[move], start[pending] - WIDTH + 1, best_level)
+        start[pending] = _centred(np.maximum(best_level, 1), cell.top)
+        need, d_need = cell.window(deadline, start[pending], pending)
+        levels = np.minimum(start[pending][:, None] + np.arange(WIDTH), cell.top)
+        value[pending] = _terms(cell.g[pending[:, None], levels] - gamma * cell.v1 * levels, need, lam)
+        slope[pending] = -lam * d_need
+    else:
+        return None  # never for these terms (concave in the length); the caller falls back
+    phi = np.maximum(cell.g[:, 0], value.max(axis=1))
+    return _Point(start, value, slope, phi)
+
+
+def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> float:
+    """Upper bound on ``lam W - gamma C + max_{D in [a, b]} (sum_k phi_k(D) - gamma D)``."""
+    mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
+    floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
+    vb = pb.value
+    sb = np.where(np.isfinite(pb.slope), pb.slope, 0.0) * (1.0 - 1e-9)  # smaller: T_b(D) only rises for D < b
+    # The same lengths at a, where a's window has them.
+    shift = pb.start - pa.start
+    idx = shift[:, None] + np.arange(WIDTH)
+    known = (idx >= 0) & (idx < WIDTH)
+    idx = np.clip(idx, 0, WIDTH - 1)
+    va = np.take_along_axis(pa.value, idx, axis=1)
+    sa = np.take_along_axis(pa.slope, idx, axis=1) * (1.0 + 1e-9)  # larger: T_a(D) only rises for D > a
+    use_a = known & np.isfinite(va) & np.isfinite(sa)
+    m = mu[:, None]
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        tb_a = vb - sb * (b - a)  # T_b at a
+        ta_b = np.where(use_a, va + sa * (b - a), np.inf)  # T_a at b
+        at_a = np.minimum(np.where(use_a, va, np.inf), tb_a) - m * a
+        at_b = np.minimum(ta_b, vb) - m * b
+        den = sa - sb
+        cross = np.where(use_a & (den > 0), (vb - va + sa * a - sb * b) / den, a)
+        cross = np.clip(np.nan_to_num(cross, nan=a), a, b)
+        at_x = np.minimum(np.where(use_a, va + sa * (cross - a), np.inf), vb + sb * (cross - b)) - m * cross
+        term = np.maximum(np.maximum(at_a, at_b), at_x)
+    term = np.where(np.isfinite(vb) & (vb >= floor[:, None]), term, -np.inf)
+    best = np.maximum(term.max(axis=1), cell.g[:, 0] - mu * a)  # length 0: no band, its value
+    # Lengths outside b's window: concavity in the length bounds their terms at b by the line
+    # through the window's two edge entries (hence on all of [a, b]); NaN-free, inf where unknown.
+    last_level = pb.start + WIDTH - 1
+    with np.errstate(invalid="ignore", over="ignore"):
+        both = np.isfinite(vb[:, 0]) & np.isfinite(vb[:, 1])
+        low = np.where(both, vb[:, 0] + (pb.start - 1) * np.maximum(vb[:, 0] - vb[:, 1], 0.0), np.inf)
+        both = np.isfinite(vb[:, -1]) & np.isfinite(vb[:, -2])
+        high = np.where(both, vb[:, -1] + (cell.top - last_level) * np.maximum(vb[:, -1] - vb[:, -2], 0.0), np.inf)
+        high = np.where(np.isneginf(vb[:, -1]), -np.inf, high)  # reach is a prefix of lengths: none above
+    for outside, edge in ((pb.start > 1, low), (last_level < cell.top, high)):
+        best = np.where(outside & (edge >= floor), np.maximum(best, edge - mu * a), best)
+    c = float(mu.sum()) - gamma
+    return lam * cell.budget - gamma * cell.fixed + float(best.sum()) + max(c * a, c * b)
+
+
+def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, start: np.ndarray) -> bool:
+    """Whether no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma (proof by intervals)."""
+    points: dict[float, _Point] = {}
+    guess = start
+
+    def at(d: float) -> _Point | None:
+        nonlocal guess
+        if d not in points:
+            p = _point(cell, d, lam, gamma, guess)
+            if p is None:
+                return None
+            points[d] = p
+            guess = p.start
+        return points[d]
+
+    grid = np.geomspace(d_lo, d_hi, GRID + 1)
+    grid[0], grid[-1] = d_lo, d_hi
+    todo = [(float(grid[i]), float(grid[i + 1])) for i in range(GRID)]
+    while todo:
+        todo.sort()
+        nxt = []
+        for a, b in todo:
+            pa, pb = at(a), at(b)
+            if pa is None or pb is None or len(points) > MAX_POINTS:
+                return False
+            if _interval_bound(cell, pa, pb, a, b, lam, gamma) <= 0.0:
+                continue
+            if b <= a * (1 + 1e-9):
+                return False
+            mid = float(np.sqrt(a * b))
+            nxt += [(a, mid), (mid, b)]
+        todo = nxt
+    return True
+
+
+class _Best:
+    """The best plan so far and its exact goodput (equal-finish split)."""
+
+    def __init__(self, system: System, lengths, value: float, deadline: float, bandwidth):
+        self.system = system
+        self.lengths, self.value, self.deadline, self.bandwidth = lengths, value, deadline, bandwidth
+
+    def offer(self, plans: np.ndarray) -> None:
+        goodput, deadline, bandwidth = split_goodput(self.system, plans)
+        i = int(np.argmax(goodput))
+        if goodput[i] > self.value:
+            self.lengths, self.value = plans[i].astype(np.int64), float(goodput[i])
+            self.deadline, self.bandwidth = float(deadline[i]), bandwidth[i]
+
+
+def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float) -> float:
+    """Where the search starts: the start plan's deadline, or (when nobody drafts in it) the best
+    common length's (L >= 1) equal-finish deadline."""
+    if d_lo < deadline < d_hi:
+        return deadline
+    common = common_length_deadlines(cell.system)
+    if common is not None:
+        levels = np.arange(1, cell.top + 1)
+        ratio = cell.g[:, 1:].sum(axis=0) / (common[1:] + cell.fixed + cell.v1 * cell.k * levels)
+        ratio = np.where(np.isfinite(common[1:]) & (common[1:] > d_lo) & (common[1:] < d_hi), ratio, -np.inf)
+        if np.isfinite(ratio.max()):
+            return float(common[1:][int(np.argmax(ratio))])
+    return float(np.sqrt(d_lo * d_hi))
+
+
+def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
+               d_lo: float, d_hi: float, tolerance: float) -> LargeResult | None:
+    """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
+
+    Returns None where the certificate does not close (the caller then searches by intervals).
+    """
+    cell = _Cell(system)
+    best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
+    lam, window = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best)
+    gamma = best.value * (1.0 + tolerance)
+    if not certify(cell, lam, gamma, d_lo, d_hi, window):
+        return None
+    return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
