@@ -29,6 +29,7 @@ class LevelPrices:
         self.users, self.levels = system.users, system.max_draft_length + 1
         lengths = np.broadcast_to(np.arange(self.levels), (self.users, self.levels))
         self._demand = None
+        self._row_efficiency = None
         if not system.smooth or system.channel.power_limited.ndim != 1:
             self._demand = Demand(system, np.ascontiguousarray(lengths.T))
             return
@@ -107,25 +108,25 @@ class LevelPrices:
         """
         if self._demand is not None:
             raise ValueError("length windows are priced for smooth systems only")
+        if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
+            self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
         rows = self._pos[users]
         levels = first[:, None] + np.arange(width)
         beyond = levels >= self.levels
-        levels = np.minimum(levels, self.levels - 1)
-        bits, device = self._bits[rows[:, None], levels], self._device[rows[:, None], levels]
+        flat = rows[:, None] * self.levels + np.minimum(levels, self.levels - 1)
+        bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
         slack = deadline - device
         sending = bits > 0
         late = (slack < 0) | ((slack == 0) & sending) | beyond
-        fixed = rows < self._fixed
-        need, slope = np.empty(slack.shape), np.empty(slack.shape)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
-            need[fixed] = rate[fixed] / self._efficiency[rows[fixed]]
-            slope[fixed] = need[fixed] / slack[fixed]
-            limited = ~fixed
-            if limited.any():
-                q = self._q[rows[limited] - self._fixed]
-                need[limited], d_rate = power_limited_inverse(rate[limited], q, self._cap)
-                slope[limited] = d_rate * rate[limited] / slack[limited]
+            need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
+            slope = need / slack
+            limited = np.flatnonzero(rows >= self._fixed)
+            if limited.size:
+                r = rate[limited]
+                need[limited], d_rate = power_limited_inverse(r, self._q[rows[limited] - self._fixed], self._cap)
+                slope[limited] = d_rate * r / slack[limited]
             np.negative(slope, out=slope)
             need[late] = np.inf
             slope[late] = -np.inf
