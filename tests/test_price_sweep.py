@@ -75,7 +75,7 @@ def test_interval_bound_is_above_the_dual_everywhere_in_the_interval(seed):
 
 def test_certificate_refuses_a_ratio_a_plan_reaches():
     """Proving "no plan reaches gamma" must fail when a plan does (gamma just below the best)."""
-    system, cell = _cell(1500, 3)
+    system, cell = _cell(2500, 3)
     d_lo, d_hi = _deadline_range(system)
     hom = plan_homogeneous(system)
     ev = hom.evaluation
@@ -86,7 +86,7 @@ def test_certificate_refuses_a_ratio_a_plan_reaches():
     assert not price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
 
 
-@pytest.mark.parametrize("users, seed", [(1000, 4), (1500, 5), (2000, 6)])
+@pytest.mark.parametrize("users, seed", [(2000, 4), (2500, 5), (3000, 6)])
 def test_large_cells_agree_with_the_interval_search(users, seed, monkeypatch):
     """Both paths prove their bound: each plan is below the other path's bound, and the two plans are
     within the tolerance of each other."""

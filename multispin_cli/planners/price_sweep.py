@@ -41,11 +41,13 @@ from multispin_cli.planners.homogeneous import common_length_deadlines
 from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.split import split_goodput
 
-LARGE_CELL = 1000  # users from which large cells take this path
+LARGE_CELL = 2000  # users from which large cells take this path (below, one user's length moves the
+# goodput by more than the LPs near the peak differ, and the interval search with its polish is fast)
 WIDTH = 5  # lengths the search's LPs price per user around its last choice (length 0 apart)
 PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges bound the rest)
 SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
 SAMPLE = 2000  # users the search of a larger cell starts on
+CANDIDATE_USERS = 6000  # a cell of K users scores the plans of its best 6000 / K LPs (1 to 6)
 FINISH_STEP = 0.02  # the first step of the whole cell's search, from the sample's best deadline
 GRID = 12  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
@@ -193,7 +195,8 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarr
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
     rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then Brent's
     method in ln D on that bracket. Each LP weighs the server's time at the best ratio seen so far
-    (Dinkelbach). Returns the best LP's (ratio, solution, lengths, rounded-up lengths)."""
+    (Dinkelbach). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up lengths),
+    and every LP's, best first."""
     tried: dict[float, tuple] = {}
 
     def lp_at(x: float) -> float:
@@ -241,7 +244,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarr
         low, high = mid - abs(step), mid + abs(step)
     _brent_max(lp_at, low, mid, high, lp_at(mid), tolerance=tolerance, steps=steps)
     x = max(tried, key=lambda x: tried[x][0])
-    return float(np.exp(x)), tried[x]
+    return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
 
 
 def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray]:
@@ -254,8 +257,8 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
     """
     if cell.k > SAMPLE:
         sample = _sample(cell.system, SAMPLE)
-        deadline, (ratio, sol, _, _) = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
-                                             SEARCH_STEP)
+        deadline, (ratio, sol, _, _), _ = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
+                                                SEARCH_STEP)
         lam = float(sol.price[0])
         need = cell.prices.at(deadline)[0]
         with np.errstate(invalid="ignore"):
@@ -263,15 +266,18 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
                              - lam * need, -np.inf)
         window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
         del need, terms
-        deadline, (_, sol, lengths, up) = _peak(cell, deadline, max(best.value, ratio * cell.k / SAMPLE),
-                                                FINISH_STEP, window, steps=3, tolerance=0.01)
+        deadline, (_, sol, lengths, up), _ = _peak(cell, deadline, max(best.value, ratio * cell.k / SAMPLE),
+                                                   FINISH_STEP, window, steps=3, tolerance=0.01)
         # The windows followed a sample; once more with them on the plan's own lengths.
         window = _centred(np.maximum(lengths, 1), cell.top)
         sol2, lengths2, up2, _ = _lp(cell, deadline, max(best.value, ratio * cell.k / SAMPLE), window)
         best.offer(np.stack([lengths, up, lengths2, up2]))
         return float(sol2.price[0]), window
-    deadline, (_, sol, lengths, up) = _peak(cell, start_deadline, best.value, SEARCH_STEP)
-    best.offer(np.stack([lengths, up]))
+    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP)
+    # With fewer users one user's length moves the goodput more than the LP ratios differ near the
+    # peak: score the plans of the best few LPs, not only the best one's.
+    top = ranked[:max(1, min(6, CANDIDATE_USERS // cell.k))]
+    best.offer(np.concatenate([np.stack([r[2], r[3]]) for r in top]))
     return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
 
 
