@@ -48,13 +48,13 @@ PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges
 SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
 SAMPLE = 2000  # users the search of a larger cell starts on
 CANDIDATE_USERS = 6000  # a cell of K users scores the plans of its best 6000 / K LPs (1 to 6)
-FINISH_STEP = 0.02  # the first step of the whole cell's search, from the sample's best deadline
-GRID = 12  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
+FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
+GRID = 6  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
 NEAR_GRID = np.concatenate([-np.array([0.45, 0.3, 0.2, 0.14, 0.1, 0.07, 0.05]), np.arange(-0.04, 0.0401, 0.01),
                             np.array([0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.45])])
 MAX_POINTS = 160  # deadlines the certificate may price before giving up
-CLOSE_PASSES = 12  # window moves per deadline at most (each moves only the users at an edge)
+CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 
 
 def applies(system: System) -> bool:
@@ -253,7 +253,7 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
     Large cells search on a sample of their users first (every k-th, the band and the server's
     per-token time scaled to match: the sample's best deadline is the cell's, to sampling error),
     then place each user's window at its best length at that deadline and price, and finish with
-    windowed LPs of the whole cell near there.
+    a few windowed LPs of the whole cell there and a step either side.
     """
     if cell.k > SAMPLE:
         sample = _sample(cell.system, SAMPLE)
@@ -266,13 +266,18 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
                              - lam * need, -np.inf)
         window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
         del need, terms
-        deadline, (_, sol, lengths, up), _ = _peak(cell, deadline, max(best.value, ratio * cell.k / SAMPLE),
-                                                   FINISH_STEP, window, steps=3, tolerance=0.01)
-        # The windows followed a sample; once more with them on the plan's own lengths.
-        window = _centred(np.maximum(lengths, 1), cell.top)
-        sol2, lengths2, up2, _ = _lp(cell, deadline, max(best.value, ratio * cell.k / SAMPLE), window)
-        best.offer(np.stack([lengths, up, lengths2, up2]))
-        return float(sol2.price[0]), window
+        # The whole cell's LP there, twice (the windows settle on its plan), then a step either side.
+        gamma = ratio * cell.k / SAMPLE
+        for _ in range(2):
+            sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
+            window = _centred(np.maximum(lengths, 1), cell.top)
+        results = [(gamma, sol, lengths, up)]
+        for factor in (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)):
+            side, side_lengths, side_up, side_ratio = _lp(cell, deadline * factor, gamma, window)
+            results.append((side_ratio, side, side_lengths, side_up))
+        _, sol, lengths, up = max(results, key=lambda r: r[0])
+        best.offer(np.stack([lengths, up]))
+        return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
     deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP)
     # With fewer users one user's length moves the goodput more than the LP ratios differ near the
     # peak: score the plans of the best few LPs, not only the best one's.
@@ -322,7 +327,7 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
     value = _terms(cell.values(gamma, start, width=width), need, lam)
     slope = -lam * d_need
     pending = cell.users
-    for _ in range(CLOSE_PASSES):
+    for attempt in range(CLOSE_PASSES):
         sub = value[pending]
         j = np.argmax(sub, axis=1)
         # The whole window out of reach: go down (reach is a prefix of the lengths).
@@ -333,8 +338,13 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
         if not move.any():
             break
         pending = pending[move]
-        best_level = start[pending] + j[move]
-        best_level = np.where(lost[move], start[pending] - width + 1, best_level)
+        if attempt < 2:  # a step or two from a nearby deadline's windows
+            best_level = start[pending] + j[move]
+            best_level = np.where(lost[move], start[pending] - width + 1, best_level)
+        else:  # far from it: look at every length of the users still at an edge
+            need, _ = cell.window(deadline, np.ones(pending.size, dtype=start.dtype), pending, cell.top)
+            every = _terms(cell.values(gamma, np.ones(pending.size, dtype=start.dtype), pending, cell.top), need, lam)
+            best_level = np.argmax(every, axis=1) + 1
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
         need, d_need = cell.window(deadline, start[pending], pending, width)
         value[pending] = _terms(cell.values(gamma, start[pending], pending, width), need, lam)
