@@ -54,6 +54,9 @@ GRID = 6  # geometric grid of the certificate's first intervals over [D_lo, D_hi
 NEAR_GRID = np.concatenate([-np.array([0.45, 0.3, 0.2, 0.14, 0.1, 0.07, 0.05]), np.arange(-0.04, 0.0401, 0.01),
                             np.array([0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.45])])
 MAX_POINTS = 160  # deadlines the certificate may price before giving up
+NARROWEST = 2e-3  # an interval this narrow (in ln D) that does not close points the search to it
+PROOF_ROUNDS = 3  # proofs tried, each after a search where the last one would not close
+LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 
 
@@ -315,6 +318,12 @@ def _terms(values: np.ndarray, need: np.ndarray, lam: float) -> np.ndarray:
         return np.where(np.isfinite(need), values - lam * need, -np.inf)
 
 
+def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
+    """``-lam dW/dD`` (>= 0), 0 where the need is infinite (that length's term is -inf anyway)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(need), -lam * d_need, 0.0)
+
+
 def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
@@ -325,7 +334,7 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
     start = start.copy()
     need, d_need = cell.window(deadline, start, width=width)
     value = _terms(cell.values(gamma, start, width=width), need, lam)
-    slope = -lam * d_need
+    slope = _slopes(need, d_need, lam)
     pending = cell.users
     for attempt in range(CLOSE_PASSES):
         sub = value[pending]
@@ -348,7 +357,7 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
         need, d_need = cell.window(deadline, start[pending], pending, width)
         value[pending] = _terms(cell.values(gamma, start[pending], pending, width), need, lam)
-        slope[pending] = -lam * d_need
+        slope[pending] = _slopes(need, d_need, lam)
     else:
         return None  # never for these terms (concave in the length); the caller falls back
     phi = np.maximum(cell.g[:, 0], value.max(axis=1))
@@ -407,10 +416,13 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
 
 
 def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, start: np.ndarray,
-            near: float | None = None) -> bool:
-    """Whether no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma (proof by intervals).
+            near: float | None = None) -> list[tuple[float, float, float]]:
+    """Prove that no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma, by intervals.
 
-    ``near`` (the best plan's deadline) gets a finer first grid: the bound is tightest there.
+    Returns the intervals ``(a, b, bound)`` that would not close, highest bound first (empty when
+    proven): an interval narrower than :data:`NARROWEST` whose bound is still above 0 holds a
+    better plan, or needs a price of its own. ``near`` (the best plan's deadline) gets a finer
+    first grid: the bound is tightest there.
     """
     points: dict[float, _Point] = {}  # only the ends still needed: a point is (K, PROOF_WIDTH) twice
     priced = 0
@@ -428,27 +440,29 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     grid = np.geomspace(d_lo, d_hi, GRID + 1)
     if near is not None:
         grid = np.concatenate([grid, near * np.exp(NEAR_GRID)])
-    grid = np.unique(np.clip(grid, d_lo, d_hi))
+    grid = np.sort(np.clip(grid, d_lo, d_hi))
+    grid = grid[np.concatenate([[True], grid[1:] > grid[:-1]])]  # distinct (np.unique imports numpy.ma)
     grid[0], grid[-1] = d_lo, d_hi
     todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
+    stuck = []
     while todo:
         todo.sort()
         nxt, kept = [], set()
         for a, b in todo:  # in order: once past an interval, its left end is needed again only if split
             pa, pb = at(a), at(b)
-            if pa is None or pb is None or priced > MAX_POINTS:
-                return False
-            if _interval_bound(cell, pa, pb, a, b, lam, gamma) > 0.0:
-                if b <= a * (1 + 1e-9):
-                    return False
-                mid = float(np.sqrt(a * b))
-                nxt += [(a, mid), (mid, b)]
-                kept.update((a, b))
+            bound = np.inf if pa is None or pb is None else _interval_bound(cell, pa, pb, a, b, lam, gamma)
+            if bound > 0.0:
+                if b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
+                    stuck.append((a, b, bound))
+                else:
+                    mid = float(np.sqrt(a * b))
+                    nxt += [(a, mid), (mid, b)]
+                    kept.update((a, b))
             if a not in kept:
-                del points[a]
+                points.pop(a, None)
         points = {d: p for d, p in points.items() if d in kept}
         todo = nxt
-    return True
+    return sorted(stuck, key=lambda s: -s[2])
 
 
 class _Best:
@@ -481,17 +495,62 @@ def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float) -> f
     return float(np.sqrt(d_lo * d_hi))
 
 
+def _merged(stuck: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """The stuck intervals joined where they touch, in order."""
+    out: list[list[float]] = []
+    for a, b, _ in sorted(stuck):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _lp_near(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray):
+    """The whole cell's windowed LP at one deadline, the windows placed where the proof's terms put
+    each user's best length (then once more on the LP's own plan): (solution, lengths, rounded up)."""
+    p = _point(cell, deadline, lam, gamma, start)
+    if p is None:
+        return None
+    window = _centred(p.start + np.argmax(p.value, axis=1), cell.top)
+    sol, found, up, _ = _lp(cell, deadline, gamma, window)
+    sol2, found2, up2, _ = _lp(cell, deadline, gamma, _centred(np.maximum(found, 1), cell.top))
+    return sol2, np.stack([found, up, found2, up2])
+
+
 def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
                d_lo: float, d_hi: float, tolerance: float) -> LargeResult | None:
     """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
 
-    Returns None where the certificate does not close (the caller then searches by intervals).
+    Where the proof does not close, the whole cell's LP is solved at the deadlines it points to (a
+    better plan is most likely there) and the proof runs again with the better plan; where no
+    better plan is there, each such range is proven with the LP's price at its middle instead (one
+    price does not suit deadlines far from the plan's). Returns None where that still does not
+    close (the caller then searches by intervals).
     """
     cell = _Cell(system)
     best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
     lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best)
-    gamma = best.value * (1.0 + tolerance)
-    start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
-    if not certify(cell, lam, gamma, d_lo, d_hi, start, near=best.deadline):
-        return None
-    return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+    for _ in range(PROOF_ROUNDS):
+        gamma = best.value * (1.0 + tolerance)
+        start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
+        stuck = certify(cell, lam, gamma, d_lo, d_hi, start, near=best.deadline)
+        if not stuck:
+            return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+        before = best.value
+        for a, b, _ in stuck[:LOOK_AT]:  # a better plan is most likely where the bound is highest
+            found = _lp_near(cell, float(np.sqrt(a * b)), lam, best.value, start)
+            if found is not None:
+                improved = best.value
+                best.offer(found[1])
+                if best.value > improved:
+                    lam = float(found[0].price[0])
+        if best.value > before:
+            continue
+        # No better plan there: prove each stuck range with a price of its own.
+        for low, high in _merged(stuck):
+            found = _lp_near(cell, float(np.sqrt(low * high)), lam, best.value, start)
+            if found is None or certify(cell, float(found[0].price[0]), gamma, low, high, start):
+                return None
+        return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+    return None
