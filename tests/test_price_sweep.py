@@ -81,7 +81,8 @@ def test_certificate_refuses_a_ratio_a_plan_reaches():
     ev = hom.evaluation
     best = price_sweep._Best(system, ev.draft_lengths.astype(np.int64), ev.goodput_tokens_per_s,
                              ev.draft_upload_s, ev.bandwidth_hz)
-    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best)
+    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best,
+                                      (d_lo, d_hi))
     assert price_sweep.certify(cell, lam, best.value * (1 + BOUND_TOLERANCE), d_lo, d_hi, window) == []
     stuck = price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
     assert stuck and all(d_lo <= a < b <= d_hi and bound > 0 for a, b, bound in stuck)

@@ -6,10 +6,13 @@ its time pricing every user at every length on dozens of deadline intervals. Wit
 the knapsack's LP is all but integral and each user only cares about the few lengths next to its
 best one, which this module uses twice:
 
-* **Search.** At a deadline D the knapsack LP over a window of :data:`WIDTH` lengths around each
-  user's last choice (plus length 0) gives a plan and the band's price lam. The plan is scored
-  exactly (equal-finish split); D moves by a secant on the Lagrangian's slope
-  ``lam sum_k |dW_k/dD| - gamma``, which is 0 at the best deadline. The windows follow the choices.
+* **Search.** The knapsack LP at a deadline D (values weighed by Dinkelbach's parameter at the best
+  ratio seen) gives a plan, its ratio and the band's price lam. The best deadline is searched on a
+  sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
+  the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then Brent's
+  method. The whole cell's LP is then solved there and a step either side over a window of
+  :data:`WIDTH` lengths per user (plus length 0), placed by the sample's price, then on the LP's
+  own plan; its plans are scored exactly (equal-finish split).
 * **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
   duality bounds every plan whose deadline lies in ``[a, b]``:
 
@@ -25,17 +28,21 @@ best one, which this module uses twice:
   the value concave). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
   that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
 
-When the certificate does not close within :data:`MAX_POINTS` deadlines, :func:`plan_large` returns
-None and the planner runs its interval search instead, so the answer is exact either way.
+Where the certificate does not close (intervals narrower than :data:`NARROWEST`, or more than
+:data:`MAX_POINTS` deadlines), the whole cell's LP is solved there and the proof runs again with any
+better plan; ranges with no better plan are proven with the LP's price at their middle (one price
+does not suit deadlines far from the plan's). Where even that fails :func:`plan_large` returns None
+and the planner runs its interval search instead, so the answer is proven either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners import knapsack
 from multispin_cli.planners.homogeneous import common_length_deadlines
 from multispin_cli.planners.level_prices import LevelPrices
@@ -193,34 +200,30 @@ def _brent_max(f, low: float, mid: float, high: float, f_mid: float, *, toleranc
                 v, fv = u, fu
 
 
-def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarray | None = None, *,
+def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[float, float], *,
           steps: int = 8, tolerance: float = 5e-3):
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
     rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then Brent's
     method in ln D on that bracket. Each LP weighs the server's time at the best ratio seen so far
-    (Dinkelbach). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up lengths),
-    and every LP's, best first."""
+    (Dinkelbach). Deadlines stay in ``span`` (D_lo, D_hi). Returns the best deadline, its LP's
+    (ratio, solution, lengths, rounded-up lengths), and every LP's, best first."""
     tried: dict[float, tuple] = {}
+    lowest, highest = np.log(span[0]), np.log(span[1])
 
     def lp_at(x: float) -> float:
-        nonlocal gamma, window
+        nonlocal gamma
+        x = float(np.clip(x, lowest, highest))
         if x not in tried:
-            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, window)
+            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, None)
             tried[x] = (ratio, sol, lengths, up)
-            if window is not None and ratio >= max(r[0] for r in tried.values()):
-                window = _centred(np.maximum(lengths, 1), cell.top)  # windows follow the best plan
             gamma = max(r[0] for r in tried.values())  # the best ratio reached (the start's guess aside)
         return tried[x][0]
 
-    x0 = float(np.log(start))
-    if window is not None:  # windows placed from outside: let them settle on this cell's plan first
-        for _ in range(2):
-            sol, lengths, _, gamma = _lp(cell, start, gamma, window)
-            window = _centred(np.maximum(lengths, 1), cell.top)
+    x0 = float(np.clip(np.log(start), lowest, highest))
     f0 = lp_at(x0)
     _, sol, lengths, _ = tried[x0]
     drafting = np.flatnonzero(lengths > 0)
-    _, slope = cell.prices.window(start, drafting, lengths[drafting], 1)
+    _, slope = cell.prices.window(float(np.exp(x0)), drafting, lengths[drafting], 1)
     step = step if float(sol.price[0]) * -float(np.nansum(slope)) > gamma else -step
     points = [(x0, f0)]
     for _ in range(steps):
@@ -250,7 +253,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarr
     return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
 
 
-def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray]:
+def _search(cell: _Cell, start_deadline: float, best, span: tuple[float, float]) -> tuple[float, np.ndarray]:
     """The best deadline and plan by LPs; returns the band's price there and windows around the plan.
 
     Large cells search on a sample of their users first (every k-th, the band and the server's
@@ -261,7 +264,7 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
     if cell.k > SAMPLE:
         sample = _sample(cell.system, SAMPLE)
         deadline, (ratio, sol, _, _), _ = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
-                                                SEARCH_STEP)
+                                                SEARCH_STEP, span)
         lam = float(sol.price[0])
         need = cell.prices.at(deadline)[0]
         with np.errstate(invalid="ignore"):
@@ -281,7 +284,7 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
         _, sol, lengths, up = max(results, key=lambda r: r[0])
         best.offer(np.stack([lengths, up]))
         return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
-    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP)
+    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP, span)
     # With fewer users one user's length moves the goodput more than the LP ratios differ near the
     # peak: score the plans of the best few LPs, not only the best one's.
     top = ranked[:max(1, min(6, CANDIDATE_USERS // cell.k))]
@@ -293,10 +296,6 @@ def _sample(system: System, size: int) -> System:
     """Every k-th user, with the band and the server's per-token time scaled so that the sample's
     goodput is the cell's times ``size / K`` for the same plan shares (the server's fixed time and
     the deadline are the cell's)."""
-    from dataclasses import replace
-
-    from multispin_cli.model.verifier import VerifyTime
-
     k = system.users
     index = np.linspace(0, k - 1, size).round().astype(np.intp)
     (intercept, slope), = system.verify.minorants(float(k), float(k * (system.max_draft_length + 1)))
@@ -530,7 +529,7 @@ def plan_large(system: System, *, lengths, goodput: float, deadline: float, band
     """
     cell = _Cell(system)
     best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
-    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best)
+    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best, (d_lo, d_hi))
     for _ in range(PROOF_ROUNDS):
         gamma = best.value * (1.0 + tolerance)
         start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
