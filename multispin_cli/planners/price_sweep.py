@@ -400,16 +400,24 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
         best[users] = np.maximum(best[users], np.maximum.reduceat(term, starts))
     # Lengths outside b's window: concavity in the length bounds their terms at b by the line
     # through the window's two edge entries (hence on all of [a, b]); inf where that is unknown.
+    # Only users whose line can reach the floor need it: the edge entry reaches it, or the line
+    # rises outwards, or the inner entry is out of reach (never, once the windows are settled).
     vb = pb.value
     last_level = pb.start + width - 1
     with np.errstate(invalid="ignore", over="ignore"):
-        both = np.isfinite(vb[:, 0]) & np.isfinite(vb[:, 1])
-        low = np.where(both, vb[:, 0] + (pb.start - 1) * np.maximum(vb[:, 0] - vb[:, 1], 0.0), np.inf)
-        both = np.isfinite(vb[:, -1]) & np.isfinite(vb[:, -2])
-        high = np.where(both, vb[:, -1] + (cell.top - last_level) * np.maximum(vb[:, -1] - vb[:, -2], 0.0), np.inf)
-        high = np.where(np.isneginf(vb[:, -1]), -np.inf, high)  # reach is a prefix of lengths: none above
-    for outside, edge in ((pb.start > 1, low), (last_level < cell.top, high)):
-        best = np.where(outside & (edge >= floor), np.maximum(best, edge - mu * a), best)
+        for edge, inner, outside, room in ((0, 1, pb.start > 1, pb.start - 1),
+                                           (-1, -2, last_level < cell.top, cell.top - last_level)):
+            e, i = vb[:, edge], vb[:, inner]
+            unknown = ~np.isfinite(i) if edge else ~np.isfinite(e) | ~np.isfinite(i)  # above: -inf is none
+            if edge:
+                unknown &= np.isfinite(e)
+            users = np.flatnonzero(outside & ((e >= floor) | (e > i) | unknown))
+            if users.size:
+                e, i = e[users], i[users]
+                line = np.where(np.isfinite(e) & np.isfinite(i), e + room[users] * np.maximum(e - i, 0.0), np.inf)
+                if edge:
+                    line = np.where(np.isneginf(e), -np.inf, line)
+                best[users] = np.maximum(best[users], line - mu[users] * a)
     c = float(mu.sum()) - gamma
     return lam * cell.budget - gamma * cell.fixed + float(best.sum()) + max(c * a, c * b)
 
