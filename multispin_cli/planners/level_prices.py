@@ -6,8 +6,9 @@ the planner's own (K, L+1) layout with the fixed-SNR users' rows first and the p
 after: each block of users is priced as at most two contiguous pieces (a division, and the inverse
 of :func:`multispin_cli.model.channel.power_limited_inverse`) and written straight into the users'
 order, instead of a scatter through a flat index and a transpose; blocks keep the temporaries small
-at city scale. Whole resource blocks and step rates keep :class:`multispin_cli.planners.split.Demand`
-(the same numbers, in the same layout).
+at city scale. :meth:`LevelPrices.window` prices only a few lengths per user (the city-scale path
+of :mod:`multispin_cli.planners.price_sweep` looks near each user's best length). Whole resource blocks
+and step rates keep :class:`multispin_cli.planners.split.Demand` (the same numbers, in the same layout).
 """
 
 from __future__ import annotations
