@@ -374,17 +374,18 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
     floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
     best = cell.g[:, 0] - mu * a  # length 0: no band, its value
     # The lengths of b's window that can lead somewhere in [a, b] (most users have one).
-    user, j = np.nonzero(pb.value >= floor[:, None])
-    if user.size:
-        vb, sb = pb.value[user, j], pb.slope[user, j]
+    flat = np.flatnonzero(pb.value >= floor[:, None])
+    if flat.size:
+        user, j = np.divmod(flat, width)
+        vb, sb = pb.value.ravel().take(flat), pb.slope.ravel().take(flat)
         sb = np.where(np.isfinite(sb), sb, 0.0) * (1.0 - 1e-9)  # smaller: T_b(D) only rises for D < b
-        ja = j + (pb.start - pa.start)[user]  # the same length in a's window, where it has it
+        ja = j + (pb.start - pa.start).take(user)  # the same length in a's window, where it has it
         known = (ja >= 0) & (ja < width)
-        ja = np.clip(ja, 0, width - 1)
-        va, sa = pa.value[user, ja], pa.slope[user, ja] * (1.0 + 1e-9)  # larger: T_a(D) only rises for D > a
+        at = user * width + np.clip(ja, 0, width - 1)
+        va, sa = pa.value.ravel().take(at), pa.slope.ravel().take(at) * (1.0 + 1e-9)  # larger: T_a only rises
         use_a = known & np.isfinite(va) & np.isfinite(sa)
         va, sa = np.where(use_a, va, np.inf), np.where(use_a, sa, 0.0)
-        m = mu[user]
+        m = mu.take(user)
         with np.errstate(invalid="ignore", over="ignore"):
             # The term is below min(T_a, T_b), concave and piecewise linear: its maximum against
             # mu D is at a, at b, or where the two tangents cross.
