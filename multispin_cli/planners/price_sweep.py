@@ -37,6 +37,8 @@ and the planner runs its interval search instead, so the answer is proven either
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -65,6 +67,8 @@ NARROWEST = 2e-3  # an interval this narrow (in ln D) that does not close points
 PROOF_ROUNDS = 3  # proofs tried, each after a search where the last one would not close
 LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
+THREADED_CELL = 5000  # users from which the proof prices two halves of the users on two threads
+_POOL = ThreadPoolExecutor(2) if (os.cpu_count() or 1) > 1 else None
 
 
 def applies(system: System) -> bool:
@@ -323,18 +327,33 @@ def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
         return np.where(np.isfinite(need), -lam * d_need, 0.0)
 
 
-def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point:
+def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point | None:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
     The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
     length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
+    Large cells price two halves of the users on two threads (numpy lets go of the interpreter
+    while it computes; each user's term is its own, so the result is the same).
     """
+    if cell.k < THREADED_CELL or _POOL is None:
+        return _point_of(cell, cell.users, deadline, lam, gamma, start)
+    half = cell.k // 2
+    parts = list(_POOL.map(lambda users: _point_of(cell, users, deadline, lam, gamma, start[users]),
+                           (cell.users[:half], cell.users[half:])))
+    if any(p is None for p in parts):
+        return None
+    return _Point(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("start", "value", "slope", "phi")))
+
+
+def _point_of(cell: _Cell, users: np.ndarray, deadline: float, lam: float, gamma: float,
+              start: np.ndarray) -> _Point | None:
+    """:func:`_point` for some users (``start`` is theirs)."""
     width = PROOF_WIDTH
     start = start.copy()
-    need, d_need = cell.window(deadline, start, width=width)
-    value = _terms(cell.values(gamma, start, width=width), need, lam)
+    need, d_need = cell.window(deadline, start, users, width)
+    value = _terms(cell.values(gamma, start, users, width), need, lam)
     slope = _slopes(need, d_need, lam)
-    pending = cell.users
+    pending = np.arange(users.size)
     for attempt in range(CLOSE_PASSES):
         sub = value[pending]
         j = np.argmax(sub, axis=1)
@@ -346,20 +365,21 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
         if not move.any():
             break
         pending = pending[move]
+        who = users[pending]
         if attempt < 2:  # a step or two from a nearby deadline's windows
             best_level = start[pending] + j[move]
             best_level = np.where(lost[move], start[pending] - width + 1, best_level)
         else:  # far from it: look at every length of the users still at an edge
-            need, _ = cell.window(deadline, np.ones(pending.size, dtype=start.dtype), pending, cell.top)
-            every = _terms(cell.values(gamma, np.ones(pending.size, dtype=start.dtype), pending, cell.top), need, lam)
-            best_level = np.argmax(every, axis=1) + 1
+            ones = np.ones(pending.size, dtype=start.dtype)
+            need, _ = cell.window(deadline, ones, who, cell.top)
+            best_level = np.argmax(_terms(cell.values(gamma, ones, who, cell.top), need, lam), axis=1) + 1
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
-        need, d_need = cell.window(deadline, start[pending], pending, width)
-        value[pending] = _terms(cell.values(gamma, start[pending], pending, width), need, lam)
+        need, d_need = cell.window(deadline, start[pending], who, width)
+        value[pending] = _terms(cell.values(gamma, start[pending], who, width), need, lam)
         slope[pending] = _slopes(need, d_need, lam)
     else:
         return None  # never for these terms (concave in the length); the caller falls back
-    phi = np.maximum(cell.g[:, 0], value.max(axis=1))
+    phi = np.maximum(cell.g[users, 0], value.max(axis=1))
     return _Point(start, value, slope, phi)
 
 
