@@ -88,6 +88,34 @@ def test_verify_sweeps_spread_their_contexts_over_the_runs_and_time_every_n_twic
     assert all(t > 0 for s in profiler.verify_samples for t in s)
 
 
+def test_sweep_slowdowns_follow_the_machine_not_the_covariate():
+    from multispin_cli.hardware.fit import sweep_slowdowns
+
+    # Two operations whose time grows with a covariate (a KV cache's length), timed in eight sweeps at four
+    # lengths while the machine ran at these multiples of its usual time (as slow on average at every
+    # length: a drift that the covariate does not explain).
+    speed = [1.2, 0.9, 1.0, 1.08, 0.9, 1.2, 1.08, 1.0]
+    sweeps = [[(n, x, speed[k] * (0.1 * n) * np.exp(0.01 * n * x)) for n in (1, 2) for _ in range(2)]
+              for k, x in enumerate((4, 8, 16, 24, 4, 8, 16, 24))]
+    got = sweep_slowdowns(sweeps)
+    assert got / np.exp(np.mean(np.log(got))) == pytest.approx(np.array(speed) / np.exp(np.mean(np.log(speed))))
+    assert sweep_slowdowns([[], []]).tolist() == [1.0, 1.0]
+    # one stalled pass in a sweep does not move its slowdown (a median over its passes)
+    sweeps[0][0] = (1, 16, 10.0)
+    assert sweep_slowdowns(sweeps)[0] == pytest.approx(got[0], rel=0.05)
+
+
+def test_every_engine_loop_run_sits_between_two_verify_sweeps(twin):
+    profiler = engine.EngineProfiler(twin, max_draft_length=2, prompt_len=8, new_tokens=16, seed=5)
+    profiler.sweep_rounds()
+    assert len(profiler.contexts) == 1 + len(profiler.round_lengths())  # one before, one after each run
+    assert [at for _, at in profiler.plain] == [1]  # the L = 0 run came after the first sweep
+    assert {at for *_, at in profiler.rounds} == {2, 3}
+    s = profiler.slowdowns()
+    assert profiler.slowdown_at(1, s) == pytest.approx((s[0] + s[1]) / 2)
+    assert profiler.slowdown_at(0, s) == pytest.approx(s[0]) and profiler.slowdown_at(len(s), s) == pytest.approx(s[-1])
+
+
 def test_validate_cli_toml(config):
     result = CliRunner().invoke(app, ["validate", "-t", str(config), "--draft-layers", "1", "--lengths", "0,2",
                                       "--new-tokens", "16", "--prompt-tokens", "6", "--repeats", "1", "-f", "toml"])
@@ -100,8 +128,11 @@ def test_validate_cli_toml(config):
     assert doc["model"]["verify_samples"] >= 2 * 4 and doc["model"]["verify_uncertainty_percent"] >= 0
     assert doc["summary"]["plan_draft_length"] in (0, 1, 2)
     for row in doc["lengths"]:
-        assert row["measured_tokens_per_s"] > 0 and row["predicted_tokens_per_s"] > 0
+        assert row["measured_tokens_per_s"] > 0 and row["predicted_tokens_per_s"] > 0 and row["slowdown"] > 0
+        # the error is against the runs brought to the sweeps' average speed; the plain medians' error apart
         assert row["error_percent"] == pytest.approx(
+            100 * (row["predicted_tokens_per_s"] / row["normalised_tokens_per_s"] - 1), abs=0.2)
+        assert row["unadjusted_error_percent"] == pytest.approx(
             100 * (row["predicted_tokens_per_s"] / row["measured_tokens_per_s"] - 1), abs=0.2)
     assert len(doc["model"]["verify_table"]) == 3  # N = 1 .. max L + 1
 

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from multispin_cli.errors import InputError, MissingExtraError
-from multispin_cli.hardware.fit import relative_error, typical_seconds
+from multispin_cli.hardware.fit import relative_error, sweep_slowdowns, typical_seconds
 
 Progress = Callable[[str], None]
 
@@ -398,6 +398,13 @@ class EngineProfiler:
     a shared machine (the CPU-time clock still slows down when other processes take the memory
     bandwidth and the caches) weighs on the prediction as much as on the runs. The terms are expected
     times (:func:`multispin_cli.hardware.fit.typical_seconds`) over every sweep so far.
+
+    The machine's speed drifts (on this 2-core virtual machine by 10-20 % over seconds to minutes, all
+    passes alike, whatever else runs in it), so each verify sweep also gives a *slowdown*: how much
+    slower its passes ran than the sweeps' average (:func:`multispin_cli.hardware.fit.sweep_slowdowns`).
+    Anything else timed between two sweeps (an engine-loop run here, a run ``validate`` predicts)
+    ran at about the mean of theirs (:meth:`slowdown_at`); the engine-loop costs are divided by it,
+    so every term is at the sweeps' average speed.
     """
 
     def __init__(self, pair: ModelPair, *, max_draft_length: int, prompt_len: int, new_tokens: int, seed: int):
@@ -410,9 +417,27 @@ class EngineProfiler:
         self.text = _greedy_text(pair, self.prompt, new_tokens)
         self.verify_samples: list[list[float]] = [[] for _ in range(self.top + 1)]
         self.contexts: list[int] = []  # the KV cache length of each verify sweep
-        self.plain: list[float] = []  # the loop's own seconds per round at L = 0, one per run
-        self.rounds: list[tuple[int, float]] = []  # (tokens drafted, round minus its verify pass) per round
-        self.loop: list[tuple[int, float]] = []  # (tokens drafted, the loop's own work) per drafting round
+        self.sweeps: list[list[tuple[int, int, float]]] = []  # per verify sweep: (N, context, seconds) per pass
+        # Engine-loop runs, each with its position (the verify sweeps done before it: see slowdown_at):
+        self.plain: list[tuple[float, int]] = []  # the loop's own seconds per round at L = 0, one per run
+        self.rounds: list[tuple[int, float, int]] = []  # (tokens drafted, round minus its verify pass, position)
+        self.loop: list[tuple[int, float, int]] = []  # (tokens drafted, the loop's own work, position)
+
+    @property
+    def position(self) -> int:
+        """Where the next piece of work sits among the verify sweeps: after this many of them."""
+        return len(self.contexts)
+
+    def slowdowns(self) -> np.ndarray:
+        """Each verify sweep's slowdown against the sweeps' average (1.1: 10 % slower)."""
+        return sweep_slowdowns(self.sweeps)
+
+    def slowdown_at(self, position: int, slowdowns=None) -> float:
+        """The machine's slowdown for work done at ``position`` (:attr:`position` when it started): the
+        mean of the sweeps just before and just after it (the one there is, at either end)."""
+        s = self.slowdowns() if slowdowns is None else slowdowns
+        near = [s[k] for k in (position - 1, position) if 0 <= k < len(s)]
+        return float(np.mean(near)) if near else 1.0
 
     def sweep_verify(self, passes: int = 2) -> None:
         """T_v(N) at every N, ``passes`` times each, over one KV cache whose length moves from sweep to
@@ -422,8 +447,10 @@ class EngineProfiler:
         context = self.prompt_len + int(_spread_fraction(k + 1) * self.new_tokens)
         counts = list(range(1, self.top + 2))
         counts = counts[k % len(counts):] + counts[: k % len(counts)]
-        for n, seconds in _verify_sweep(self.pair, self.text, context, counts, passes, self.clock).items():
+        timed = _verify_sweep(self.pair, self.text, context, counts, passes, self.clock)
+        for n, seconds in timed.items():
             self.verify_samples[n - 1] += seconds
+        self.sweeps.append([(n, context, t) for n, seconds in timed.items() for t in seconds])
         self.contexts.append(context)
 
     def round_lengths(self) -> tuple[int, ...]:
@@ -432,16 +459,21 @@ class EngineProfiler:
 
     def sweep_round(self, length: int, new_tokens: int | None = None) -> None:
         """One run of the engine loop on the calibration prompt at ``length``."""
+        at = self.position
         run = run_engine(self.pair, self.prompt, length, new_tokens or self.new_tokens)
         if length == 0:
-            self.plain.append(run.per_round(run.overhead_s))
+            self.plain.append((run.per_round(run.overhead_s), at))
         else:
-            self.rounds += [(n, whole - verify) for n, _, verify, whole in run.round_rows if n > 0]
-            self.loop += [(n, whole - verify - draft) for n, draft, verify, whole in run.round_rows if n > 0]
+            self.rounds += [(n, whole - verify, at) for n, _, verify, whole in run.round_rows if n > 0]
+            self.loop += [(n, whole - verify - draft, at) for n, draft, verify, whole in run.round_rows if n > 0]
 
     def sweep_rounds(self, new_tokens: int | None = None) -> None:
+        """A verify sweep, then each engine-loop run followed by one (so each has a sweep on both sides)."""
+        if not self.contexts:
+            self.sweep_verify()
         for length in self.round_lengths():
             self.sweep_round(length, new_tokens)
+            self.sweep_verify()
 
     def profile(self, workload=()) -> EngineProfile:
         """The terms from every sweep so far, and the acceptance (see :func:`profile_engine`)."""
@@ -451,11 +483,14 @@ class EngineProfiler:
         spread = float(max(np.subtract(*np.percentile(s, [90, 10])) / typical_seconds(s)
                            for s in self.verify_samples))
         uncertainty = float(max(relative_error(s) for s in self.verify_samples))
-        round_overhead = max(typical_seconds(self.plain), 0.0)
+        # The engine-loop costs at the sweeps' average speed: each divided by its run's slowdown.
+        slowdowns = self.slowdowns()
+        speed = {at: self.slowdown_at(at, slowdowns) for at in {r[-1] for r in (*self.plain, *self.rounds)}}
+        round_overhead = max(typical_seconds([t / speed[at] for t, at in self.plain]), 0.0)
         # A drafting round's own cost: the assistant's call plus the loop's work beyond plain decoding,
         # against the tokens actually drafted (the last rounds draft fewer): the expected time at each
         # count, then a line through them weighted by how many rounds each holds.
-        rows = np.array(self.rounds, dtype=float)
+        rows = np.array([(n, t / speed[at]) for n, t, at in self.rounds], dtype=float)
         counts = np.unique(rows[:, 0])
         x = counts
         y = np.array([typical_seconds(rows[rows[:, 0] == n, 1]) for n in counts]) - round_overhead
@@ -463,7 +498,7 @@ class EngineProfiler:
         slope, intercept = np.polyfit(x, y, 1, w=w) if x.size > 1 else (float(y[0] / x[0]), 0.0)
         # The part of that cost which is the engine loop's own work (not the assistant's call), the
         # same way: it grows with the tokens drafted (each candidate's logits are checked).
-        loop = np.array(self.loop, dtype=float)
+        loop = np.array([(n, t / speed[at]) for n, t, at in self.loop], dtype=float)
         y_loop = np.array([typical_seconds(loop[loop[:, 0] == n, 1]) for n in counts]) - round_overhead
         loop_slope, loop_intercept = (np.polyfit(x, y_loop, 1, w=w) if x.size > 1
                                       else (float(y_loop[0] / x[0]), 0.0))

@@ -131,3 +131,38 @@ def relative_error(samples) -> float:
     if kept.size < 2 or mean <= 0.0:
         return 0.0
     return float(kept.std(ddof=1) / np.sqrt(kept.size) / mean)
+
+
+def sweep_slowdowns(sweeps) -> np.ndarray:
+    """How slow the machine ran during each sweep of repeated timings, relative to all of them (pure).
+
+    ``sweeps`` holds, per sweep, ``(key, x, seconds)`` samples: an operation ``key`` (like a pass's
+    token count) timed at a covariate ``x`` (like its KV cache length). Each operation's reference is
+    a line in ``x`` through all its samples' logarithms (least squares; a constant when ``x`` never
+    moves), and a sweep's slowdown is the median over its samples of ``seconds / reference``: 1.1
+    means that sweep ran 10 % slower than the sweeps' average. On a shared or virtual machine the speed
+    of every operation drifts together (by 10-20 % over seconds to minutes), so this one number per
+    sweep tracks it; the median keeps one stalled sample from moving it. What the line explains is
+    put down to ``x``, so the sweeps' ``x`` should not move with the drift (spread them evenly, in
+    an order of their own).
+    """
+    rows = [(k, key, float(x), float(s)) for k, sweep in enumerate(sweeps) for key, x, s in sweep]
+    if not rows:
+        return np.ones(len(sweeps))
+    index = np.array([r[0] for r in rows])
+    keys = [r[1] for r in rows]
+    x = np.array([r[2] for r in rows])
+    logs = np.log(np.array([r[3] for r in rows]))
+    residual = np.empty_like(logs)
+    for key in set(keys):
+        mask = np.array([k == key for k in keys])
+        if np.ptp(x[mask]) > 0 and mask.sum() > 2:
+            slope, intercept = np.polyfit(x[mask], logs[mask], 1)
+        else:
+            slope, intercept = 0.0, float(np.mean(logs[mask]))
+        residual[mask] = logs[mask] - (intercept + slope * x[mask])
+    out = np.ones(len(sweeps))
+    for k in range(len(sweeps)):
+        if np.any(index == k):
+            out[k] = float(np.exp(np.median(residual[index == k])))
+    return out

@@ -3,12 +3,19 @@
 The engine (:mod:`multispin_cli.hardware.engine`) runs its prompt at every L asked. Between those
 runs multispin profiles the pair as ``profile-hardware`` would, on a calibration prompt: T_v(N) at
 every N (over KV caches spread like the runs' contexts) and the engine loop's per-round costs, in
-sweeps interleaved with the runs. A length whose median tokens/s is not yet known within the
-stability asked is run again, interleaved, up to a most. The acceptance
-by position comes from the target's greedy text of the run's prompt, as ``calibrate`` would be run
-on served traffic. Those numbers make a one-user cell (the draft next to the target, so no uplink);
-multispin's model predicts tokens/s for every draft length and the homogeneous planner picks its L;
-the two are set side by side.
+sweeps interleaved with the runs. The acceptance by position comes from the target's greedy text of
+the run's prompt, as ``calibrate`` would be run on served traffic. Those numbers make a one-user cell
+(the draft next to the target, so no uplink); multispin's model predicts tokens/s for every draft
+length and the homogeneous planner picks its L; the two are set side by side.
+
+The machine's speed drifts by 10-20 % over seconds to minutes (a shared virtual machine: its
+neighbours, not this process; the runs' work is the same every time, as their own passes show), more
+than the 5 % the comparison is after. Every run sits between two verify sweeps, whose passes say how
+fast the machine ran then (their *slowdown*, see :meth:`EngineProfiler.slowdown_at`). The model's
+terms are at the sweeps' average speed, and each run's rate is brought to that speed (times its
+slowdown: every part of a round is a time) before the median is taken. None of the runs' own
+timings enter the prediction or the slowdowns. A length whose median is not yet known within the
+stability asked is run again, interleaved, up to a most.
 """
 
 from __future__ import annotations
@@ -71,10 +78,17 @@ class ValidationSettings:
 
 @dataclass(frozen=True)
 class LengthResult:
-    """One draft length: the engine's runs (median over repeats) and the model's prediction."""
+    """One draft length: the engine's runs (median over repeats) and the model's prediction.
+
+    The prediction is at the verify sweeps' average speed; each run is brought to that speed with the
+    slowdown of the sweeps around it (``slowdowns``: a run at 1.1 ran while the machine was 10 % slow),
+    and the comparison (``error``, the phase times) is with the median of those. ``tokens_per_s`` is the
+    plain median of the runs; ``unadjusted_error`` compares the prediction with it.
+    """
 
     draft_length: int
     runs: tuple[EngineRun, ...]
+    slowdowns: tuple[float, ...]
     predicted_tokens_per_s: float
     predicted_tokens_per_round: float
     predicted_draft_s: float
@@ -87,7 +101,13 @@ class LengthResult:
 
     @property
     def tokens_per_s(self) -> float:
+        """The median of the runs' tokens/s, as measured."""
         return self._median(lambda r: r.tokens_per_s)
+
+    @property
+    def normalised_tokens_per_s(self) -> float:
+        """The median of the runs' tokens/s at the sweeps' average speed (what the prediction is for)."""
+        return float(np.median(normalised_rates(self.runs, self.slowdowns)))
 
     @property
     def spread(self) -> float:
@@ -96,12 +116,23 @@ class LengthResult:
 
     @property
     def uncertainty(self) -> float:
-        """Half the width of the median's confidence interval over the median (see median_interval)."""
-        return median_interval([r.tokens_per_s for r in self.runs])
+        """Half the width of the median's confidence interval over the median (see median_interval), of
+        the runs' rates at the sweeps' average speed (what the comparison's noise is)."""
+        return median_interval(normalised_rates(self.runs, self.slowdowns))
+
+    @property
+    def slowdown(self) -> float:
+        """The median slowdown of the machine over this length's runs (1.05: 5 % slower than average)."""
+        return float(np.median(self.slowdowns))
 
     @property
     def error(self) -> float:
-        """Predicted over measured tokens/s, minus 1."""
+        """Predicted over measured tokens/s (the runs at the sweeps' average speed), minus 1."""
+        return self.predicted_tokens_per_s / self.normalised_tokens_per_s - 1.0
+
+    @property
+    def unadjusted_error(self) -> float:
+        """Predicted over the plain median of the runs' tokens/s, minus 1 (no slowdowns)."""
         return self.predicted_tokens_per_s / self.tokens_per_s - 1.0
 
     @property
@@ -121,8 +152,8 @@ class LengthResult:
         return self._median(lambda r: r.accepted)
 
     def phase(self, name: str) -> float:
-        """Median seconds per round of ``draft``, ``verify`` or ``overhead``."""
-        return self._median(lambda r: r.per_round(getattr(r, f"{name}_s")))
+        """Median seconds per round of ``draft``, ``verify`` or ``overhead``, at the sweeps' average speed."""
+        return float(np.median([r.per_round(getattr(r, f"{name}_s")) / s for r, s in zip(self.runs, self.slowdowns)]))
 
 
 @dataclass(frozen=True)
@@ -140,7 +171,8 @@ class Validation:
 
     @property
     def best(self) -> LengthResult:
-        return max(self.lengths, key=lambda r: r.tokens_per_s)
+        """The length that ran fastest, its runs brought to the sweeps' average speed."""
+        return max(self.lengths, key=lambda r: r.normalised_tokens_per_s)
 
     @property
     def planned(self) -> LengthResult | None:
@@ -151,10 +183,20 @@ class Validation:
         return max(abs(r.error) for r in self.lengths)
 
     @property
+    def worst_unadjusted_error(self) -> float:
+        return max(abs(r.unadjusted_error) for r in self.lengths)
+
+    @property
     def plan_loss(self) -> float | None:
-        """How much slower the plan's L ran than the measured best (0.01 = 1 %); None if not run."""
+        """How much slower the plan's L ran than the measured best (0.01 = 1 %; both at the sweeps'
+        average speed); None if not run."""
         planned = self.planned
-        return None if planned is None else 1.0 - planned.tokens_per_s / self.best.tokens_per_s
+        return None if planned is None else 1.0 - planned.normalised_tokens_per_s / self.best.normalised_tokens_per_s
+
+
+def normalised_rates(runs, slowdowns) -> list[float]:
+    """The runs' tokens/s at the sweeps' average speed: a run at slowdown 1.1 would have run 1.1 times faster."""
+    return [r.tokens_per_s * s for r, s in zip(runs, slowdowns)]
 
 
 MEDIAN_CONFIDENCE = 0.75  # the level of the interval ``median_interval`` measures
@@ -217,10 +259,11 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
                               new_tokens=settings.new_tokens, seed=settings.seed + 1000)
     lengths = sorted(set(settings.lengths))
     runs: dict[int, list[EngineRun]] = {length: [] for length in lengths}
-    # Interleaved: every run is followed by a sweep of T_v, and every second run by a run of the
+    at: dict[int, list[int]] = {length: [] for length in lengths}  # each run's position among the sweeps
+    # Interleaved: every run is followed by a sweep of T_v, and every third run by a run of the
     # engine loop on the calibration prompt (at L = 0, 1 and the largest L in turn, as long as the
-    # runs, so that their contexts match), so a slow spell of the machine weighs on the model's terms
-    # as much as on the runs it predicts (none of the runs' own timings enter the model).
+    # runs, so that their contexts match) and another sweep, so every run has a sweep on both sides
+    # to tell how fast the machine ran (none of the runs' own timings enter the model).
     say("engine loop: per-round costs")
     profiler.sweep_rounds()
     cycle = profiler.round_lengths()
@@ -228,11 +271,17 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
 
     def run(length: int) -> None:
         nonlocal done
+        at[length].append(profiler.position)
         runs[length].append(run_engine(pair, prompt, length, settings.new_tokens))
         profiler.sweep_verify()
-        if done % 2:
-            profiler.sweep_round(cycle[(done // 2) % len(cycle)])
+        if done % 3 == 2:
+            profiler.sweep_round(cycle[(done // 3) % len(cycle)])
+            profiler.sweep_verify()
         done += 1
+
+    def slowdowns(length: int, sweeps=None) -> list[float]:
+        sweeps = profiler.slowdowns() if sweeps is None else sweeps
+        return [profiler.slowdown_at(position, sweeps) for position in at[length]]
 
     for rep in range(settings.repeats):
         for length in lengths:
@@ -241,8 +290,10 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     # Then more runs, interleaved as well, of the lengths whose median is not yet known within
     # ``stability``, until it is or they reach ``max_repeats``.
     while True:
+        sweeps = profiler.slowdowns()
         unsure = [length for length in lengths if len(runs[length]) < settings.most_repeats
-                  and median_interval([r.tokens_per_s for r in runs[length]]) > settings.stability]
+                  and median_interval(normalised_rates(runs[length], slowdowns(length, sweeps)))
+                  > settings.stability]
         if not unsure:
             break
         for length in unsure:
@@ -255,14 +306,15 @@ def run_validation(settings: ValidationSettings, *, progress=None, device: str |
     held_out = expected_tokens(position_matrix(acceptance=[list(profile.held_out_acceptance)],
                                                max_draft_length=top))[0]
     results = []
+    sweeps = profiler.slowdowns()
     for length in lengths:
         ev = evaluate(system, np.array([length]), np.zeros(1))
         # The model's drafting round holds the loop's extra work; the engine's columns show it under
         # "other", so it is moved there for the comparison (the sum, and the prediction, are unchanged).
         loop = profile.loop_overhead_s + profile.loop_s_per_token * length if length > 0 else 0.0
         draft = float(ev.phase_s[0]) - loop
-        results.append(LengthResult(length, tuple(runs[length]), ev.goodput_tokens_per_s,
-                                    float(ev.tokens_per_round[0]), draft, ev.verify_s,
+        results.append(LengthResult(length, tuple(runs[length]), tuple(slowdowns(length, sweeps)),
+                                    ev.goodput_tokens_per_s, float(ev.tokens_per_round[0]), draft, ev.verify_s,
                                     system.server_fixed_s + loop, float(held_out[length])))
     return Validation(settings, pair.target_label, pair.draft_label, pair.device, profile, tuple(results),
                       int(plan.draft_length), time.perf_counter() - started)
@@ -298,9 +350,10 @@ def document(v: Validation) -> dict:
         },
         "summary": {
             "worst_error_percent": _sig(100 * v.worst_error),
+            "worst_unadjusted_error_percent": _sig(100 * v.worst_unadjusted_error),
             "plan_draft_length": v.plan_length,
             "best_draft_length": v.best.draft_length,
-            "best_tokens_per_s": _sig(v.best.tokens_per_s),
+            "best_tokens_per_s": _sig(v.best.normalised_tokens_per_s),
         },
         "model": {
             "draft_ms_per_token": _ms(p.draft_s_per_token),
@@ -326,6 +379,9 @@ def document(v: Validation) -> dict:
             "measured_tokens_per_s": _sig(r.tokens_per_s),
             "predicted_tokens_per_s": _sig(r.predicted_tokens_per_s),
             "error_percent": _sig(100 * r.error),
+            "normalised_tokens_per_s": _sig(r.normalised_tokens_per_s),
+            "slowdown": _sig(r.slowdown),
+            "unadjusted_error_percent": _sig(100 * r.unadjusted_error),
             "spread_percent": _sig(100 * r.spread),
             "runs": len(r.runs),
             "rounds": _sig(r.rounds),
@@ -361,21 +417,24 @@ def view(v: Validation):
     from rich.text import Text
 
     table = Table(title=f"multispin validate: {v.target_label} with {v.draft_label} ({v.profile.clock})")
-    for name in ("L", "measured tok/s", "runs (±)", "predicted tok/s", "error", "rounds", "tokens/round (pred.)",
+    for name in ("L", "measured tok/s", "slowdown", "at avg. speed", "runs (±)", "predicted tok/s", "error",
+                 "rounds", "tokens/round (pred.)",
                  "draft ms/round (pred.)", "verify ms/round (pred.)", "other ms/round (pred.)"):
         table.add_column(name, justify="right")
     for r in v.lengths:
         mark = " *" if r.draft_length == v.plan_length else ""
         sure = f" ({100 * r.uncertainty:.1f} %)" if len(r.runs) > 1 else ""
-        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{len(r.runs)}{sure}",
+        table.add_row(f"{r.draft_length}{mark}", f"{r.tokens_per_s:.2f}", f"{r.slowdown:.3f}",
+                      f"{r.normalised_tokens_per_s:.2f}", f"{len(r.runs)}{sure}",
                       f"{r.predicted_tokens_per_s:.2f}",
                       f"{100 * r.error:+.1f} %", f"{r.rounds:g}",
                       f"{r.tokens_per_round:.2f} ({r.predicted_tokens_per_round:.2f})",
                       f"{1e3 * r.phase('draft'):.1f} ({1e3 * r.predicted_draft_s:.1f})",
                       f"{1e3 * r.phase('verify'):.1f} ({1e3 * r.predicted_verify_s:.1f})",
                       f"{1e3 * r.phase('overhead'):.1f} ({1e3 * r.predicted_overhead_s:.1f})")
-    lines = [f"worst error {100 * v.worst_error:.1f} %; plan's L = {v.plan_length} (*), measured best L = "
-             f"{v.best.draft_length} ({v.best.tokens_per_s:.2f} tok/s)"]
+    lines = [f"worst error {100 * v.worst_error:.1f} % ({100 * v.worst_unadjusted_error:.1f} % against the plain "
+             f"medians); plan's L = {v.plan_length} (*), measured best L = {v.best.draft_length} "
+             f"({v.best.normalised_tokens_per_s:.2f} tok/s at the average speed)"]
     if v.plan_loss is not None:
         lines.append(f"the plan's L ran {100 * v.plan_loss:.1f} % slower than the measured best")
     p = v.profile
@@ -384,8 +443,10 @@ def view(v: Validation):
                  f"T_v(1) {1e3 * p.verify_s[0]:.1f} ms .. T_v({p.verify_tokens[-1]}) {1e3 * p.verify_s[-1]:.1f} ms "
                  f"(±{100 * p.verify_uncertainty:.1f} % from {p.verify_samples} passes each, 10-90 % spread "
                  f"{100 * p.verify_spread:.0f} %), acceptance {p.acceptance_by_position[0]:.2f} at position 1")
-    lines.append(f"measured: the median of each length's runs (±: half its {MEDIAN_CONFIDENCE:.0%} interval); "
-                 "predicted: expected times (outliers out, then the mean), as a run's rate is its total time")
+    lines.append("slowdown: how slow the machine ran during a length's runs (median), from the verify sweeps "
+                 "around each; at avg. speed: the median of the runs' tok/s times their slowdowns (± half its "
+                 f"{MEDIAN_CONFIDENCE:.0%} interval), which the error and the ms columns compare with; predicted: "
+                 "expected times (outliers out, then the mean), as a run's rate is its total time")
     lines.append(f"'other' is the engine loop's own work: {1e3 * p.round_overhead_s:.2f} ms per round, and in a "
                  f"drafting round {1e3 * p.loop_overhead_s:.2f} + {1e3 * p.loop_s_per_token:.3f} ms x L more, which "
                  "the model's drafting round (draft_overhead_ms, draft_ms_per_token) holds and 'draft' leaves out")
