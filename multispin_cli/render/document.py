@@ -37,7 +37,7 @@ def shares_mhz(bandwidth_hz: np.ndarray, total_hz: float) -> list[float]:
     total = num(total_hz / MHZ)
     if shares and math.isclose(float(np.sum(bandwidth_hz)), total_hz, rel_tol=1e-9):
         big = int(np.argmax(bandwidth_hz))
-        rest = math.fsum(s for i, s in enumerate(shares) if i != big)
+        rest = math.fsum(shares[:big] + shares[big + 1:])
         shares[big] = total - rest  # not rounded again: that would bring the residue back
     return shares
 
@@ -188,7 +188,7 @@ class _Rows:
         chunks = []
         for start in range(0, rows, _CHUNK_ROWS):
             part = slice(start, start + _CHUNK_ROWS)
-            template, feeds = [], []
+            template, feeds, texts = [], [], {}
             for lead, kind, (_, column) in zip(leads, kinds, columns):
                 values = column[part]
                 if isinstance(kind, np.ndarray):
@@ -196,14 +196,17 @@ class _Rows:
                 elif kind is int:
                     spec = "%d"  # an int's repr
                 else:
-                    spec, values = "%s", list(map(encode_basestring_ascii, values))
+                    spec, raw, values = "%s", values, list(map(encode_basestring_ascii, values))
+                    texts[id(column)] = (raw, values)
                 template.append(lead + spec)
                 feeds.append(values)
             if self.models:
                 template.append("%s")
                 feeds.append([model_lead + encode_basestring_ascii(model) if model else "" for model in self.models[part]])
             template.append(tail)
-            feeds.append(list(map(encode_basestring_ascii, self.devices[part])))
+            devices = self.devices[part]
+            same = next((text for raw, text in texts.values() if list(raw) == list(devices)), None)  # names are often the devices
+            feeds.append(same if same is not None else list(map(encode_basestring_ascii, devices)))
             chunks.append("".join(map("".join(template).__mod__, zip(*feeds))))
         chunks[0] = "[" + chunks[0][1:]  # the first row's lead has no comma
         chunks.append("\n" + "  " * level + "]")
@@ -252,7 +255,8 @@ def _any_draft_model(profile: Profile) -> bool:
     users = profile.users
     columns = getattr(users, "_columns", None)  # a devices file's users: look at the column, not each user
     if columns is not None:
-        return any(v is not None for v in columns["draft_model"])
+        models = list(columns["draft_model"])
+        return models.count(None) != len(models)
     return any(info.draft_model for info in users)
 
 
