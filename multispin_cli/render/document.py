@@ -299,7 +299,7 @@ def plan_document(profile: Profile, report: PlanReport) -> dict:
 def plan_json(profile: Profile, report: PlanReport) -> str:
     """``to_json(plan_document(profile, report))``, with the users' rows written straight from their
     columns (:class:`_Rows`)."""
-    return _json(_plan_document(profile, report, tables=False), 0) + "\n"
+    return _json(_plan_document(profile, report, tables=False), 0, "\n")
 
 
 def _plan_document(profile: Profile, report: PlanReport, *, tables: bool) -> dict:
@@ -337,7 +337,7 @@ def to_json(doc: dict) -> str:
     encoded by the C encoder in one call, with marker separators (control characters, which the
     encoder always escapes inside strings) that are then replaced by the indentation.
     """
-    return _json(doc, 0) + "\n"
+    return _json(doc, 0, "\n")
 
 
 _SCALARS = {str, int, float, bool, type(None)}
@@ -350,9 +350,11 @@ def _flat_tables(rows) -> bool:
     return {type(v) for row in rows for v in row.values()} <= _SCALARS
 
 
-def _json(value, level: int) -> str:
+def _json(value, level: int, end: str = "") -> str:
+    """JSON text of ``value`` at this level, then ``end`` (joined with it: no copy of the whole text)."""
     out: list[str] = []
     _write(value, level, out)
+    out.append(end)
     return "".join(out)
 
 
