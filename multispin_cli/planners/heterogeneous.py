@@ -35,6 +35,11 @@ Decomposition (docs/model.md 3's sketch, made exact where it matters):
   improved by exact local search: for cells of up to 16 users every change of one user's length
   and of two users' lengths, for larger ones a first-order screen of single-user changes.
 
+* **City scale.** Cells of :data:`~multispin_cli.planners.price_sweep.LARGE_CELL` users or more
+  (continuous band, Shannon rates, ragged batches, affine T_v) first try
+  :mod:`multispin_cli.planners.price_sweep`: a few LPs find the plan and one price on the band proves
+  it within the tolerance; the interval search runs only where that proof does not close.
+
 The search starts from the homogeneous optimum, so the result is never below it nor below any
 baseline. The returned bandwidth is the exact equal-finish split for the chosen lengths.
 """
@@ -51,7 +56,7 @@ from multispin_cli.model.goodput import (
 )
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners import knapsack, knapsack_hull, step_intervals
+from multispin_cli.planners import knapsack, knapsack_hull, price_sweep, step_intervals
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.resource_blocks import alone_seconds, latest_useful_deadline, spend_leftover
@@ -459,6 +464,15 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
             # whole blocks or stepped rates): local search from the start, and no bound is claimed.
             _polish(system, best, level_demand(system))
             bound = np.inf
+    if searchable and price_sweep.applies(system):
+        # City scale: a few LPs find the plan, one price proves it (planners/price_sweep.py); where
+        # that proof does not close, the interval search below runs as for any cell.
+        large = price_sweep.plan_large(system, lengths=best.lengths, goodput=best.value, deadline=best.deadline,
+                                       bandwidth=best.bandwidth, d_lo=d_lo, d_hi=d_hi, tolerance=BOUND_TOLERANCE)
+        if large is not None:
+            best.lengths, best.value, best.deadline, best.bandwidth = (large.lengths, large.goodput, large.deadline,
+                                                                       large.bandwidth)
+            bound, searchable = max(bound, large.bound), False
     if searchable:
         points = _initial_points(d_lo, d_hi, start.evaluation.draft_upload_s)
         left, right = points[:-1], points[1:]

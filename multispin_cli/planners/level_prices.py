@@ -29,6 +29,7 @@ class LevelPrices:
         self.users, self.levels = system.users, system.max_draft_length + 1
         lengths = np.broadcast_to(np.arange(self.levels), (self.users, self.levels))
         self._demand = None
+        self._row_efficiency = None
         if not system.smooth or system.channel.power_limited.ndim != 1:
             self._demand = Demand(system, np.ascontiguousarray(lengths.T))
             return
@@ -37,6 +38,8 @@ class LevelPrices:
         order = np.argsort(pl, kind="stable")  # fixed-SNR users first
         self._fixed = int(np.count_nonzero(~pl))
         self._order = order
+        self._pos = np.empty(self.users, dtype=np.intp)
+        self._pos[order] = np.arange(self.users)  # each user's row in the fixed-SNR-first order
         self._identity = bool((order == np.arange(self.users)).all())
         self._bits = np.ascontiguousarray(upload_bits(system, lengths.T).T[order])
         self._device = np.ascontiguousarray(compute_seconds(system, lengths.T).T[order])
@@ -96,4 +99,37 @@ class LevelPrices:
                 slope[late] = -np.inf
                 np.copyto(slope, 0.0, where=~sending)  # nothing sent: the need stays 0
                 slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
+        return need, slope
+
+    def window(self, deadline: float, users: np.ndarray, first: np.ndarray, width: int):
+        """Needs and dW/dD (each (n, width)) of ``users`` at the lengths ``first .. first + width - 1``,
+        at one deadline: a few lengths per user where :meth:`at` prices them all (large cells only
+        look near each user's best length). Lengths beyond L_max need ``inf``. Smooth systems only.
+        """
+        if self._demand is not None:
+            raise ValueError("length windows are priced for smooth systems only")
+        if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
+            self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
+        rows = self._pos[users]
+        levels = first[:, None] + np.arange(width)
+        beyond = levels >= self.levels
+        flat = rows[:, None] * self.levels + np.minimum(levels, self.levels - 1)
+        bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
+        slack = deadline - device
+        sending = bits > 0
+        late = (slack < 0) | ((slack == 0) & sending) | beyond
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
+            need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
+            slope = need / slack
+            limited = np.flatnonzero(rows >= self._fixed)
+            if limited.size:
+                r = rate[limited]
+                need[limited], d_rate = power_limited_inverse(r, self._q[rows[limited] - self._fixed], self._cap)
+                slope[limited] = d_rate * r / slack[limited]
+            np.negative(slope, out=slope)
+            need[late] = np.inf
+            slope[late] = -np.inf
+            np.copyto(slope, 0.0, where=~sending & ~late)
+            slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
         return need, slope

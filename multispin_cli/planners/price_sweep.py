@@ -1,0 +1,487 @@
+"""Heterogeneous planning for large smooth cells: a few priced searches, then one price swept over deadlines.
+
+At city scale (:data:`LARGE_CELL` users or more, a continuous band with Shannon rates, ragged batches,
+an affine verification time) the interval search of :mod:`multispin_cli.planners.heterogeneous` spends
+its time pricing every user at every length on dozens of deadline intervals. With thousands of users
+the knapsack's LP is all but integral and each user only cares about the few lengths next to its
+best one, which this module uses twice:
+
+* **Search.** At a deadline D the knapsack LP over a window of :data:`WIDTH` lengths around each
+  user's last choice (plus length 0) gives a plan and the band's price lam. The plan is scored
+  exactly (equal-finish split); D moves by a secant on the Lagrangian's slope
+  ``lam sum_k |dW_k/dD| - gamma``, which is 0 at the best deadline. The windows follow the choices.
+* **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
+  duality bounds every plan whose deadline lies in ``[a, b]``:
+
+      sum_k G_k(L_k) - gamma T  <=  lam W - gamma C + max_{D in [a, b]} [ sum_k phi_k(D) - gamma D ],
+      phi_k(D) = max_l ( G_k(l) - gamma v1 l - lam W_k(l, D) ),
+
+  T the round, C its part that does not depend on the plan. Writing ``gamma = sum_k mu_k + c`` with
+  ``mu_k`` the secant slope of phi_k over ``[a, b]`` splits the maximum over D into one per user
+  plus ``max(c a, c b)``; each length's term ``G - gamma v1 l - lam W(l, D)`` is concave in D (W is
+  convex and falls with D), so its maximum against ``mu_k D`` is bounded by its tangents at a and b
+  (a piecewise-linear concave function: the maximum is at an end or where they cross). Lengths
+  outside the priced window are bounded by concavity in the length (W is convex in l for l >= 1,
+  the value concave). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
+  that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
+
+When the certificate does not close within :data:`MAX_POINTS` deadlines, :func:`plan_large` returns
+None and the planner runs its interval search instead, so the answer is exact either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from multispin_cli.model.system import System
+from multispin_cli.planners import knapsack
+from multispin_cli.planners.homogeneous import common_length_deadlines
+from multispin_cli.planners.level_prices import LevelPrices
+from multispin_cli.planners.split import split_goodput
+
+LARGE_CELL = 2000  # users from which large cells take this path (below, one user's length moves the
+# goodput by more than the LPs near the peak differ, and the interval search with its polish is fast)
+WIDTH = 5  # lengths the search's LPs price per user around its last choice (length 0 apart)
+PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges bound the rest)
+SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
+SAMPLE = 2000  # users the search of a larger cell starts on
+CANDIDATE_USERS = 6000  # a cell of K users scores the plans of its best 6000 / K LPs (1 to 6)
+FINISH_STEP = 0.02  # the first step of the whole cell's search, from the sample's best deadline
+GRID = 12  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
+# ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
+NEAR_GRID = np.concatenate([-np.array([0.45, 0.3, 0.2, 0.14, 0.1, 0.07, 0.05]), np.arange(-0.04, 0.0401, 0.01),
+                            np.array([0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.45])])
+MAX_POINTS = 160  # deadlines the certificate may price before giving up
+CLOSE_PASSES = 12  # window moves per deadline at most (each moves only the users at an edge)
+
+
+def applies(system: System) -> bool:
+    """Whether a cell is large and regular enough for this path."""
+    return (
+        system.users >= LARGE_CELL
+        and system.smooth
+        and system.batching == "ragged"
+        and system.verify.affine
+        and system.channel.power_limited.ndim == 1
+        and system.max_draft_length >= WIDTH
+    )
+
+
+@dataclass(frozen=True)
+class LargeResult:
+    """The best lengths found, their exact goodput, deadline and split, and the proven bound."""
+
+    lengths: np.ndarray
+    goodput: float
+    deadline: float
+    bandwidth: np.ndarray
+    bound: float
+
+
+class _Cell:
+    """The per-cell constants of the search and the certificate."""
+
+    def __init__(self, system: System):
+        self.system = system
+        self.k, self.top = system.users, system.max_draft_length
+        self.prices = LevelPrices(system)
+        (intercept, slope), = system.verify.minorants(float(self.k), float(self.k * (self.top + 1)))
+        self.v1 = float(slope)
+        self.fixed = float(intercept + slope * self.k + system.server_fixed_s)  # C: T = D + C + v1 sum L
+        self.g = system.tokens_per_round  # (K, L+1)
+        self.users = np.arange(self.k)
+        self.budget = system.bandwidth_hz
+        self._gamma, self._table = None, None
+
+    def values(self, gamma: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
+        """``G_k(l) - gamma v1 l`` at the windows' lengths (n, width) of ``users`` (all by default)."""
+        if self._gamma != gamma:
+            self._gamma, self._table = gamma, (self.g - gamma * self.v1 * np.arange(self.top + 1)).ravel()
+        users = self.users if users is None else users
+        levels = np.minimum(start[:, None] + np.arange(width), self.top)
+        return self._table.take(users[:, None] * (self.top + 1) + levels)
+
+    def window(self, deadline: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
+        users = self.users if users is None else users
+        return self.prices.window(deadline, users, start, width)
+
+
+def _centred(level: np.ndarray, top: int, width: int = WIDTH) -> np.ndarray:
+    """Window starts that put each length in the middle of its window (within 1..top)."""
+    return np.clip(level - width // 2, 1, top - width + 1)
+
+
+def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
+    """The knapsack LP at one deadline with values ``G - gamma v1 l``: over every length (window
+    None) or over length 0 and each user's window. Returns the solution, the lengths of its integer
+    plan and of the plan with the fractional user rounded up, and the LP plan's ratio."""
+    if window is None:
+        need = cell.prices.at(deadline)[0]
+        levels = np.broadcast_to(np.arange(cell.top + 1), need.shape)
+        v = (cell.g - gamma * cell.v1 * levels)[None]
+        w = need[None]
+    else:
+        need, _ = cell.window(deadline, window)
+        levels = np.minimum(window[:, None] + np.arange(WIDTH), cell.top)
+        v = np.concatenate([cell.g[:, :1], cell.values(gamma, window)], axis=1)[None]
+        w = np.concatenate([np.zeros((cell.k, 1)), need], axis=1)[None]
+        levels = np.concatenate([np.zeros((cell.k, 1), dtype=levels.dtype), levels], axis=1)
+    sol = knapsack.solve(v, w, cell.budget)
+    pick, pick_up = sol.levels[0][:, None], sol.rounded_up[0][:, None]
+    lengths = np.take_along_axis(levels, pick, axis=1)[:, 0]
+    up = np.take_along_axis(levels, pick_up, axis=1)[:, 0]
+    # The LP's total draft length: the integer plan's, and the fractional user's share of its step.
+    value, value_up = np.take_along_axis(v[0], pick, 1).sum(), np.take_along_axis(v[0], pick_up, 1).sum()
+    share = (float(sol.lp_value[0]) - value) / (value_up - value) if value_up > value else 0.0
+    total = float(lengths.sum()) + min(max(share, 0.0), 1.0) * float(up.sum() - lengths.sum())
+    ratio = (float(sol.lp_value[0]) + gamma * cell.v1 * total) / (deadline + cell.fixed + cell.v1 * total)
+    return sol, lengths, up, ratio
+
+
+def _brent_max(f, low: float, mid: float, high: float, f_mid: float, *, tolerance: float, steps: int) -> None:
+    """Brent's method (parabolic steps, golden sections where they stall) for the maximum of f on
+    the bracket ``low < mid < high`` with ``f(mid)`` at least both ends' (f keeps what it sees)."""
+    golden = 0.3819660112501051
+    a, b = low, high
+    x = w = v = mid
+    fx = fw = fv = f_mid
+    d = e = 0.0
+    for _ in range(steps):
+        m = 0.5 * (a + b)
+        tol = 0.5 * tolerance
+        if abs(x - m) <= 2 * tol - 0.5 * (b - a):
+            return
+        step = None
+        if abs(e) > tol:  # try the parabola through x, w, v
+            r = (x - w) * (fv - fx)
+            q = (x - v) * (fw - fx)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            if q > 0:
+                p = -p
+            q = abs(q)
+            if q > 0 and abs(p) < abs(0.5 * q * e) and a - x < p / q < b - x:
+                step = p / q
+                if (x + step) - a < 2 * tol or b - (x + step) < 2 * tol:
+                    step = tol if m >= x else -tol
+                e = d
+        if step is None:  # golden section into the larger part
+            e = (a - x) if x >= m else (b - x)
+            step = golden * e
+        d = step
+        u = x + (d if abs(d) >= tol else (tol if d > 0 else -tol))
+        fu = f(u)
+        if fu >= fx:
+            if u >= x:
+                a = x
+            else:
+                b = x
+            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
+        else:
+            if u < x:
+                a = u
+            else:
+                b = u
+            if fu >= fw or w == x:
+                v, fv, w, fw = w, fw, u, fu
+            elif fu >= fv or v == x or v == w:
+                v, fv = u, fu
+
+
+def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarray | None = None, *,
+          steps: int = 8, tolerance: float = 5e-3):
+    """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
+    rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then Brent's
+    method in ln D on that bracket. Each LP weighs the server's time at the best ratio seen so far
+    (Dinkelbach). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up lengths),
+    and every LP's, best first."""
+    tried: dict[float, tuple] = {}
+
+    def lp_at(x: float) -> float:
+        nonlocal gamma, window
+        if x not in tried:
+            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, window)
+            tried[x] = (ratio, sol, lengths, up)
+            if window is not None and ratio >= max(r[0] for r in tried.values()):
+                window = _centred(np.maximum(lengths, 1), cell.top)  # windows follow the best plan
+            gamma = max(r[0] for r in tried.values())  # the best ratio reached (the start's guess aside)
+        return tried[x][0]
+
+    x0 = float(np.log(start))
+    if window is not None:  # windows placed from outside: let them settle on this cell's plan first
+        for _ in range(2):
+            sol, lengths, _, gamma = _lp(cell, start, gamma, window)
+            window = _centred(np.maximum(lengths, 1), cell.top)
+    f0 = lp_at(x0)
+    _, sol, lengths, _ = tried[x0]
+    drafting = np.flatnonzero(lengths > 0)
+    _, slope = cell.prices.window(start, drafting, lengths[drafting], 1)
+    step = step if float(sol.price[0]) * -float(np.nansum(slope)) > gamma else -step
+    points = [(x0, f0)]
+    for _ in range(steps):
+        x = points[-1][0] + step
+        points.append((x, lp_at(x)))
+        if points[-1][1] < points[-2][1]:
+            break
+        step *= 1.6
+    if len(points) == 2:  # the first step fell: the peak is behind the start, or between
+        x = x0 - step
+        points.insert(0, (x, lp_at(x)))
+        if points[0][1] > f0:  # behind: keep going that way
+            for _ in range(steps):
+                step *= 1.6
+                x = points[0][0] - step
+                points.insert(0, (x, lp_at(x)))
+                if points[0][1] < points[1][1]:
+                    break
+    top = max(range(len(points)), key=lambda i: points[i][1])
+    low = points[max(top - 1, 0)][0]
+    high = points[min(top + 1, len(points) - 1)][0]
+    mid = points[top][0]
+    if not low < mid < high:  # the best at an end of what was tried: bracket around it anyway
+        low, high = mid - abs(step), mid + abs(step)
+    _brent_max(lp_at, low, mid, high, lp_at(mid), tolerance=tolerance, steps=steps)
+    x = max(tried, key=lambda x: tried[x][0])
+    return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
+
+
+def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray]:
+    """The best deadline and plan by LPs; returns the band's price there and windows around the plan.
+
+    Large cells search on a sample of their users first (every k-th, the band and the server's
+    per-token time scaled to match: the sample's best deadline is the cell's, to sampling error),
+    then place each user's window at its best length at that deadline and price, and finish with
+    windowed LPs of the whole cell near there.
+    """
+    if cell.k > SAMPLE:
+        sample = _sample(cell.system, SAMPLE)
+        deadline, (ratio, sol, _, _), _ = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
+                                                SEARCH_STEP)
+        lam = float(sol.price[0])
+        need = cell.prices.at(deadline)[0]
+        with np.errstate(invalid="ignore"):
+            terms = np.where(np.isfinite(need), cell.g - ratio * cell.k / SAMPLE * cell.v1 * np.arange(cell.top + 1)
+                             - lam * need, -np.inf)
+        window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
+        del need, terms
+        deadline, (_, sol, lengths, up), _ = _peak(cell, deadline, max(best.value, ratio * cell.k / SAMPLE),
+                                                   FINISH_STEP, window, steps=3, tolerance=0.01)
+        # The windows followed a sample; once more with them on the plan's own lengths.
+        window = _centred(np.maximum(lengths, 1), cell.top)
+        sol2, lengths2, up2, _ = _lp(cell, deadline, max(best.value, ratio * cell.k / SAMPLE), window)
+        best.offer(np.stack([lengths, up, lengths2, up2]))
+        return float(sol2.price[0]), window
+    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP)
+    # With fewer users one user's length moves the goodput more than the LP ratios differ near the
+    # peak: score the plans of the best few LPs, not only the best one's.
+    top = ranked[:max(1, min(6, CANDIDATE_USERS // cell.k))]
+    best.offer(np.concatenate([np.stack([r[2], r[3]]) for r in top]))
+    return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
+
+
+def _sample(system: System, size: int) -> System:
+    """Every k-th user, with the band and the server's per-token time scaled so that the sample's
+    goodput is the cell's times ``size / K`` for the same plan shares (the server's fixed time and
+    the deadline are the cell's)."""
+    from dataclasses import replace
+
+    from multispin_cli.model.verifier import VerifyTime
+
+    k = system.users
+    index = np.linspace(0, k - 1, size).round().astype(np.intp)
+    (intercept, slope), = system.verify.minorants(float(k), float(k * (system.max_draft_length + 1)))
+    sample = system.take(index).with_bandwidth(system.bandwidth_hz * size / k)
+    return replace(sample, verify=VerifyTime.from_affine(base_s=float(intercept), per_token_s=float(slope) * k / size))
+
+
+@dataclass
+class _Point:
+    start: np.ndarray  # (K,) first length of each user's window
+    value: np.ndarray  # (K, PROOF_WIDTH) G - gamma v1 l - lam W at the window's lengths (-inf: out of reach)
+    slope: np.ndarray  # (K, PROOF_WIDTH) its derivative in D (>= 0; NaN where not computable)
+    phi: np.ndarray  # (K,) each user's best term, length 0 included
+
+
+def _terms(values: np.ndarray, need: np.ndarray, lam: float) -> np.ndarray:
+    """``values - lam * need``, -inf where the need is (a length out of reach, even at price 0)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(need), values - lam * need, -np.inf)
+
+
+def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point:
+    """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
+
+    The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
+    length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
+    """
+    width = PROOF_WIDTH
+    start = start.copy()
+    need, d_need = cell.window(deadline, start, width=width)
+    value = _terms(cell.values(gamma, start, width=width), need, lam)
+    slope = -lam * d_need
+    pending = cell.users
+    for _ in range(CLOSE_PASSES):
+        sub = value[pending]
+        j = np.argmax(sub, axis=1)
+        # The whole window out of reach: go down (reach is a prefix of the lengths).
+        lost = ~np.isfinite(sub[np.arange(pending.size), j]) & (start[pending] > 1)
+        low = (j == 0) & (start[pending] > 1)
+        high = (j == width - 1) & (start[pending] + width - 1 < cell.top)
+        move = lost | low | high
+        if not move.any():
+            break
+        pending = pending[move]
+        best_level = start[pending] + j[move]
+        best_level = np.where(lost[move], start[pending] - width + 1, best_level)
+        start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
+        need, d_need = cell.window(deadline, start[pending], pending, width)
+        value[pending] = _terms(cell.values(gamma, start[pending], pending, width), need, lam)
+        slope[pending] = -lam * d_need
+    else:
+        return None  # never for these terms (concave in the length); the caller falls back
+    phi = np.maximum(cell.g[:, 0], value.max(axis=1))
+    return _Point(start, value, slope, phi)
+
+
+def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> float:
+    """Upper bound on ``lam W - gamma C + max_{D in [a, b]} (sum_k phi_k(D) - gamma D)``.
+
+    ``gamma = sum_k mu_k + c`` with mu_k the secant slope of phi_k over [a, b]: the maximum is at most
+    ``sum_k max_D (phi_k(D) - mu_k D) + max(c a, c b)``, each user's maximum bounded length by length.
+    """
+    width = pb.value.shape[1]
+    mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
+    floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
+    best = cell.g[:, 0] - mu * a  # length 0: no band, its value
+    # The lengths of b's window that can lead somewhere in [a, b] (most users have one).
+    user, j = np.nonzero(pb.value >= floor[:, None])
+    if user.size:
+        vb, sb = pb.value[user, j], pb.slope[user, j]
+        sb = np.where(np.isfinite(sb), sb, 0.0) * (1.0 - 1e-9)  # smaller: T_b(D) only rises for D < b
+        ja = j + (pb.start - pa.start)[user]  # the same length in a's window, where it has it
+        known = (ja >= 0) & (ja < width)
+        ja = np.clip(ja, 0, width - 1)
+        va, sa = pa.value[user, ja], pa.slope[user, ja] * (1.0 + 1e-9)  # larger: T_a(D) only rises for D > a
+        use_a = known & np.isfinite(va) & np.isfinite(sa)
+        va, sa = np.where(use_a, va, np.inf), np.where(use_a, sa, 0.0)
+        m = mu[user]
+        with np.errstate(invalid="ignore", over="ignore"):
+            # The term is below min(T_a, T_b), concave and piecewise linear: its maximum against
+            # mu D is at a, at b, or where the two tangents cross.
+            at_a = np.minimum(va, vb - sb * (b - a)) - m * a
+            at_b = np.minimum(va + sa * (b - a), vb) - m * b
+            den = sa - sb
+            cross = np.where(use_a & (den > 0), (vb - va + sa * a - sb * b) / den, a)
+            cross = np.clip(np.nan_to_num(cross, nan=a), a, b)
+            at_x = np.minimum(va + sa * (cross - a), vb + sb * (cross - b)) - m * cross
+            term = np.maximum(np.maximum(at_a, at_b), at_x)
+        starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
+        users = user[starts]
+        best[users] = np.maximum(best[users], np.maximum.reduceat(term, starts))
+    # Lengths outside b's window: concavity in the length bounds their terms at b by the line
+    # through the window's two edge entries (hence on all of [a, b]); inf where that is unknown.
+    vb = pb.value
+    last_level = pb.start + width - 1
+    with np.errstate(invalid="ignore", over="ignore"):
+        both = np.isfinite(vb[:, 0]) & np.isfinite(vb[:, 1])
+        low = np.where(both, vb[:, 0] + (pb.start - 1) * np.maximum(vb[:, 0] - vb[:, 1], 0.0), np.inf)
+        both = np.isfinite(vb[:, -1]) & np.isfinite(vb[:, -2])
+        high = np.where(both, vb[:, -1] + (cell.top - last_level) * np.maximum(vb[:, -1] - vb[:, -2], 0.0), np.inf)
+        high = np.where(np.isneginf(vb[:, -1]), -np.inf, high)  # reach is a prefix of lengths: none above
+    for outside, edge in ((pb.start > 1, low), (last_level < cell.top, high)):
+        best = np.where(outside & (edge >= floor), np.maximum(best, edge - mu * a), best)
+    c = float(mu.sum()) - gamma
+    return lam * cell.budget - gamma * cell.fixed + float(best.sum()) + max(c * a, c * b)
+
+
+def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, start: np.ndarray,
+            near: float | None = None) -> bool:
+    """Whether no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma (proof by intervals).
+
+    ``near`` (the best plan's deadline) gets a finer first grid: the bound is tightest there.
+    """
+    points: dict[float, _Point] = {}  # only the ends still needed: a point is (K, PROOF_WIDTH) twice
+    priced = 0
+    guess = start
+
+    def at(d: float) -> _Point | None:
+        nonlocal guess, priced
+        if d not in points:
+            p = _point(cell, d, lam, gamma, guess)
+            if p is None:
+                return None
+            points[d], guess, priced = p, p.start, priced + 1
+        return points[d]
+
+    grid = np.geomspace(d_lo, d_hi, GRID + 1)
+    if near is not None:
+        grid = np.concatenate([grid, near * np.exp(NEAR_GRID)])
+    grid = np.unique(np.clip(grid, d_lo, d_hi))
+    grid[0], grid[-1] = d_lo, d_hi
+    todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
+    while todo:
+        todo.sort()
+        nxt, kept = [], set()
+        for a, b in todo:  # in order: once past an interval, its left end is needed again only if split
+            pa, pb = at(a), at(b)
+            if pa is None or pb is None or priced > MAX_POINTS:
+                return False
+            if _interval_bound(cell, pa, pb, a, b, lam, gamma) > 0.0:
+                if b <= a * (1 + 1e-9):
+                    return False
+                mid = float(np.sqrt(a * b))
+                nxt += [(a, mid), (mid, b)]
+                kept.update((a, b))
+            if a not in kept:
+                del points[a]
+        points = {d: p for d, p in points.items() if d in kept}
+        todo = nxt
+    return True
+
+
+class _Best:
+    """The best plan so far and its exact goodput (equal-finish split)."""
+
+    def __init__(self, system: System, lengths, value: float, deadline: float, bandwidth):
+        self.system = system
+        self.lengths, self.value, self.deadline, self.bandwidth = lengths, value, deadline, bandwidth
+
+    def offer(self, plans: np.ndarray) -> None:
+        goodput, deadline, bandwidth = split_goodput(self.system, plans)
+        i = int(np.argmax(goodput))
+        if goodput[i] > self.value:
+            self.lengths, self.value = plans[i].astype(np.int64), float(goodput[i])
+            self.deadline, self.bandwidth = float(deadline[i]), bandwidth[i]
+
+
+def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float) -> float:
+    """Where the search starts: the start plan's deadline, or (when nobody drafts in it) the best
+    common length's (L >= 1) equal-finish deadline."""
+    if d_lo < deadline < d_hi:
+        return deadline
+    common = common_length_deadlines(cell.system)
+    if common is not None:
+        levels = np.arange(1, cell.top + 1)
+        ratio = cell.g[:, 1:].sum(axis=0) / (common[1:] + cell.fixed + cell.v1 * cell.k * levels)
+        ratio = np.where(np.isfinite(common[1:]) & (common[1:] > d_lo) & (common[1:] < d_hi), ratio, -np.inf)
+        if np.isfinite(ratio.max()):
+            return float(common[1:][int(np.argmax(ratio))])
+    return float(np.sqrt(d_lo * d_hi))
+
+
+def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
+               d_lo: float, d_hi: float, tolerance: float) -> LargeResult | None:
+    """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
+
+    Returns None where the certificate does not close (the caller then searches by intervals).
+    """
+    cell = _Cell(system)
+    best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
+    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best)
+    gamma = best.value * (1.0 + tolerance)
+    start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
+    if not certify(cell, lam, gamma, d_lo, d_hi, start, near=best.deadline):
+        return None
+    return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)

@@ -1,0 +1,111 @@
+"""The large-cell path of the heterogeneous planner (planners/price_sweep.py): its pricing, its
+bound and its proof, each against a brute-force oracle, and its plans against the interval search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multispin_cli.model.synthetic import busy_cell
+from multispin_cli.planners import heterogeneous, price_sweep
+from multispin_cli.planners.heterogeneous import BOUND_TOLERANCE, _deadline_range, plan_heterogeneous
+from multispin_cli.planners.homogeneous import plan_homogeneous
+from multispin_cli.planners.level_prices import LevelPrices
+
+
+def _cell(users: int, seed: int):
+    system = busy_cell(np.random.default_rng(seed), users)
+    return system, price_sweep._Cell(system)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_windows_price_what_every_length_costs(seed):
+    system, _ = _cell(300, seed)
+    prices = LevelPrices(system)
+    rng = np.random.default_rng(seed)
+    for deadline in (0.004, 0.011, 0.03):
+        need, slope = prices.at(deadline, derivative=True)
+        users = rng.permutation(system.users)[:200]
+        first = rng.integers(1, system.max_draft_length + 1, users.size)
+        w_need, w_slope = prices.window(deadline, users, first, price_sweep.WIDTH)
+        levels = first[:, None] + np.arange(price_sweep.WIDTH)
+        inside = levels <= system.max_draft_length
+        ref = need[0][users[:, None], np.minimum(levels, system.max_draft_length)]
+        ref_slope = slope[0][users[:, None], np.minimum(levels, system.max_draft_length)]
+        assert np.isinf(w_need[~inside]).all()
+        np.testing.assert_array_equal(w_need[inside], ref[inside])
+        finite = inside & np.isfinite(ref_slope)
+        np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
+
+
+def _dual(cell, lam, gamma, deadlines):
+    """``lam W - gamma C + sum_k phi_k(D) - gamma D`` at each deadline, every length priced."""
+    need = cell.prices.at(deadlines)
+    levels = np.arange(cell.top + 1)
+    values = cell.g - gamma * cell.v1 * levels
+    with np.errstate(invalid="ignore"):
+        terms = np.where(np.isfinite(need), values[None] - lam * need, -np.inf)
+    return lam * cell.budget - gamma * cell.fixed + terms.max(axis=-1).sum(axis=-1) - gamma * deadlines
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interval_bound_is_above_the_dual_everywhere_in_the_interval(seed):
+    """The bound of each interval is at least the dual's maximum over a fine grid inside it."""
+    system, cell = _cell(400, seed)
+    hom = plan_homogeneous(system)
+    het = plan_heterogeneous(system, start=hom)
+    d_star = het.evaluation.draft_upload_s
+    gamma = het.evaluation.goodput_tokens_per_s
+    sol, lengths, _, _ = price_sweep._lp(cell, d_star, gamma, None)
+    rng = np.random.default_rng(seed)
+    for lam in (float(sol.price[0]), 0.3 * float(sol.price[0]), 3.0 * float(sol.price[0])):
+        start = price_sweep._centred(np.maximum(lengths, 1), cell.top)
+        for _ in range(6):
+            a = d_star * np.exp(rng.uniform(-0.6, 0.5))
+            b = a * np.exp(rng.uniform(0.005, 0.4))
+            pa = price_sweep._point(cell, a, lam, gamma, start)
+            pb = price_sweep._point(cell, b, lam, gamma, pa.start)
+            bound = price_sweep._interval_bound(cell, pa, pb, a, b, lam, gamma)
+            grid = np.linspace(a, b, 257)
+            exact = _dual(cell, lam, gamma, grid).max()
+            assert bound >= exact - 1e-9 * abs(exact) - 1e-9, (a, b, lam)
+            # ... and not absurdly above it: the bound is the certificate's whole strength.
+            assert bound - exact <= 0.05 * gamma * (b + cell.fixed + cell.v1 * lengths.sum())
+
+
+def test_certificate_refuses_a_ratio_a_plan_reaches():
+    """Proving "no plan reaches gamma" must fail when a plan does (gamma just below the best)."""
+    system, cell = _cell(2500, 3)
+    d_lo, d_hi = _deadline_range(system)
+    hom = plan_homogeneous(system)
+    ev = hom.evaluation
+    best = price_sweep._Best(system, ev.draft_lengths.astype(np.int64), ev.goodput_tokens_per_s,
+                             ev.draft_upload_s, ev.bandwidth_hz)
+    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best)
+    assert price_sweep.certify(cell, lam, best.value * (1 + BOUND_TOLERANCE), d_lo, d_hi, window)
+    assert not price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
+
+
+@pytest.mark.parametrize("users, seed", [(2000, 4), (2500, 5), (3000, 6)])
+def test_large_cells_agree_with_the_interval_search(users, seed, monkeypatch):
+    """Both paths prove their bound: each plan is below the other path's bound, and the two plans are
+    within the tolerance of each other."""
+    system = busy_cell(np.random.default_rng(seed), users)
+    hom = plan_homogeneous(system)
+    assert price_sweep.applies(system)
+    fast = plan_heterogeneous(system, start=hom)
+    monkeypatch.setattr(price_sweep, "LARGE_CELL", users + 1)
+    slow = plan_heterogeneous(system, start=hom)
+    g_fast, g_slow = fast.evaluation.goodput_tokens_per_s, slow.evaluation.goodput_tokens_per_s
+    assert g_fast <= slow.upper_bound_tokens_per_s * (1 + 1e-12)
+    assert g_slow <= fast.upper_bound_tokens_per_s * (1 + 1e-12)
+    assert g_fast >= g_slow * (1 - BOUND_TOLERANCE)
+    assert fast.upper_bound_tokens_per_s <= g_fast * (1 + BOUND_TOLERANCE) * (1 + 1e-12)
+    # The plan is what its lengths give under the exact split.
+    assert fast.evaluation.bandwidth_hz.sum() <= system.bandwidth_hz * (1 + 1e-9)
+
+
+def test_small_or_irregular_cells_keep_the_interval_search():
+    assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL - 1))
+    assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL, batching="padded"))
+    assert heterogeneous.price_sweep is price_sweep
