@@ -1,9 +1,11 @@
 """Plan time of both planners, and the heterogeneous planner against generic solvers of the same problem.
 
-Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and the 1,000-user peer). Prints
+Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and 100,000 and the 1,000-user peer). Prints
 
-1. planner time for K = 10, 100, 1,000, 10,000 users (median of repeats), with the heterogeneous
-   plan's gain over the homogeneous one and its gap to the proven upper bound;
+1. planner time for K = 10, 100, 1,000, 10,000, 100,000 users (median of repeats), with the
+   heterogeneous plan's gain over the homogeneous one and its gap to the proven upper bound;
+   then, from 2,000 users (where the planner's price sweep takes over), the price sweep against the
+   interval search it replaces there (the same problem, each with its proven bound), in one run;
 2. the fair peer: an exact solver of the same problem written with a generic tool. The deadline
    range is cut into intervals; on each, the multiple-choice knapsack over draft lengths (one
    binary per user and length, bandwidth demands priced at the interval's right end) is solved by
@@ -183,7 +185,7 @@ def profile_text(system: System) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip K = 10,000 and the 1,000-user peer")
+    parser.add_argument("--quick", action="store_true", help="skip K = 10,000 and 100,000 and the 1,000-user peer")
     parser.add_argument("--trust-constr", action="store_true",
                         help="also run scipy's trust-constr as a peer (minutes at K = 50)")
     args = parser.parse_args()
@@ -191,14 +193,28 @@ def main() -> None:
     print("## Planner time (median of repeats; this machine)\n")
     print("| users K | homogeneous s | heterogeneous s | het / hom goodput | gap to bound |")
     print("|---:|---:|---:|---:|---:|")
-    for users in (10, 100, 1000) + (() if args.quick else (10_000,)):
+    for users in (10, 100, 1000) + (() if args.quick else (10_000, 100_000)):
         system = busy_cell(np.random.default_rng(users), users)
-        repeats = 5 if users <= 1000 else 1
+        repeats = 5 if users <= 1000 else 3 if users <= 10_000 else 1
         t_hom, hom = timed(lambda: plan_homogeneous(system), repeats)
         t_het, het = timed(lambda: plan_heterogeneous(system, start=hom), repeats)
         gap = het.upper_bound_tokens_per_s / het.goodput_tokens_per_s - 1
         print(f"| {users:,} | {t_hom:.4f} | {t_het:.3f} | {het.goodput_tokens_per_s / hom.goodput_tokens_per_s:.3f} "
               f"| {100 * gap:.3f} % |")
+
+    print("\n## City scale: the price sweep against the interval search (both prove their bound; one run)\n")
+    print("| users K | price sweep s | interval search s | interval / sweep time | sweep tok/s | its bound "
+          "| interval tok/s | its bound | goodput ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for users in (2000, 5000) + (() if args.quick else (10_000,)):
+        system = busy_cell(np.random.default_rng(users), users)
+        hom = plan_homogeneous(system)
+        t_sweep, fast = timed(lambda: plan_heterogeneous(system, start=hom), 3)
+        t_int, slow = timed(lambda: plan_heterogeneous(system, start=hom, intervals_only=True), 1)
+        g_fast, g_slow = fast.goodput_tokens_per_s, slow.goodput_tokens_per_s
+        print(f"| {users:,} | {t_sweep:.3f} | {t_int:.3f} | {t_int / t_sweep:.1f}x | {g_fast:,.2f} "
+              f"| {fast.upper_bound_tokens_per_s:,.2f} | {g_slow:,.2f} | {slow.upper_bound_tokens_per_s:,.2f} "
+              f"| {g_fast / g_slow:.6f} |", flush=True)
 
     print("\n## Against an exact generic solver (HiGHS MILP per deadline interval, Dinkelbach; one run)\n")
     print("| users K | multispin s | MILP peer s | peer / multispin time | MILP solves | multispin tok/s "

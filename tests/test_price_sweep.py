@@ -81,21 +81,22 @@ def test_certificate_refuses_a_ratio_a_plan_reaches():
     ev = hom.evaluation
     best = price_sweep._Best(system, ev.draft_lengths.astype(np.int64), ev.goodput_tokens_per_s,
                              ev.draft_upload_s, ev.bandwidth_hz)
-    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best)
-    assert price_sweep.certify(cell, lam, best.value * (1 + BOUND_TOLERANCE), d_lo, d_hi, window)
-    assert not price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
+    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best,
+                                      (d_lo, d_hi))
+    assert price_sweep.certify(cell, lam, best.value * (1 + BOUND_TOLERANCE), d_lo, d_hi, window) == []
+    stuck = price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
+    assert stuck and all(d_lo <= a < b <= d_hi and bound > 0 for a, b, bound in stuck)
 
 
 @pytest.mark.parametrize("users, seed", [(2000, 4), (2500, 5), (3000, 6)])
-def test_large_cells_agree_with_the_interval_search(users, seed, monkeypatch):
+def test_large_cells_agree_with_the_interval_search(users, seed):
     """Both paths prove their bound: each plan is below the other path's bound, and the two plans are
     within the tolerance of each other."""
     system = busy_cell(np.random.default_rng(seed), users)
     hom = plan_homogeneous(system)
     assert price_sweep.applies(system)
     fast = plan_heterogeneous(system, start=hom)
-    monkeypatch.setattr(price_sweep, "LARGE_CELL", users + 1)
-    slow = plan_heterogeneous(system, start=hom)
+    slow = plan_heterogeneous(system, start=hom, intervals_only=True)
     g_fast, g_slow = fast.evaluation.goodput_tokens_per_s, slow.evaluation.goodput_tokens_per_s
     assert g_fast <= slow.upper_bound_tokens_per_s * (1 + 1e-12)
     assert g_slow <= fast.upper_bound_tokens_per_s * (1 + 1e-12)
@@ -109,3 +110,41 @@ def test_small_or_irregular_cells_keep_the_interval_search():
     assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL - 1))
     assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL, batching="padded"))
     assert heterogeneous.price_sweep is price_sweep
+
+
+def _variants(users: int):
+    from dataclasses import replace
+
+    from multispin_cli.model.channel import Channel
+
+    rng = np.random.default_rng(21)
+    base = busy_cell(np.random.default_rng(11), users)
+    no_uplink = np.zeros(users, dtype=bool)
+    no_uplink[::3] = True
+    return {
+        "busy": base,
+        "fixed SNR only": replace(base, channel=Channel(np.zeros(users, bool), np.log2(1 + 10 ** rng.uniform(0, 2.5, users)),
+                                                        np.full(users, np.nan))),
+        "power-limited only": replace(base, channel=Channel(np.ones(users, bool), np.full(users, np.nan),
+                                                            10 ** rng.uniform(5, 7.5, users))),
+        "a tenth of the band": base.with_bandwidth(base.bandwidth_hz * 0.1),
+        "ten times the band": base.with_bandwidth(base.bandwidth_hz * 10),
+        "a third off the uplink": replace(base, no_uplink=no_uplink),
+    }
+
+
+@pytest.mark.parametrize("name", list(_variants(8)))
+def test_the_proof_closes_on_unlike_cells(name):
+    """Band scarce or plentiful, one channel form, users off the uplink: the price sweep proves its
+    plan itself (no fallback), and agrees with the interval search within both bounds."""
+    system = _variants(2500)[name]
+    hom = plan_homogeneous(system)
+    ev = hom.evaluation
+    d_lo, d_hi = _deadline_range(system)
+    large = price_sweep.plan_large(system, lengths=ev.draft_lengths, goodput=ev.goodput_tokens_per_s,
+                                   deadline=ev.draft_upload_s, bandwidth=ev.bandwidth_hz, d_lo=d_lo, d_hi=d_hi,
+                                   tolerance=BOUND_TOLERANCE)
+    assert large is not None
+    slow = plan_heterogeneous(system, start=hom, intervals_only=True)
+    assert large.goodput <= slow.upper_bound_tokens_per_s * (1 + 1e-12)
+    assert slow.evaluation.goodput_tokens_per_s <= large.bound * (1 + 1e-12)

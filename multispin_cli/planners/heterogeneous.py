@@ -442,12 +442,13 @@ def _polish(system: System, best: _Incumbent, levels: LevelPrices) -> None:
             break
 
 
-def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
+def plan_heterogeneous(system: System, *, start: Plan | None = None, intervals_only: bool = False) -> Plan:
     """The best per-user draft lengths with their equal-finish split, and a proven upper bound.
 
     The search starts from the homogeneous optimum (``start``, planned here when not given), so
     the result is never below it, nor below any baseline: each baseline is one common length
     with a split no better than the homogeneous planner's, and L = 0 is among the common lengths.
+    ``intervals_only`` runs the interval search even at city scale (benchmarks compare the two).
     """
     start = start if start is not None else plan_homogeneous(system)
     max_len = system.max_draft_length
@@ -464,7 +465,7 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None) -> Plan:
             # whole blocks or stepped rates): local search from the start, and no bound is claimed.
             _polish(system, best, level_demand(system))
             bound = np.inf
-    if searchable and price_sweep.applies(system):
+    if searchable and not intervals_only and price_sweep.applies(system):
         # City scale: a few LPs find the plan, one price proves it (planners/price_sweep.py); where
         # that proof does not close, the interval search below runs as for any cell.
         large = price_sweep.plan_large(system, lengths=best.lengths, goodput=best.value, deadline=best.deadline,

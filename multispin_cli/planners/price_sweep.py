@@ -6,10 +6,13 @@ its time pricing every user at every length on dozens of deadline intervals. Wit
 the knapsack's LP is all but integral and each user only cares about the few lengths next to its
 best one, which this module uses twice:
 
-* **Search.** At a deadline D the knapsack LP over a window of :data:`WIDTH` lengths around each
-  user's last choice (plus length 0) gives a plan and the band's price lam. The plan is scored
-  exactly (equal-finish split); D moves by a secant on the Lagrangian's slope
-  ``lam sum_k |dW_k/dD| - gamma``, which is 0 at the best deadline. The windows follow the choices.
+* **Search.** The knapsack LP at a deadline D (values weighed by Dinkelbach's parameter at the best
+  ratio seen) gives a plan, its ratio and the band's price lam. The best deadline is searched on a
+  sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
+  the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then Brent's
+  method. The whole cell's LP is then solved there and a step either side over a window of
+  :data:`WIDTH` lengths per user (plus length 0), placed by the sample's price, then on the LP's
+  own plan; its plans are scored exactly (equal-finish split).
 * **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
   duality bounds every plan whose deadline lies in ``[a, b]``:
 
@@ -25,17 +28,21 @@ best one, which this module uses twice:
   the value concave). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
   that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
 
-When the certificate does not close within :data:`MAX_POINTS` deadlines, :func:`plan_large` returns
-None and the planner runs its interval search instead, so the answer is exact either way.
+Where the certificate does not close (intervals narrower than :data:`NARROWEST`, or more than
+:data:`MAX_POINTS` deadlines), the whole cell's LP is solved there and the proof runs again with any
+better plan; ranges with no better plan are proven with the LP's price at their middle (one price
+does not suit deadlines far from the plan's). Where even that fails :func:`plan_large` returns None
+and the planner runs its interval search instead, so the answer is proven either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from multispin_cli.model.system import System
+from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners import knapsack
 from multispin_cli.planners.homogeneous import common_length_deadlines
 from multispin_cli.planners.level_prices import LevelPrices
@@ -48,13 +55,16 @@ PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges
 SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
 SAMPLE = 2000  # users the search of a larger cell starts on
 CANDIDATE_USERS = 6000  # a cell of K users scores the plans of its best 6000 / K LPs (1 to 6)
-FINISH_STEP = 0.02  # the first step of the whole cell's search, from the sample's best deadline
-GRID = 12  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
+FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
+GRID = 6  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
 NEAR_GRID = np.concatenate([-np.array([0.45, 0.3, 0.2, 0.14, 0.1, 0.07, 0.05]), np.arange(-0.04, 0.0401, 0.01),
                             np.array([0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.45])])
 MAX_POINTS = 160  # deadlines the certificate may price before giving up
-CLOSE_PASSES = 12  # window moves per deadline at most (each moves only the users at an edge)
+NARROWEST = 2e-3  # an interval this narrow (in ln D) that does not close points the search to it
+PROOF_ROUNDS = 3  # proofs tried, each after a search where the last one would not close
+LOOK_AT = 3  # deadlines searched after a proof that would not close
+CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 
 
 def applies(system: System) -> bool:
@@ -190,34 +200,30 @@ def _brent_max(f, low: float, mid: float, high: float, f_mid: float, *, toleranc
                 v, fv = u, fu
 
 
-def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarray | None = None, *,
+def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[float, float], *,
           steps: int = 8, tolerance: float = 5e-3):
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
     rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then Brent's
     method in ln D on that bracket. Each LP weighs the server's time at the best ratio seen so far
-    (Dinkelbach). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up lengths),
-    and every LP's, best first."""
+    (Dinkelbach). Deadlines stay in ``span`` (D_lo, D_hi). Returns the best deadline, its LP's
+    (ratio, solution, lengths, rounded-up lengths), and every LP's, best first."""
     tried: dict[float, tuple] = {}
+    lowest, highest = np.log(span[0]), np.log(span[1])
 
     def lp_at(x: float) -> float:
-        nonlocal gamma, window
+        nonlocal gamma
+        x = float(np.clip(x, lowest, highest))
         if x not in tried:
-            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, window)
+            sol, lengths, up, ratio = _lp(cell, float(np.exp(x)), gamma, None)
             tried[x] = (ratio, sol, lengths, up)
-            if window is not None and ratio >= max(r[0] for r in tried.values()):
-                window = _centred(np.maximum(lengths, 1), cell.top)  # windows follow the best plan
             gamma = max(r[0] for r in tried.values())  # the best ratio reached (the start's guess aside)
         return tried[x][0]
 
-    x0 = float(np.log(start))
-    if window is not None:  # windows placed from outside: let them settle on this cell's plan first
-        for _ in range(2):
-            sol, lengths, _, gamma = _lp(cell, start, gamma, window)
-            window = _centred(np.maximum(lengths, 1), cell.top)
+    x0 = float(np.clip(np.log(start), lowest, highest))
     f0 = lp_at(x0)
     _, sol, lengths, _ = tried[x0]
     drafting = np.flatnonzero(lengths > 0)
-    _, slope = cell.prices.window(start, drafting, lengths[drafting], 1)
+    _, slope = cell.prices.window(float(np.exp(x0)), drafting, lengths[drafting], 1)
     step = step if float(sol.price[0]) * -float(np.nansum(slope)) > gamma else -step
     points = [(x0, f0)]
     for _ in range(steps):
@@ -247,18 +253,18 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, window: np.ndarr
     return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
 
 
-def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray]:
+def _search(cell: _Cell, start_deadline: float, best, span: tuple[float, float]) -> tuple[float, np.ndarray]:
     """The best deadline and plan by LPs; returns the band's price there and windows around the plan.
 
     Large cells search on a sample of their users first (every k-th, the band and the server's
     per-token time scaled to match: the sample's best deadline is the cell's, to sampling error),
     then place each user's window at its best length at that deadline and price, and finish with
-    windowed LPs of the whole cell near there.
+    a few windowed LPs of the whole cell there and a step either side.
     """
     if cell.k > SAMPLE:
         sample = _sample(cell.system, SAMPLE)
         deadline, (ratio, sol, _, _), _ = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
-                                                SEARCH_STEP)
+                                                SEARCH_STEP, span)
         lam = float(sol.price[0])
         need = cell.prices.at(deadline)[0]
         with np.errstate(invalid="ignore"):
@@ -266,14 +272,19 @@ def _search(cell: _Cell, start_deadline: float, best) -> tuple[float, np.ndarray
                              - lam * need, -np.inf)
         window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
         del need, terms
-        deadline, (_, sol, lengths, up), _ = _peak(cell, deadline, max(best.value, ratio * cell.k / SAMPLE),
-                                                   FINISH_STEP, window, steps=3, tolerance=0.01)
-        # The windows followed a sample; once more with them on the plan's own lengths.
-        window = _centred(np.maximum(lengths, 1), cell.top)
-        sol2, lengths2, up2, _ = _lp(cell, deadline, max(best.value, ratio * cell.k / SAMPLE), window)
-        best.offer(np.stack([lengths, up, lengths2, up2]))
-        return float(sol2.price[0]), window
-    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP)
+        # The whole cell's LP there, twice (the windows settle on its plan), then a step either side.
+        gamma = ratio * cell.k / SAMPLE
+        for _ in range(2):
+            sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
+            window = _centred(np.maximum(lengths, 1), cell.top)
+        results = [(gamma, sol, lengths, up)]
+        for factor in (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)):
+            side, side_lengths, side_up, side_ratio = _lp(cell, deadline * factor, gamma, window)
+            results.append((side_ratio, side, side_lengths, side_up))
+        _, sol, lengths, up = max(results, key=lambda r: r[0])
+        best.offer(np.stack([lengths, up]))
+        return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
+    deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP, span)
     # With fewer users one user's length moves the goodput more than the LP ratios differ near the
     # peak: score the plans of the best few LPs, not only the best one's.
     top = ranked[:max(1, min(6, CANDIDATE_USERS // cell.k))]
@@ -285,10 +296,6 @@ def _sample(system: System, size: int) -> System:
     """Every k-th user, with the band and the server's per-token time scaled so that the sample's
     goodput is the cell's times ``size / K`` for the same plan shares (the server's fixed time and
     the deadline are the cell's)."""
-    from dataclasses import replace
-
-    from multispin_cli.model.verifier import VerifyTime
-
     k = system.users
     index = np.linspace(0, k - 1, size).round().astype(np.intp)
     (intercept, slope), = system.verify.minorants(float(k), float(k * (system.max_draft_length + 1)))
@@ -310,6 +317,12 @@ def _terms(values: np.ndarray, need: np.ndarray, lam: float) -> np.ndarray:
         return np.where(np.isfinite(need), values - lam * need, -np.inf)
 
 
+def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
+    """``-lam dW/dD`` (>= 0), 0 where the need is infinite (that length's term is -inf anyway)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(need), -lam * d_need, 0.0)
+
+
 def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
@@ -320,9 +333,9 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
     start = start.copy()
     need, d_need = cell.window(deadline, start, width=width)
     value = _terms(cell.values(gamma, start, width=width), need, lam)
-    slope = -lam * d_need
+    slope = _slopes(need, d_need, lam)
     pending = cell.users
-    for _ in range(CLOSE_PASSES):
+    for attempt in range(CLOSE_PASSES):
         sub = value[pending]
         j = np.argmax(sub, axis=1)
         # The whole window out of reach: go down (reach is a prefix of the lengths).
@@ -333,12 +346,17 @@ def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.nda
         if not move.any():
             break
         pending = pending[move]
-        best_level = start[pending] + j[move]
-        best_level = np.where(lost[move], start[pending] - width + 1, best_level)
+        if attempt < 2:  # a step or two from a nearby deadline's windows
+            best_level = start[pending] + j[move]
+            best_level = np.where(lost[move], start[pending] - width + 1, best_level)
+        else:  # far from it: look at every length of the users still at an edge
+            need, _ = cell.window(deadline, np.ones(pending.size, dtype=start.dtype), pending, cell.top)
+            every = _terms(cell.values(gamma, np.ones(pending.size, dtype=start.dtype), pending, cell.top), need, lam)
+            best_level = np.argmax(every, axis=1) + 1
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
         need, d_need = cell.window(deadline, start[pending], pending, width)
         value[pending] = _terms(cell.values(gamma, start[pending], pending, width), need, lam)
-        slope[pending] = -lam * d_need
+        slope[pending] = _slopes(need, d_need, lam)
     else:
         return None  # never for these terms (concave in the length); the caller falls back
     phi = np.maximum(cell.g[:, 0], value.max(axis=1))
@@ -397,10 +415,13 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
 
 
 def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, start: np.ndarray,
-            near: float | None = None) -> bool:
-    """Whether no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma (proof by intervals).
+            near: float | None = None) -> list[tuple[float, float, float]]:
+    """Prove that no plan with a deadline in [d_lo, d_hi] reaches the ratio gamma, by intervals.
 
-    ``near`` (the best plan's deadline) gets a finer first grid: the bound is tightest there.
+    Returns the intervals ``(a, b, bound)`` that would not close, highest bound first (empty when
+    proven): an interval narrower than :data:`NARROWEST` whose bound is still above 0 holds a
+    better plan, or needs a price of its own. ``near`` (the best plan's deadline) gets a finer
+    first grid: the bound is tightest there.
     """
     points: dict[float, _Point] = {}  # only the ends still needed: a point is (K, PROOF_WIDTH) twice
     priced = 0
@@ -418,27 +439,29 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     grid = np.geomspace(d_lo, d_hi, GRID + 1)
     if near is not None:
         grid = np.concatenate([grid, near * np.exp(NEAR_GRID)])
-    grid = np.unique(np.clip(grid, d_lo, d_hi))
+    grid = np.sort(np.clip(grid, d_lo, d_hi))
+    grid = grid[np.concatenate([[True], grid[1:] > grid[:-1]])]  # distinct (np.unique imports numpy.ma)
     grid[0], grid[-1] = d_lo, d_hi
     todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
+    stuck = []
     while todo:
         todo.sort()
         nxt, kept = [], set()
         for a, b in todo:  # in order: once past an interval, its left end is needed again only if split
             pa, pb = at(a), at(b)
-            if pa is None or pb is None or priced > MAX_POINTS:
-                return False
-            if _interval_bound(cell, pa, pb, a, b, lam, gamma) > 0.0:
-                if b <= a * (1 + 1e-9):
-                    return False
-                mid = float(np.sqrt(a * b))
-                nxt += [(a, mid), (mid, b)]
-                kept.update((a, b))
+            bound = np.inf if pa is None or pb is None else _interval_bound(cell, pa, pb, a, b, lam, gamma)
+            if bound > 0.0:
+                if b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
+                    stuck.append((a, b, bound))
+                else:
+                    mid = float(np.sqrt(a * b))
+                    nxt += [(a, mid), (mid, b)]
+                    kept.update((a, b))
             if a not in kept:
-                del points[a]
+                points.pop(a, None)
         points = {d: p for d, p in points.items() if d in kept}
         todo = nxt
-    return True
+    return sorted(stuck, key=lambda s: -s[2])
 
 
 class _Best:
@@ -471,17 +494,62 @@ def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float) -> f
     return float(np.sqrt(d_lo * d_hi))
 
 
+def _merged(stuck: list[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """The stuck intervals joined where they touch, in order."""
+    out: list[list[float]] = []
+    for a, b, _ in sorted(stuck):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _lp_near(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray):
+    """The whole cell's windowed LP at one deadline, the windows placed where the proof's terms put
+    each user's best length (then once more on the LP's own plan): (solution, lengths, rounded up)."""
+    p = _point(cell, deadline, lam, gamma, start)
+    if p is None:
+        return None
+    window = _centred(p.start + np.argmax(p.value, axis=1), cell.top)
+    sol, found, up, _ = _lp(cell, deadline, gamma, window)
+    sol2, found2, up2, _ = _lp(cell, deadline, gamma, _centred(np.maximum(found, 1), cell.top))
+    return sol2, np.stack([found, up, found2, up2])
+
+
 def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
                d_lo: float, d_hi: float, tolerance: float) -> LargeResult | None:
     """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
 
-    Returns None where the certificate does not close (the caller then searches by intervals).
+    Where the proof does not close, the whole cell's LP is solved at the deadlines it points to (a
+    better plan is most likely there) and the proof runs again with the better plan; where no
+    better plan is there, each such range is proven with the LP's price at its middle instead (one
+    price does not suit deadlines far from the plan's). Returns None where that still does not
+    close (the caller then searches by intervals).
     """
     cell = _Cell(system)
     best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
-    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best)
-    gamma = best.value * (1.0 + tolerance)
-    start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
-    if not certify(cell, lam, gamma, d_lo, d_hi, start, near=best.deadline):
-        return None
-    return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best, (d_lo, d_hi))
+    for _ in range(PROOF_ROUNDS):
+        gamma = best.value * (1.0 + tolerance)
+        start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
+        stuck = certify(cell, lam, gamma, d_lo, d_hi, start, near=best.deadline)
+        if not stuck:
+            return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+        before = best.value
+        for a, b, _ in stuck[:LOOK_AT]:  # a better plan is most likely where the bound is highest
+            found = _lp_near(cell, float(np.sqrt(a * b)), lam, best.value, start)
+            if found is not None:
+                improved = best.value
+                best.offer(found[1])
+                if best.value > improved:
+                    lam = float(found[0].price[0])
+        if best.value > before:
+            continue
+        # No better plan there: prove each stuck range with a price of its own.
+        for low, high in _merged(stuck):
+            found = _lp_near(cell, float(np.sqrt(low * high)), lam, best.value, start)
+            if found is None or certify(cell, float(found[0].price[0]), gamma, low, high, start):
+                return None
+        return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
+    return None
