@@ -9,8 +9,11 @@ acceptance 0.4-0.95, 1-10 ms per draft token, L_max 16, 200 kHz of band per user
     python -m multispin_cli plan P --mode homogeneous --format json
 
 as child processes (wall time, user + system CPU and peak resident memory from ``wait4``), and
-prints the median and range over the repeats as a Markdown table. Timings depend on the machine
-and on what else runs on it: quote them with the machine and its load.
+prints the median and range over the repeats as a Markdown table. ``--bytecode-cache`` lets the
+children cache bytecode in a temporary folder (one untimed warm-up run first): where
+``PYTHONDONTWRITEBYTECODE`` is set, an editable checkout otherwise compiles every multispin module
+on each run, which an installed (pip byte-compiled) package never does. Timings depend on the
+machine and on what else runs on it: quote them with the machine and its load.
 """
 
 from __future__ import annotations
@@ -98,6 +101,15 @@ def run(command: list[str], env: dict | None = None) -> tuple[float, float, floa
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+def child_env(bytecode_cache: str | None = None) -> dict[str, str] | None:
+    """The children's environment: this one's (None), or with bytecode cached under ``bytecode_cache``."""
+    if bytecode_cache is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = bytecode_cache
+    return env
+
+
 def summary(values: list[float], fmt: str) -> str:
     med = statistics.median(values)
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
@@ -109,6 +121,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source", choices=("csv", "toml"), default="csv",
                         help="users as a devices_file CSV (default) or as [[devices]] tables")
+    parser.add_argument("--bytecode-cache", action="store_true",
+                        help="cache bytecode (in a temporary folder) as an installed package has it")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of an older multispin: time its heterogeneous plan of the same "
                              "[[devices]] profile too, runs interleaved with this one's so both see the same load")
@@ -116,16 +130,20 @@ def main() -> None:
     if args.baseline is not None:
         compare(args)
         return
-    print(f"users from {args.source}; median (range) of {args.repeats} runs\n")
+    bytecode = "cached" if args.bytecode_cache else "as this environment has it"
+    print(f"users from {args.source}; bytecode {bytecode}; median (range) of {args.repeats} runs\n")
     print("| users | heterogeneous, whole process s | CPU s | peak memory MiB | homogeneous s | its CPU s "
           "| its peak MiB |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
+        env = child_env(str(Path(tmp) / "pycache") if args.bytecode_cache else None)
         for users in args.users:
             path = write_profile(Path(tmp), users, args.source)
             base = [sys.executable, "-m", "multispin_cli", "plan", str(path), "--format", "json", "--mode"]
-            het = [run(base + ["heterogeneous"]) for _ in range(args.repeats)]
-            hom = [run(base + ["homogeneous"]) for _ in range(args.repeats)]
+            if args.bytecode_cache and users == args.users[0]:
+                run(base + ["homogeneous"], env)  # untimed: fills the cache
+            het = [run(base + ["heterogeneous"], env) for _ in range(args.repeats)]
+            hom = [run(base + ["homogeneous"], env) for _ in range(args.repeats)]
             print(f"| {users:,} | {summary([h[0] for h in het], '.2f')} | {summary([h[1] for h in het], '.2f')} "
                   f"| {summary([h[2] for h in het], '.0f')} | {summary([h[0] for h in hom], '.2f')} "
                   f"| {summary([h[1] for h in hom], '.2f')} | {summary([h[2] for h in hom], '.0f')} |", flush=True)

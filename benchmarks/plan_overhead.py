@@ -1,6 +1,7 @@
 """Where `multispin plan` spends its time apart from the heterogeneous search, and the homogeneous planner.
 
-Run: ``python benchmarks/plan_overhead.py [--users 1000 10000 100000] [--repeats 3] [--baseline DIR]``.
+Run: ``python benchmarks/plan_overhead.py [--users 1000 10000 100000] [--repeats 3] [--baseline DIR]
+[--bytecode-cache]``.
 For each size it writes cli_scale.py's profile (users from a CSV devices_file) and prints
 
 * the phases of one run in this process (CPU seconds, the least of the repeats): loading the
@@ -10,6 +11,11 @@ For each size it writes cli_scale.py's profile (users from a CSV devices_file) a
   older multispin, e.g. ``git worktree add /tmp/old <commit>``) the same command of that checkout
   runs interleaved with this one's, so both see the same load, and the two outputs are compared
   byte for byte.
+
+Where ``PYTHONDONTWRITEBYTECODE`` is set (as in some sandboxes) an editable checkout compiles every
+module of multispin from source on each run, which an installed package (byte-compiled by pip) never
+does: ``--bytecode-cache`` lets the children cache bytecode in a temporary folder (one untimed
+warm-up run first), to time the command as installed.
 
 Timings depend on the machine and on what else runs on it: quote them with the machine and its load.
 """
@@ -61,9 +67,18 @@ def phases(path: Path, repeats: int) -> dict[str, float]:
     return best
 
 
-def run(root: Path, args: list[str]) -> tuple[float, float, float, bytes]:
+def child_env(bytecode_cache: str | None = None) -> dict[str, str]:
+    """The children's environment: this one's, or with bytecode cached under ``bytecode_cache``."""
+    env = dict(os.environ)
+    if bytecode_cache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode_cache
+    return env
+
+
+def run(root: Path, args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, bytes]:
     """Wall seconds, CPU seconds, peak RSS (MiB) and stdout of the CLI of ``root`` as a child process."""
-    env = {**os.environ, "MULTISPIN_ROOT": str(root)}
+    env = {**(os.environ if env is None else env), "MULTISPIN_ROOT": str(root)}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", RUNNER, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=env)
@@ -81,6 +96,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline", type=Path, default=None, help="a checkout of an older multispin to compare")
+    parser.add_argument("--bytecode-cache", action="store_true",
+                        help="cache bytecode (in a temporary folder) as an installed package has it")
     parser.add_argument("--phases-of", type=Path, default=None, help=argparse.SUPPRESS)  # the child that times phases
     args = parser.parse_args()
     if args.phases_of is not None:
@@ -88,6 +105,10 @@ def main() -> None:
             print(f"  {name:18s} {seconds:.3f}")
         return
     with tempfile.TemporaryDirectory() as tmp:
+        env = child_env(str(Path(tmp) / "pycache") if args.bytecode_cache else None)
+        print("bytecode: " + ("cached (as installed)" if args.bytecode_cache else
+                              "as this environment has it" + (" (PYTHONDONTWRITEBYTECODE: compiled on every run)"
+                                                              if os.environ.get("PYTHONDONTWRITEBYTECODE") else "")))
         for users in args.users:
             path = write_profile(Path(tmp), users, "csv")
             print(f"\n{users:,} users, CPU seconds of each phase (least of {args.repeats}):")
@@ -97,9 +118,12 @@ def main() -> None:
             command = ["plan", str(path), "--mode", "homogeneous", "--format", "json"]
             roots = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
             runs: dict[str, list] = {name: [] for name in roots}
+            if args.bytecode_cache:  # untimed: fills the cache
+                for root in roots.values():
+                    run(root, command, env)
             for _ in range(args.repeats):
                 for name, root in roots.items():
-                    runs[name].append(run(root, command))
+                    runs[name].append(run(root, command, env))
             print(f"  whole command, median (range) of {args.repeats}:")
             for name, r in runs.items():
                 print(f"  {name:9s} wall {summary([x[0] for x in r], '.2f')} s, CPU {summary([x[1] for x in r], '.2f')} s, "

@@ -100,3 +100,30 @@ def test_the_entry_point_builds_only_the_command_it_runs_with_the_same_output(ar
     assert len(built) == (1 if args[0] == "plan" else len(app.registered_commands))
     assert run(lambda: app(args)) == mine  # every command built
     assert len(app.registered_commands) > 10
+
+
+def test_every_command_is_listed_with_the_module_that_registers_it():
+    """The console script imports only the invoked command's module, found in cli.COMMANDS: a command
+    missing there (or listed under another module) would not run from the shell."""
+    import multispin_cli.cli as cli
+
+    registered = {typer.main.get_command_name(c.callback.__name__) if c.name is None else c.name:
+                  c.callback.__module__.rsplit(".", 1)[1] for c in app.registered_commands}
+    assert registered == cli.COMMANDS
+    modules = {p.stem for p in Path(cli.__file__).parent.glob("*.py") if "@app.command" in p.read_text()}
+    assert modules == set(cli.COMMANDS.values())
+
+
+@pytest.mark.parametrize("args,loaded", [
+    (["plan", "no-such.toml"], {"plan"}),
+    (["schema"], {"catalog"}),
+    (["--help"], {"plan", "hardware", "export", "schedule", "simulate", "calibrate", "catalog", "sweep", "capacity",
+                  "validate"}),
+])
+def test_the_entry_point_imports_only_the_command_it_runs(args, loaded):
+    code = ("import sys; from multispin_cli.cli import main; sys.argv = ['multispin', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('multispin_cli.cli.')), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    modules = set(eval(proc.stderr.strip().splitlines()[-1]))
+    assert modules - {"app", "options"} == loaded

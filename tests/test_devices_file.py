@@ -15,7 +15,7 @@ from multispin_cli.cli import app
 from multispin_cli.documents.catalog import profiles_dir
 from multispin_cli.documents.profile import DEVICE_KEYS, TOP_KEYS, load_profile
 from multispin_cli.errors import ProfileError
-from multispin_cli.render.document import to_json
+from multispin_cli.render.document import _Rows, num, to_json
 
 HEAD = MINIMAL_PROFILE[: MINIMAL_PROFILE.index("[[devices]]")]
 CSV = """name,count,acceptance,draft_ms_per_token,draft_overhead_ms,snr_db,tx_power_dbm,path_loss_db
@@ -178,3 +178,21 @@ _docs = st.recursive(_scalars, lambda inner: st.one_of(
 @given(st.dictionaries(st.text(max_size=5), _docs, max_size=5))
 def test_fast_json_is_the_standard_indented_json(doc):
     assert to_json(doc) == json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+_cells = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                   st.floats(-1e300, 1e300).map(num),  # as the plan rounds them
+                   st.integers(-10**6, 10**6).map(float),
+                   st.sampled_from([0.0, -0.0, 1e-4, 9.999999999e-5, 1e10, 9999999999.5, 1e16, 123456.789, 5e-324]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(_cells, _cells, st.integers(-10**6, 10**6), st.text(max_size=6),
+                          st.one_of(st.none(), st.text(max_size=4)), st.text(max_size=6)), min_size=1, max_size=40))
+def test_users_rows_written_from_columns_are_the_standard_indented_json(rows):
+    """The row templates (floats by %.10g where it is their repr) give json.dumps's text."""
+    a, b, n, name, model, device = (list(column) for column in zip(*rows))
+    users = _Rows({"name": name, "a_mhz": a, "b_ms": b, "n": n}, model if any(model) else [], device)
+    assert users.json_chunks(1) is not None
+    doc = {"plan": {"users": users}}
+    assert to_json(doc) == json.dumps({"plan": {"users": users.tables()}}, indent=2, allow_nan=False) + "\n"

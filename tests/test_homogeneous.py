@@ -10,6 +10,8 @@ from builders import random_system
 
 from multispin_cli.model.channel import Channel
 from multispin_cli.planners.homogeneous import (
+    _goodput_by_length,
+    alike_best_length,
     best_common_length,
     common_length_deadlines,
     goodput_by_length,
@@ -71,3 +73,39 @@ def test_nobody_on_the_uplink_waits_for_the_slowest_device():
     expected = (wired.draft_overhead_s[None, :] + wired.draft_s_per_token[None, :] * np.arange(6)[:, None]).max(1)
     np.testing.assert_allclose(common_length_deadlines(wired), np.where(np.arange(6) > 0, expected, 0.0),
                                rtol=1e-15)
+
+
+def _copies(system, accept, tau, overhead, snr):
+    """The cell with every user replaced by the same one (the mean-user baseline's averaged cell)."""
+    k = system.users
+    return replace(system, accept_prob=np.broadcast_to(accept, system.accept_prob.shape).copy(),
+                   draft_s_per_token=np.full(k, tau), draft_overhead_s=np.full(k, overhead),
+                   channel=Channel.fixed_snr(np.full(k, snr), system.channel.link))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_users_all_alike_get_the_length_of_k_copies(seed):
+    """The closed form for K users alike picks the length the common-length solve over K copies picks,
+    from goodputs that agree to rounding (so no tie between lengths is decided differently)."""
+    rng = np.random.default_rng(700 + seed)
+    system = random_system(rng, int(rng.integers(1, 300)), int(rng.integers(0, 16)), batching=("ragged", "padded")[seed % 2],
+                           table=bool(seed % 3 == 0), round_overhead=bool(seed % 4 == 1))
+    system = replace(system, bandwidth_hz=system.bandwidth_hz * 10 ** rng.uniform(-1.5, 1.5),
+                     header_bits=float(rng.choice([0.0, 100.0])))
+    accept = rng.uniform(0.3, 0.95, system.max_draft_length)
+    tau, overhead, snr = 10 ** rng.uniform(-3.5, -1.5), rng.uniform(0, 0.004), 10 ** rng.uniform(-1, 3)
+    copies = _copies(system, accept, tau, overhead, snr)
+    goodput, _ = _goodput_by_length(copies)
+    assert alike_best_length(system, accept, tau, overhead, snr) == best_common_length(copies) == int(np.argmax(goodput))
+
+
+def test_users_alike_outside_the_shortcut_are_left_to_the_solve():
+    rng = np.random.default_rng(6)
+    system = random_system(rng, 5, 4, power_share=0.0)
+    accept = np.full(4, 0.8)
+    assert alike_best_length(system, accept, 1e-3, 0.0, 10.0) is not None
+    blocks = replace(system, resource_block_hz=180e3, min_resource_blocks=np.ones(5, int), bandwidth_hz=180e3 * 50)
+    assert alike_best_length(blocks, accept, 1e-3, 0.0, 10.0) is None
+    wired = replace(system, no_uplink=np.array([True, False, False, False, False]))
+    assert alike_best_length(wired, accept, 1e-3, 0.0, 10.0) is None
+    assert alike_best_length(system, accept, 1e-3, 0.0, 0.0) is None  # no rate: K copies say so themselves

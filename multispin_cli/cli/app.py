@@ -312,8 +312,12 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 
 def main() -> None:
     """Console-script entry point."""
+    from multispin_cli.cli import load_commands
+
     warnings.showwarning = _warning_line
-    with _only_command(_invoked_command(sys.argv[1:])):
+    name = _invoked_command(sys.argv[1:])
+    load_commands(name)  # only its module (every command's for the help, or a name that is none)
+    with _only_command(name):
         app()
 
 

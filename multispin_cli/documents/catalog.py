@@ -6,7 +6,6 @@ an installed wheel they are package data under ``multispin_cli/profiles``. Both 
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 
@@ -15,6 +14,8 @@ def profiles_dir() -> Path:
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / "profiles").is_dir():
         return root / "profiles"
+    from importlib.resources import files  # here: a checkout never needs it (and it loads tempfile)
+
     return Path(str(files("multispin_cli") / "profiles"))
 
 

@@ -9,7 +9,6 @@ deeply nested document is an error, not a ``RecursionError``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -48,6 +47,8 @@ def note_read(path: str | Path) -> None:
 
 def digests(paths) -> tuple[tuple[str, str], ...]:
     """``(path, sha256 of its bytes)`` of each distinct file, in the order first read."""
+    import hashlib  # here: its OpenSSL costs every run a few ms, and only some commands hash files
+
     out = {}
     for path in paths:
         if str(path) not in out:

@@ -18,7 +18,6 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +111,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write: folder {str(folder)!r} does not exist", path=path)
+    import tempfile  # here: output to stdout needs none of it
+
     with _terminate_cleanly():
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -10,7 +10,6 @@ cell means "not set" (the key's default). Parquet needs the optional ``parquet``
 
 from __future__ import annotations
 
-import csv
 import difflib
 import gc
 import io
@@ -46,6 +45,8 @@ class Columns:
 
 def _line_of(path: Path, row: int) -> int:
     """The line where data row ``row`` (from 0, blank lines skipped) starts; read again, for errors only."""
+    import csv
+
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         next(reader, None)
@@ -103,6 +104,8 @@ def _read_csv(path: Path) -> Columns:
                 values = {name.strip(): cells[j::width] for j, name in enumerate(header)}
                 return Columns(path, len(rows), values, csv_lines=True)
     # Quoted cells, or a row of the wrong width: the csv module (and the row to blame).
+    import csv
+
     gc_was_on = gc.isenabled()
     gc.disable()  # a list per row: the collector would otherwise scan them over and over
     try:

@@ -522,6 +522,7 @@ class _DeviceColumns:
         self.where = where  # (row, key) -> (file, key text)
         self.base = base  # folder that relative paths (timings, calibration) are read from
         self.values: dict[str, np.ndarray] = {}
+        self._set: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # has() of object columns: (column, rows)
 
     def fail(self, row: int, key: str, reason: str):
         file, text = self.where(int(row), key)
@@ -533,11 +534,20 @@ class _DeviceColumns:
         return _CellChecker(file, text, key)
 
     def has(self, key: str) -> np.ndarray:
-        """Which rows set ``key`` (a fresh array)."""
+        """Which rows set ``key`` (a fresh array). An object column's answer is kept (comparing 100,000
+        objects with None costs a millisecond or two, and the checks ask for some keys many times)
+        until :meth:`changed` says a cell of it was set."""
         value = self.values[key]
         if value.dtype.kind == "f":
             return ~np.isnan(value)
-        return np.not_equal(value, None).astype(bool)
+        known = self._set.get(key)
+        if known is None or known[0] is not value:
+            known = self._set[key] = (value, np.not_equal(value, None).astype(bool))
+        return known[1].copy()
+
+    def changed(self, key: str) -> None:
+        """Cells of column ``key`` were set in place."""
+        self._set.pop(key, None)
 
 
 class _CellChecker(_Checker):
@@ -712,6 +722,7 @@ def _fill_fragments(cols: _DeviceColumns, notes: list[str] | None = None) -> Non
                 else:
                     for row in np.flatnonzero(fill):
                         column[row] = value
+                    cols.changed(name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,7 +10,7 @@ from multispin_cli.model.channel import Channel
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
-from multispin_cli.planners.homogeneous import best_common_length
+from multispin_cli.planners.homogeneous import alike_best_length, best_common_length
 from multispin_cli.planners.resource_blocks import equal_blocks
 
 FIXED_DRAFT_LENGTH = 4  # the heterogeneity-agnostic default of docs/model.md 4 (and common engine default)
@@ -46,14 +46,19 @@ def mean_user(system: System) -> Plan:
     k = system.users
     snr = system.channel.snr_at(system.bandwidth_hz / k)
     mean_snr = 10.0 ** np.mean(np.log10(np.maximum(snr, np.finfo(float).tiny)))
-    average = replace(
-        system,
-        accept_prob=np.broadcast_to(system.accept_prob.mean(axis=0), system.accept_prob.shape).copy(),
-        draft_s_per_token=np.full(k, system.draft_s_per_token.mean()),
-        draft_overhead_s=np.full(k, system.draft_overhead_s.mean()),
-        channel=Channel.fixed_snr(np.full(k, mean_snr), system.channel.link),
-    )
-    return _equal_split(system, best_common_length(average), "mean_user")
+    accept = system.accept_prob.mean(axis=0)
+    tau, overhead = system.draft_s_per_token.mean(), system.draft_overhead_s.mean()
+    length = alike_best_length(system, accept, tau, overhead, mean_snr)
+    if length is None:  # K copies of the averaged user, planned as any cell
+        average = replace(
+            system,
+            accept_prob=np.broadcast_to(accept, system.accept_prob.shape).copy(),
+            draft_s_per_token=np.full(k, tau),
+            draft_overhead_s=np.full(k, overhead),
+            channel=Channel.fixed_snr(np.full(k, mean_snr), system.channel.link),
+        )
+        length = best_common_length(average)
+    return _equal_split(system, length, "mean_user")
 
 
 def all_baselines(system: System) -> dict[str, Plan]:

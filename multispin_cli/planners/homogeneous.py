@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.model.channel import LN2, log_snr_for_rate_ratio
+from multispin_cli.model.acceptance import expected_tokens
+from multispin_cli.model.channel import LN2, Channel, log_snr_for_rate_ratio
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.plan import Plan
 from multispin_cli.model.system import System
@@ -66,6 +67,35 @@ def _goodput_by_length(system: System) -> tuple[np.ndarray, np.ndarray | None]:
     if deadlines is None:  # resource blocks, link adaptation or a user without rate: the general split
         return goodput_by_length(system)
     return _goodput(system, deadlines), None
+
+
+def alike_best_length(system: System, accept: np.ndarray, draft_s_per_token: float, draft_overhead_s: float,
+                      snr_linear: float) -> int | None:
+    """:func:`best_common_length` of the cell with every user replaced by one and the same user: the
+    acceptance row ``accept``, these device times (s) and this fixed SNR; the band, verifier and server
+    are the cell's. What the mean-user baseline plans, without K of anything.
+
+    With K users alike the equal-finish split gives each W / K, so length L's deadline is
+    ``c + tau L + K bits(L) / (eta W)`` (the root the solver finds to rounding) and its goodput K times
+    one user's tokens over the round. None where that shortcut does not hold (resource blocks, a link
+    model other than Shannon, users off the uplink, or numbers outside the solver's range): plan K
+    copies of the user instead.
+    """
+    k, total = system.users, system.bandwidth_hz
+    eta = float(Channel.fixed_snr(np.array([snr_linear]), system.channel.link).link_efficiency[0])
+    if not (system.smooth and not system.off_uplink.any() and k > 0 and 0 < total < np.inf and 0 < eta < np.inf
+            and np.isfinite(draft_s_per_token) and np.isfinite(draft_overhead_s)):
+        return None
+    levels = np.arange(system.max_draft_length + 1)
+    bits = system.header_bits + system.bits_per_token * levels.astype(float)
+    device = draft_overhead_s + draft_s_per_token * levels
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0 bits: no upload, as the solver has it
+        deadline = np.where((levels > 0) & (bits > 0), device + bits * k / (eta * total), 0.0)
+    if not np.all(np.isfinite(deadline)):
+        return None
+    tokens = k * expected_tokens(np.asarray(accept, dtype=float)[None, :])[0]
+    verify_tokens = k * (levels + 1.0)
+    return _best(tokens / (deadline + system.verify(verify_tokens) + system.server_fixed_s))
 
 
 def _best(goodput: np.ndarray) -> int:
