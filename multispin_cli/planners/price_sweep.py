@@ -67,7 +67,8 @@ NARROWEST = 2e-3  # an interval this narrow (in ln D) that does not close points
 PROOF_ROUNDS = 3  # proofs tried, each after a search where the last one would not close
 LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
-THREADED_CELL = 5000  # users from which the proof prices two halves of the users on two threads
+THREADED_CELL = 50_000  # users from which the proof prices two halves of the users on two threads (measured:
+# 1.9x faster per deadline at 100,000 users on 2 idle cores, no faster at 10,000)
 _POOL = ThreadPoolExecutor(2) if (os.cpu_count() or 1) > 1 else None
 
 
