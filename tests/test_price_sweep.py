@@ -148,3 +148,20 @@ def test_the_proof_closes_on_unlike_cells(name):
     slow = plan_heterogeneous(system, start=hom, intervals_only=True)
     assert large.goodput <= slow.upper_bound_tokens_per_s * (1 + 1e-12)
     assert slow.evaluation.goodput_tokens_per_s <= large.bound * (1 + 1e-12)
+
+
+def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
+    """Two halves of the users on two threads give the very same terms and windows."""
+    system, cell = _cell(600, 2)
+    hom = plan_homogeneous(system)
+    gamma = hom.evaluation.goodput_tokens_per_s * 1.1
+    start = price_sweep._centred(np.full(system.users, 4), cell.top, price_sweep.PROOF_WIDTH)
+    monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
+    single = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
+    monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
+    if price_sweep._POOL is None:
+        pytest.skip("one CPU: no threads")
+    threaded = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
+    for one, two in zip(single, threaded):
+        for field in ("start", "value", "slope", "phi"):
+            np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
