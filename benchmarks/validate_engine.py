@@ -24,8 +24,8 @@ standard error and 10-90 % spread), per L the measured tokens/s (its spread and 
 the machine's slowdown over its runs, the median at the sweeps' average speed (± half its 75 %
 interval) and the predicted, the error (and against the plain median), tokens per round
 (predicted, and from a held-out prompt) and each phase's ms per round against the prediction, then
-the worst error and the plan's L against the measured best; the last line says whether both
-targets were met.
+the worst error and the plan's L against the measured best; the last two lines say whether both
+targets were met, with the error at the sweeps' average speed and against the measured medians.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="multispin-validate-"))
     config = folder / "config.json"
     config.write_text(json.dumps(CONFIG))
-    worst, losses = [], []
+    worst, plain, losses = [], [], []
     for run in range(args.seed, args.seed + args.runs):
         load_before = os.getloadavg()
         start = time.perf_counter()
@@ -105,14 +105,18 @@ def main() -> None:
                   f"{row['overhead_ms_per_round']:.2f} ({row['predicted_overhead_ms_per_round']:.2f}) |")
         loss = s.get("plan_loss_percent", float("nan"))
         worst.append(s["worst_error_percent"])
+        plain.append(s["worst_unadjusted_error_percent"])
         losses.append(loss)
         print(f"worst |error| {s['worst_error_percent']:.1f} % (target <= 5 %; against the plain medians "
               f"{s['worst_unadjusted_error_percent']:.1f} %); plan L = {s['plan_draft_length']}, "
               f"measured best L = {s['best_draft_length']}; the plan's L ran {loss:.2f} % slower than the best "
               "(target <= 1 %)\n", flush=True)
-    ok = all(w <= 5 for w in worst) and all(x <= 1 for x in losses)
-    print(f"all runs: worst errors {', '.join(f'{w:.1f} %' for w in worst)}; plan losses "
-          f"{', '.join(f'{x:.2f} %' for x in losses)}: {'MET' if ok else 'NOT met'} (<= 5 % and <= 1 %)")
+    # Both measures of the error: at the sweeps' average speed (what validate reports first), and
+    # against the engine's tokens/s as measured (the plain medians), the issue's own measure.
+    for name, errors in (("at the sweeps' average speed", worst), ("against the measured medians", plain)):
+        ok = all(w <= 5 for w in errors) and all(x <= 1 for x in losses)
+        print(f"all runs, {name}: worst errors {', '.join(f'{w:.1f} %' for w in errors)}; plan losses "
+              f"{', '.join(f'{x:.2f} %' for x in losses)}: {'MET' if ok else 'NOT met'} (<= 5 % and <= 1 %)")
 
 
 if __name__ == "__main__":
