@@ -542,7 +542,7 @@ def _lp_near(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.n
     if p is None:
         return None
     window = _centred(p.start + np.argmax(p.value, axis=1), cell.top)
-    sol, found, up, _ = _lp(cell, deadline, gamma, window)
+    _, found, up, _ = _lp(cell, deadline, gamma, window)
     sol2, found2, up2, _ = _lp(cell, deadline, gamma, _centred(np.maximum(found, 1), cell.top))
     return sol2, np.stack([found, up, found2, up2])
 
