@@ -3,11 +3,14 @@ bound and its proof, each against a brute-force oracle, and its plans against th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from multispin_cli.model.synthetic import busy_cell
-from multispin_cli.planners import heterogeneous, price_sweep
+from multispin_cli.model.verifier import VerifyTime
+from multispin_cli.planners import price_sweep
 from multispin_cli.planners.heterogeneous import BOUND_TOLERANCE, _deadline_range, plan_heterogeneous
 from multispin_cli.planners.homogeneous import plan_homogeneous
 from multispin_cli.planners.level_prices import LevelPrices
@@ -109,7 +112,10 @@ def test_large_cells_agree_with_the_interval_search(users, seed):
 def test_small_or_irregular_cells_keep_the_interval_search():
     assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL - 1))
     assert not price_sweep.applies(busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL, batching="padded"))
-    assert heterogeneous.price_sweep is price_sweep
+    cell = busy_cell(np.random.default_rng(0), price_sweep.LARGE_CELL)
+    assert price_sweep.applies(cell)
+    table = VerifyTime(np.array([1.0, 4000.0, 40000.0]), np.array([0.03, 0.04, 0.06]), False)
+    assert not price_sweep.applies(replace(cell, verify=table))  # a measured table: no affine T_v
 
 
 def _variants(users: int):

@@ -56,7 +56,8 @@ WIDTH = 5  # lengths the search's LPs price per user around its last choice (len
 PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges bound the rest)
 SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
 SAMPLE = 2000  # users the search of a larger cell starts on
-CANDIDATE_USERS = 6000  # a cell of K users scores the plans of its best 6000 / K LPs (1 to 6)
+CANDIDATE_USERS = 6000  # a cell searched without a sample scores the plans of its best 6000 / K LPs
+# (at most 6; in the planner that cell has exactly SAMPLE = LARGE_CELL users: 3 LPs)
 FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
 GRID = 6  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
