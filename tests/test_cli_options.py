@@ -127,3 +127,23 @@ def test_the_entry_point_imports_only_the_command_it_runs(args, loaded):
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     modules = set(eval(proc.stderr.strip().splitlines()[-1]))
     assert modules - {"app", "options"} == loaded
+
+
+def test_the_entry_point_collects_at_a_slower_pace_while_it_runs_and_then_restores_it(monkeypatch, capsys):
+    """main() slows the cyclic collector for the run (a CLI process keeps what it imports) and puts
+    the caller's pace back, so an in-process caller (as here) is left as it was."""
+    import gc
+
+    import multispin_cli.planners.report as planning
+    from multispin_cli.cli import main
+
+    seen = []
+    plan_report = planning.plan_report
+    monkeypatch.setattr(planning, "plan_report", lambda *a, **k: seen.append(gc.get_threshold()) or plan_report(*a, **k))
+    monkeypatch.setattr(sys, "argv", ["multispin", "plan", "paper-llama2-a100", "-f", "json", "-m", "homogeneous"])
+    before = gc.get_threshold()
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 0 and '"draft_length"' in capsys.readouterr().out
+    assert seen and seen[0][0] > before[0]
+    assert gc.get_threshold() == before

@@ -6,6 +6,7 @@ and exits 2; a failure of multispin itself exits 1; stdout carries only the requ
 
 from __future__ import annotations
 
+import atexit
 import errno
 import gc
 import os
@@ -317,8 +318,14 @@ def main() -> None:
 
     # A run imports thousands of functions, classes and tables and keeps them to the end: the
     # collector's default pace (a pass every 700 new objects) scans them over and over, 20-30 ms
-    # of a run. Collect at a slower pace instead (garbage in cycles is still collected).
+    # of a run. Collect at a slower pace while it runs (garbage in cycles is still collected) ...
+    pace = gc.get_threshold()
     gc.set_threshold(50_000, 20, 20)
+    # ... and exit without collecting what the run leaves: at exit the collector would take apart
+    # numpy's, typer's and multispin's modules object by object, 50-90 ms of every run. Frozen
+    # objects are never collected; the operating system frees them with the process (files are
+    # written and closed by then, and the interpreter still flushes stdout and stderr).
+    atexit.register(gc.freeze)
     warnings.showwarning = _warning_line
     name = _invoked_command(sys.argv[1:])
     load_commands(name)  # only its module (every command's for the help, or a name that is none)
@@ -326,12 +333,7 @@ def main() -> None:
         with _only_command(name):
             app()
     finally:
-        # The output is written and flushed: let the interpreter exit without collecting what the run
-        # leaves (the garbage collector would otherwise take apart numpy's, typer's and multispin's
-        # modules object by object, 50-90 ms of every run). Frozen objects are never collected; the
-        # operating system frees them with the process. atexit handlers and the flush of stdout and
-        # stderr still run.
-        gc.freeze()
+        gc.set_threshold(*pace)
 
 
 def _invoked_command(args: list[str]) -> str | None:
