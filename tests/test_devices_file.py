@@ -196,3 +196,21 @@ def test_users_rows_written_from_columns_are_the_standard_indented_json(rows):
     assert users.json_chunks(1) is not None
     doc = {"plan": {"users": users}}
     assert to_json(doc) == json.dumps({"plan": {"users": users.tables()}}, indent=2, allow_nan=False) + "\n"
+
+
+def test_rows_whose_floats_need_the_other_conversion_are_written_as_json_dumps_writes_them():
+    """A float column takes %.10g or %r, whichever most of a piece of rows needs; the other rows
+    (here a few whole numbers among 10-digit ones, and the reverse, across several pieces) are
+    written again with their own template: still the standard indented JSON."""
+    rng = np.random.default_rng(3)
+    rows = 9000  # three pieces of rows
+    mostly_short = [num(v) for v in rng.uniform(0.001, 50.0, rows)]
+    mostly_whole = [float(v) for v in rng.integers(0, 5, rows)]
+    for i in range(0, rows, 97):
+        mostly_short[i], mostly_whole[i] = float(i % 3), num(rng.uniform(0.001, 1.0))
+    names = [f"u{i}" for i in range(rows)]
+    users = _Rows({"name": names, "a_mhz": mostly_short, "b_ms": mostly_whole,
+                   "n": list(range(rows))}, [], names)
+    assert users.json_chunks(1) is not None
+    assert to_json({"plan": {"users": users}}) == json.dumps({"plan": {"users": users.tables()}}, indent=2,
+                                                            allow_nan=False) + "\n"

@@ -160,15 +160,18 @@ class _Rows:
     def json_chunks(self, level: int) -> list[str] | None:
         """The tables as :func:`to_json` writes them at this level, in pieces of a few thousand rows:
         each row is one ``%`` of a row template (the keys and indentation, with a conversion per value:
-        ``%d`` for an int, ``%s`` for a string made JSON text by the encoder's escaping, ``%.10g`` for a
-        float that it writes as ``repr`` would, see :func:`_float_feed`). None where a value is not a
-        finite number or a string (the tables then go the general way)."""
+        ``%d`` for an int, ``%s`` for a string made JSON text by the encoder's escaping, and for a
+        float ``%.10g`` where that writes it as ``repr`` does (see :func:`_short_floats`; it is about
+        twice as fast as ``repr``), else ``%r``). A float column takes the conversion most of a piece's
+        values need; the few rows that need the other (a plan's users at L = 0: whole numbers) are
+        written again with a template of their own. None where a value is not a finite number or a
+        string (the tables then go the general way)."""
         rows, columns = len(self.devices), list(self.columns.items())
         if not rows or not columns or any(len(column) != rows for _, column in columns) or (
                 self.models and len(self.models) != rows) or not (
                 set(map(type, self.devices)) == {str} and set(map(type, filter(None, self.models))) <= {str}):
             return None
-        kinds = []  # per column: where each float is short (see _float_feed), or the type of its values
+        kinds = []  # per column: where each float is short (see _short_floats), or the type of its values
         for _, column in columns:
             types = set(map(type, column))
             if types == {float}:
@@ -189,10 +192,15 @@ class _Rows:
         for start in range(0, rows, _CHUNK_ROWS):
             part = slice(start, start + _CHUNK_ROWS)
             template, feeds, texts = [], [], {}
+            other = {}  # position in the template of a float column: the rows that need the other conversion
             for lead, kind, (_, column) in zip(leads, kinds, columns):
                 values = column[part]
                 if isinstance(kind, np.ndarray):
-                    spec, values = _float_feed(values, kind[part])
+                    short = kind[part]
+                    usual = 2 * int(np.count_nonzero(short)) >= short.size
+                    spec = "%.10g" if usual else "%r"
+                    if not (short == usual).all():
+                        other[len(template)] = short != usual
                 elif kind is int:
                     spec = "%d"  # an int's repr
                 else:
@@ -207,24 +215,32 @@ class _Rows:
             devices = self.devices[part]
             same = next((text for raw, text in texts.values() if list(raw) == list(devices)), None)  # names are often the devices
             feeds.append(same if same is not None else list(map(encode_basestring_ascii, devices)))
-            chunks.append("".join(map("".join(template).__mod__, zip(*feeds))))
+            lines = list(map("".join(template).__mod__, zip(*feeds)))
+            if other:
+                _rewrite(lines, template, feeds, other)
+            chunks.append("".join(lines))
         chunks[0] = "[" + chunks[0][1:]  # the first row's lead has no comma
         chunks.append("\n" + "  " * level + "]")
         return chunks
 
 
-def _float_feed(values: list[float], short: np.ndarray) -> tuple[str, list]:
-    """A conversion and the values for floats in a row template: ``%.10g`` where it writes every value
-    as ``repr`` does (``short``, from :func:`_short_floats`; it is about twice as fast as ``repr``),
-    ``%r`` where it writes none so, else ``%s`` and each value's text (``%.10g`` or ``%r``)."""
-    if short.all():
-        return "%.10g", values
-    if not short.any():
-        return "%r", values
-    return "%s", list(map(str.__mod__, _FORMATS[short.view(np.int8)].tolist(), values))
-
-
-_FORMATS = np.array(["%r", "%.10g"], dtype=object)
+def _rewrite(lines: list[str], template: list[str], feeds: list[list], other: dict[int, np.ndarray]) -> None:
+    """Write again the rows that need the other float conversion (``%r`` for ``%.10g`` or back) in
+    some columns (``other``: position in the template -> those rows), each with its own template."""
+    positions = list(other)
+    flags = np.stack([other[position] for position in positions], axis=1)  # (rows, such columns)
+    made: dict[tuple, str] = {}
+    for row in np.flatnonzero(flags.any(axis=1)).tolist():
+        key = tuple(flags[row].tolist())
+        row_template = made.get(key)
+        if row_template is None:
+            pieces = list(template)
+            for position, swap in zip(positions, key):
+                if swap:
+                    piece = pieces[position]
+                    pieces[position] = piece[:-5] + "%r" if piece.endswith("%.10g") else piece[:-2] + "%.10g"
+            row_template = made[key] = "".join(pieces)
+        lines[row] = row_template % tuple(feed[row] for feed in feeds)
 
 
 def _short_floats(x: np.ndarray) -> np.ndarray:
