@@ -661,13 +661,18 @@ def _file_columns(path: Path) -> _DeviceColumns:
             continue
         if spec.kind in _NUMERIC:
             empty = raw.count("")
-            try:  # map(float) parses far faster than numpy's string conversion
-                column = np.fromiter(map(float, [text or "nan" for text in raw] if empty else raw), dtype=float,
-                                     count=table.rows)
+            try:  # map(float) parses far faster than numpy's string conversion; empty cells are not parsed
+                parsed = np.fromiter(map(float, filter(None, raw) if empty else raw), dtype=float,
+                                     count=table.rows - empty)
             except ValueError:
-                column = None
-            # Every NaN should be an empty cell: more NaNs than those is a cell that says nan.
-            if column is None or np.count_nonzero(np.isnan(column)) != empty:
+                parsed = None
+            if parsed is not None and not empty:
+                column = parsed
+            elif parsed is not None:
+                column = np.full(table.rows, np.nan)
+                column[np.fromiter(map(bool, raw), dtype=bool, count=table.rows)] = parsed
+            # A NaN is an empty cell only: a NaN parsed is a cell that says nan.
+            if parsed is None or np.isnan(parsed).any():
                 for row, text in enumerate(raw):  # find the cell that does not parse (or says nan)
                     try:
                         ok = not text.strip() or not math.isnan(float(text))
