@@ -12,8 +12,9 @@ For each size it writes cli_scale.py's profile (users from a CSV devices_file) a
   older multispin, e.g. ``git worktree add /tmp/old <commit>``) the same command of that checkout
   runs interleaved with this one's, so both see the same load, and the two outputs are compared
   byte for byte. With ``--mode heterogeneous`` the child also times its heterogeneous planner
-  (library call, wall), and the command's own cost is printed: its wall time less the planner's,
-  run by run (the part of the command that is not the search).
+  (library call, wall and CPU), and the command's own cost is printed: its wall and CPU time less
+  the planner's, run by run (the part of the command that is not the search; on a busy machine
+  the CPU time is the steadier of the two).
 
 Where ``PYTHONDONTWRITEBYTECODE`` is set (as in some sandboxes) an editable checkout compiles every
 module of multispin from source on each run, which an installed package (byte-compiled by pip) never
@@ -49,12 +50,13 @@ RUNNER = ("import os, sys; sys.meta_path[:] = [f for f in sys.meta_path if 'edit
 TIMED_RUNNER = ("import atexit, os, sys, time; "
                 "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
                 "sys.path.insert(0, os.environ['MULTISPIN_ROOT']); sys.argv[0] = 'multispin'; "
-                "import multispin_cli.planners.heterogeneous as h; inner = h.plan_heterogeneous; spent = [0.0]\n"
+                "import multispin_cli.planners.heterogeneous as h; inner = h.plan_heterogeneous; spent = [0.0, 0.0]\n"
                 "def timed(*a, **k):\n"
-                "    start = time.perf_counter(); out = inner(*a, **k); spent[0] += time.perf_counter() - start\n"
+                "    start, cpu = time.perf_counter(), time.process_time(); out = inner(*a, **k)\n"
+                "    spent[0] += time.perf_counter() - start; spent[1] += time.process_time() - cpu\n"
                 "    return out\n"
                 "h.plan_heterogeneous = timed; "
-                "atexit.register(lambda: os.write(2, f'planner-seconds {spent[0]!r}\\n'.encode()))\n"
+                "atexit.register(lambda: os.write(2, f'planner-seconds {spent[0]!r} {spent[1]!r}\\n'.encode()))\n"
                 "from multispin_cli.cli import main; main()")
 
 
@@ -95,9 +97,9 @@ def child_env(bytecode_cache: str | None = None) -> dict[str, str]:
 
 
 def run(root: Path, args: list[str], env: dict[str, str] | None = None,
-        timed: bool = False) -> tuple[float, float, float, bytes, float]:
-    """Wall seconds, CPU seconds, peak RSS (MiB), stdout and the heterogeneous planner's wall seconds
-    (``timed``; else 0) of the CLI of ``root`` as a child process."""
+        timed: bool = False) -> tuple[float, float, float, bytes, float, float]:
+    """Wall seconds, CPU seconds, peak RSS (MiB), stdout and the heterogeneous planner's wall and CPU
+    seconds (``timed``; else 0) of the CLI of ``root`` as a child process."""
     env = {**(os.environ if env is None else env), "MULTISPIN_ROOT": str(root)}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
@@ -111,8 +113,8 @@ def run(root: Path, args: list[str], env: dict[str, str] | None = None,
         lines = err.read().decode().splitlines()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{root}: multispin {' '.join(args)} failed")
-    planner = float(lines[-1].split()[-1]) if timed else 0.0
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out, planner
+    planner, planner_cpu = (float(x) for x in lines[-1].split()[-2:]) if timed else (0.0, 0.0)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out, planner, planner_cpu
 
 
 def main() -> None:
@@ -156,8 +158,9 @@ def main() -> None:
                 print(f"  {name:9s} wall {summary([x[0] for x in r], '.2f')} s, CPU {summary([x[1] for x in r], '.2f')} s, "
                       f"peak {summary([x[2] for x in r], '.0f')} MiB")
                 if timed:
-                    print(f"  {'':9s} planner {summary([x[4] for x in r], '.2f')} s, the command less its planner "
-                          f"{summary([x[0] - x[4] for x in r], '.2f')} s")
+                    print(f"  {'':9s} planner {summary([x[4] for x in r], '.2f')} s (CPU {summary([x[5] for x in r], '.2f')}"
+                          f" s); the command less its planner: wall {summary([x[0] - x[4] for x in r], '.2f')} s, "
+                          f"CPU {summary([x[1] - x[5] for x in r], '.2f')} s")
             if args.baseline:
                 same = runs["this"][0][3] == runs["baseline"][0][3]
                 print(f"  outputs byte-identical: {same}")
