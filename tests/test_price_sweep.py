@@ -191,6 +191,16 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     for one, two in zip(single, threaded):
         for field in ("start", "value", "slope", "phi"):
             np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+    # ... and so are the bounds of an interval, by ends common to all users or one pair per user.
+    ends = (0.011, 0.0125), (np.full(system.users, 0.011), np.linspace(0.0115, 0.013, system.users))
+    for a, b in ends:
+        pb = single[1] if np.ndim(b) == 0 else price_sweep._point(cell, b, 2e-8, gamma, start)
+        both = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
+        alone = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
+        for x, y in zip(both, alone):
+            np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

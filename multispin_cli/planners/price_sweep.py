@@ -331,22 +331,25 @@ def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
         return np.where(np.isfinite(need), -lam * d_need, 0.0)
 
 
-def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point | None:
+def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
+           users: np.ndarray | None = None) -> _Point | None:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
     The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
     length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
-    Large cells price two halves of the users on two threads (numpy lets go of the interpreter
-    while it computes; each user's term is its own, so the result is the same).
+    ``users`` (all by default, in any order and repeated) with ``start`` and ``deadline`` (a number
+    or one per entry) theirs. Many entries are priced in two halves on two threads (numpy lets go
+    of the interpreter while it computes; each entry's term is its own, so the result is the same).
     """
-    if cell.k < THREADED_CELL or _POOL is None:
-        return _point_of(cell, cell.users, deadline, lam, gamma, start)
-    half = cell.k // 2
-    parts = list(_POOL.map(lambda users: _point_of(cell, users, deadline, lam, gamma, start[users]),
-                           (cell.users[:half], cell.users[half:])))
+    users = cell.users if users is None else users
+    if users.size < THREADED_CELL or _POOL is None:
+        return _point_of(cell, users, deadline, lam, gamma, start)
+    half = users.size // 2
+    parts = list(_POOL.map(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
+                                                  lam, gamma, start[rows]), (slice(0, half), slice(half, None))))
     if any(p is None for p in parts):
         return None
-    return _Point(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("start", "value", "slope", "phi")))
+    return _joined(parts)
 
 
 def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float,
@@ -426,6 +429,17 @@ def _edge_lines(top: int, pb: _Point, floor: np.ndarray):
 
 
 def _user_bounds(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
+    """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
+    if g0.size < THREADED_CELL or _POOL is None:
+        return _user_bounds_of(top, g0, pa, pb, a, b)
+    half = g0.size // 2
+    parts = list(_POOL.map(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
+                                                        a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b),
+                           (slice(0, half), slice(half, None))))
+    return tuple(np.concatenate(x) for x in zip(*parts))
+
+
+def _user_bounds_of(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
     """Each user's bound on ``max_{D in [a, b]} (phi_k(D) - mu_k D)`` and mu_k, the secant slope of
     phi_k over [a, b]. ``g0``, ``pa`` and ``pb`` hold the same users in the same order; a and b are
     numbers or one per user."""
@@ -583,7 +597,7 @@ def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float
             return False
         deadlines = np.concatenate(inner)
         starts = np.concatenate([np.tile(pieces[i][2].start, cut - 1) for i in open_])
-        found = _point_of(cell, np.tile(movers, deadlines.size), np.repeat(deadlines, n), lam, gamma, starts)
+        found = _point(cell, np.repeat(deadlines, n), lam, gamma, starts, np.tile(movers, deadlines.size))
         if found is None:
             return False
         at, nxt = 0, []
