@@ -111,7 +111,7 @@ class LevelPrices:
             raise ValueError("length windows are priced for smooth systems only")
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
-        rows = self._pos[users]
+        rows = users if self._identity else self._pos[users]
         levels = first[:, None] + np.arange(width)
         beyond = levels >= self.levels
         flat = rows[:, None] * self.levels + np.minimum(levels, self.levels - 1)
@@ -135,8 +135,9 @@ class LevelPrices:
                 need[limited], d_rate = power_limited_inverse(r, q, self._cap)
                 slope[limited] = d_rate * r / slack[limited]
             np.negative(slope, out=slope)
-            need[late] = np.inf
-            slope[late] = -np.inf
-            np.copyto(slope, 0.0, where=~sending & ~late)
-            slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
+            # (np.copyto: boolean-mask assignment is several times slower)
+            np.copyto(need, np.inf, where=late)
+            np.copyto(slope, -np.inf, where=late)
+            np.copyto(slope, 0.0, where=~(sending | late))
+            np.copyto(slope, np.nan, where=np.isfinite(need) & ~np.isfinite(slope))
         return need, slope

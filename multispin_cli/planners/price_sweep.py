@@ -270,17 +270,21 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
     a few windowed LPs of the whole cell there and a step either side.
     """
     if sample is not cell:
-        deadline, (ratio, sol, _, _), _ = _peak(sample, start_deadline, best.value * SAMPLE / cell.k,
-                                                SEARCH_STEP, span)
-        lam = float(sol.price[0])
-        need = cell.prices.at(deadline)[0]
-        with np.errstate(invalid="ignore"):
-            terms = np.where(np.isfinite(need), cell.g - ratio * cell.k / SAMPLE * cell.v1 * np.arange(cell.top + 1)
-                             - lam * need, -np.inf)
-        window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
-        del need, terms
+        deadline, (ratio, sol, found, _), _ = _peak(sample, start_deadline, best.value * SAMPLE / cell.k,
+                                                    SEARCH_STEP, span)
+        lam, gamma = float(sol.price[0]), ratio * cell.k / SAMPLE
+        # Each user's best length >= 1 at the sample's price, by windows (from the sample's median).
+        drafting = found[found > 0]
+        guess = np.full(cell.k, int(np.median(drafting)) if drafting.size else 1)
+        point = _point(cell, deadline, lam, gamma, _centred(guess, cell.top, PROOF_WIDTH))
+        if point is not None:
+            window = _centred(point.start + np.argmax(point.value, axis=1), cell.top)
+        else:  # (never for these terms, concave in the length): price every length
+            need = cell.prices.at(deadline)[0]
+            window = _centred(np.argmax(_terms(cell.values(gamma, np.ones(cell.k, dtype=np.intp), width=cell.top),
+                                               need[:, 1:], lam), axis=1) + 1, cell.top)
+        del point
         # The whole cell's LP there, then a step either side.
-        gamma = ratio * cell.k / SAMPLE
         # (One LP there settles the windows: a second one moved the plan by less than 1e-5 on
         # busy cells of 10,000 users, for a fifth of the search's time.)
         sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
