@@ -655,10 +655,14 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
         for a, b in todo:  # in order: once past an interval, its left end is needed again only if split
             pa, pb = at(a), at(b)
             bound = np.inf if pa is None or pb is None else _interval_bound(cell, pa, pb, a, b, lam, gamma)
-            if bound > 0.0 and pa is not None and pb is not None and _refined(cell, pa, pb, a, b, lam, gamma):
+            # The dual itself above 0 at an end: no bound on any part of [a, b] that holds that end
+            # can close it with this price (the range needs a better plan or a price of its own).
+            hopeless = bound > 0.0 and pa is not None and pb is not None and max(
+                float(pa.phi.sum()) - gamma * a, float(pb.phi.sum()) - gamma * b) > gamma * cell.fixed - lam * cell.budget
+            if bound > 0.0 and not hopeless and pa is not None and _refined(cell, pa, pb, a, b, lam, gamma):
                 bound = 0.0
             if bound > 0.0:
-                if b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
+                if hopeless or b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
                     stuck.append((a, b, bound))
                 else:
                     mid = float(np.sqrt(a * b))
