@@ -21,14 +21,19 @@ def _cell(users: int, seed: int):
     return system, price_sweep._Cell(system)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_windows_price_what_every_length_costs(seed):
+@pytest.mark.parametrize("seed, in_order", [(0, False), (1, False), (0, True)])
+def test_windows_price_what_every_length_costs(seed, in_order):
+    """Windows (users in any order, or in the prices' own order: the power-limited ones a tail)."""
     system, _ = _cell(300, seed)
+    if in_order:
+        system = system.take(np.argsort(system.channel.power_limited, kind="stable"))
     prices = LevelPrices(system)
     rng = np.random.default_rng(seed)
     for deadline in (0.004, 0.011, 0.03):
         need, slope = prices.at(deadline, derivative=True)
         users = rng.permutation(system.users)[:200]
+        if in_order:
+            users = np.sort(users)
         first = rng.integers(1, system.max_draft_length + 1, users.size)
         w_need, w_slope = prices.window(deadline, users, first, price_sweep.WIDTH)
         levels = first[:, None] + np.arange(price_sweep.WIDTH)
@@ -39,6 +44,20 @@ def test_windows_price_what_every_length_costs(seed):
         np.testing.assert_array_equal(w_need[inside], ref[inside])
         finite = inside & np.isfinite(ref_slope)
         np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
+
+
+def test_a_point_priced_at_one_deadline_per_user_equals_each_deadline_alone():
+    system, cell = _cell(300, 2)
+    rng = np.random.default_rng(2)
+    users = np.sort(rng.permutation(system.users)[:120])
+    deadlines = rng.uniform(0.004, 0.03, users.size)
+    start = rng.integers(1, cell.top - price_sweep.PROOF_WIDTH + 2, users.size)
+    lam, gamma = 2e-8, 2000.0
+    both = price_sweep._point_of(cell, users, deadlines, lam, gamma, start)
+    for i in range(0, users.size, 17):
+        alone = price_sweep._point_of(cell, users[i:i + 1], float(deadlines[i]), lam, gamma, start[i:i + 1])
+        for field in ("start", "value", "slope", "phi"):
+            np.testing.assert_array_equal(getattr(both, field)[i], getattr(alone, field)[0])
 
 
 def _dual(cell, lam, gamma, deadlines):
@@ -84,8 +103,9 @@ def test_certificate_refuses_a_ratio_a_plan_reaches():
     ev = hom.evaluation
     best = price_sweep._Best(system, ev.draft_lengths.astype(np.int64), ev.goodput_tokens_per_s,
                              ev.draft_upload_s, ev.bandwidth_hz)
-    lam, window = price_sweep._search(cell, price_sweep._start_deadline(cell, best.deadline, d_lo, d_hi), best,
-                                      (d_lo, d_hi))
+    sample = price_sweep._Cell(price_sweep._sample(system, price_sweep.SAMPLE))
+    lam, window = price_sweep._search(cell, sample, price_sweep._start_deadline(sample, best.deadline, d_lo, d_hi),
+                                      best, (d_lo, d_hi))
     assert price_sweep.certify(cell, lam, best.value * (1 + BOUND_TOLERANCE), d_lo, d_hi, window) == []
     stuck = price_sweep.certify(cell, lam, best.value * (1 - 1e-6), d_lo, d_hi, window)
     assert stuck and all(d_lo <= a < b <= d_hi and bound > 0 for a, b, bound in stuck)
@@ -171,3 +191,54 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     for one, two in zip(single, threaded):
         for field in ("start", "value", "slope", "phi"):
             np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+    # ... and so are the bounds of an interval, by ends common to all users or one pair per user.
+    ends = (0.011, 0.0125), (np.full(system.users, 0.011), np.linspace(0.0115, 0.013, system.users))
+    for a, b in ends:
+        pb = single[1] if np.ndim(b) == 0 else price_sweep._point(cell, b, 2e-8, gamma, start)
+        both = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
+        alone = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
+        for x, y in zip(both, alone):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(seed):
+    """The interval test that sums the users whose best length holds and prices the others inside
+    the interval must refuse every interval whose dual is above 0 somewhere (gamma a hair below the
+    interval's own break-even, found on a fine grid), and should close it a little above that."""
+    system, cell = _cell(2500, seed)
+    hom = plan_homogeneous(system)
+    het = plan_heterogeneous(system, start=hom)
+    d_star = het.evaluation.draft_upload_s
+    goodput = het.evaluation.goodput_tokens_per_s
+    sol, lengths, _, _ = price_sweep._lp(cell, d_star, goodput, None)
+    lam = float(sol.price[0])
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    closed = 0
+    for low, high in ((1.0, 1.08), (0.9, 1.0), (1.04, 1.2), (0.6, 0.75)):
+        a, b = d_star * low, d_star * high
+        grid = np.geomspace(a, b, 65)  # a positive maximum on it is one in [a, b]
+        need = cell.prices.at(grid)  # the needs do not depend on gamma: price once
+
+        def dual(gamma):
+            values = cell.g - gamma * cell.v1 * np.arange(cell.top + 1)
+            with np.errstate(invalid="ignore"):
+                terms = np.where(np.isfinite(need), values[None] - lam * need, -np.inf)
+            return (lam * cell.budget - gamma * cell.fixed + terms.max(axis=-1).sum(axis=-1) - gamma * grid).max()
+
+        lo, hi = goodput * 0.9, goodput * 1.2  # the gamma at which the grid's maximum is 0
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if dual(mid) > 0 else (lo, mid)
+        below = lo * (1 - 1e-7)
+        assert dual(below) > 0
+        pa = price_sweep._point(cell, a, lam, below, start)
+        pb = price_sweep._point(cell, b, lam, below, pa.start)
+        assert not price_sweep._refined(cell, pa, pb, a, b, lam, below), (low, high)
+        above = hi * (1 + 2e-3)
+        pa = price_sweep._point(cell, a, lam, above, start)
+        pb = price_sweep._point(cell, b, lam, above, pa.start)
+        closed += price_sweep._refined(cell, pa, pb, a, b, lam, above)
+    assert closed >= 3  # the test's strength: it closes what is clearly below (not a bound of +inf)

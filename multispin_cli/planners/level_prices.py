@@ -111,7 +111,7 @@ class LevelPrices:
             raise ValueError("length windows are priced for smooth systems only")
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
-        rows = self._pos[users]
+        rows = users if self._identity else self._pos[users]
         levels = first[:, None] + np.arange(width)
         beyond = levels >= self.levels
         flat = rows[:, None] * self.levels + np.minimum(levels, self.levels - 1)
@@ -123,14 +123,21 @@ class LevelPrices:
             rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
             need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
             slope = need / slack
-            limited = np.flatnonzero(rows >= self._fixed)
-            if limited.size:
+            if rows.size < 2 or bool((rows[1:] > rows[:-1]).all()):
+                # Rows in order (the usual case): the power-limited ones are a tail, priced in place.
+                limited = slice(int(np.searchsorted(rows, self._fixed)), None)
+                q = self._q[rows[limited] - self._fixed] if rows.size else self._q[:0]
+            else:
+                limited = np.flatnonzero(rows >= self._fixed)
+                q = self._q[rows[limited] - self._fixed]
+            if q.size:
                 r = rate[limited]
-                need[limited], d_rate = power_limited_inverse(r, self._q[rows[limited] - self._fixed], self._cap)
+                need[limited], d_rate = power_limited_inverse(r, q, self._cap)
                 slope[limited] = d_rate * r / slack[limited]
             np.negative(slope, out=slope)
-            need[late] = np.inf
-            slope[late] = -np.inf
-            np.copyto(slope, 0.0, where=~sending & ~late)
-            slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
+            # (np.copyto: boolean-mask assignment is several times slower)
+            np.copyto(need, np.inf, where=late)
+            np.copyto(slope, -np.inf, where=late)
+            np.copyto(slope, 0.0, where=~(sending | late))
+            np.copyto(slope, np.nan, where=np.isfinite(need) & ~np.isfinite(slope))
         return need, slope

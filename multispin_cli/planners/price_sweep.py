@@ -59,10 +59,12 @@ SAMPLE = 2000  # users the search of a larger cell starts on
 CANDIDATE_USERS = 6000  # a cell searched without a sample scores the plans of its best 6000 / K LPs
 # (at most 6; in the planner that cell has exactly SAMPLE = LARGE_CELL users: 3 LPs)
 FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
-GRID = 6  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
-# ... and ln D near the best plan's deadline, where the bound needs intervals of about 1 %.
-NEAR_GRID = np.concatenate([-np.array([0.45, 0.3, 0.2, 0.14, 0.1, 0.07, 0.05]), np.arange(-0.04, 0.0401, 0.01),
-                            np.array([0.05, 0.07, 0.1, 0.14, 0.2, 0.3, 0.45])])
+GRID = 4  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
+# ... and ln D near the best plan's deadline (intervals of 12 %: the movers' pieces go finer).
+NEAR_GRID = np.array([-0.36, -0.24, -0.12, 0.0, 0.12, 0.24, 0.36])
+MOVER_PIECES = 24  # deadlines inside one interval the movers may be priced at before it is halved for all users
+FIRST_CUT = 2  # pieces an interval's movers are first priced on
+SAME_DEADLINE = 0.01  # grid deadlines closer than this (relative) are one
 MAX_POINTS = 160  # deadlines the certificate may price before giving up
 NARROWEST = 2e-3  # an interval this narrow (in ln D) that does not close points the search to it
 PROOF_ROUNDS = 3  # proofs tried, each after a search where the last one would not close
@@ -259,7 +261,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
     return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
 
 
-def _search(cell: _Cell, start_deadline: float, best, span: tuple[float, float]) -> tuple[float, np.ndarray]:
+def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple[float, float]) -> tuple[float, np.ndarray]:
     """The best deadline and plan by LPs; returns the band's price there and windows around the plan.
 
     Large cells search on a sample of their users first (every k-th, the band and the server's
@@ -267,22 +269,26 @@ def _search(cell: _Cell, start_deadline: float, best, span: tuple[float, float])
     then place each user's window at its best length at that deadline and price, and finish with
     a few windowed LPs of the whole cell there and a step either side.
     """
-    if cell.k > SAMPLE:
-        sample = _sample(cell.system, SAMPLE)
-        deadline, (ratio, sol, _, _), _ = _peak(_Cell(sample), start_deadline, best.value * SAMPLE / cell.k,
-                                                SEARCH_STEP, span)
-        lam = float(sol.price[0])
-        need = cell.prices.at(deadline)[0]
-        with np.errstate(invalid="ignore"):
-            terms = np.where(np.isfinite(need), cell.g - ratio * cell.k / SAMPLE * cell.v1 * np.arange(cell.top + 1)
-                             - lam * need, -np.inf)
-        window = _centred(np.argmax(terms[:, 1:], axis=1) + 1, cell.top)
-        del need, terms
-        # The whole cell's LP there, twice (the windows settle on its plan), then a step either side.
-        gamma = ratio * cell.k / SAMPLE
-        for _ in range(2):
-            sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
-            window = _centred(np.maximum(lengths, 1), cell.top)
+    if sample is not cell:
+        deadline, (ratio, sol, found, _), _ = _peak(sample, start_deadline, best.value * SAMPLE / cell.k,
+                                                    SEARCH_STEP, span)
+        lam, gamma = float(sol.price[0]), ratio * cell.k / SAMPLE
+        # Each user's best length >= 1 at the sample's price, by windows (from the sample's median).
+        drafting = found[found > 0]
+        guess = np.full(cell.k, int(np.median(drafting)) if drafting.size else 1)
+        point = _point(cell, deadline, lam, gamma, _centred(guess, cell.top, PROOF_WIDTH))
+        if point is not None:
+            window = _centred(point.start + np.argmax(point.value, axis=1), cell.top)
+        else:  # (never for these terms, concave in the length): price every length
+            need = cell.prices.at(deadline)[0]
+            window = _centred(np.argmax(_terms(cell.values(gamma, np.ones(cell.k, dtype=np.intp), width=cell.top),
+                                               need[:, 1:], lam), axis=1) + 1, cell.top)
+        del point
+        # The whole cell's LP there, then a step either side.
+        # (One LP there settles the windows: a second one moved the plan by less than 1e-5 on
+        # busy cells of 10,000 users, for a fifth of the search's time.)
+        sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
+        window = _centred(np.maximum(lengths, 1), cell.top)
         results = [(gamma, sol, lengths, up)]
         for factor in (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)):
             side, side_lengths, side_up, side_ratio = _lp(cell, deadline * factor, gamma, window)
@@ -329,29 +335,41 @@ def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
         return np.where(np.isfinite(need), -lam * d_need, 0.0)
 
 
-def _point(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.ndarray) -> _Point | None:
+def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
+           users: np.ndarray | None = None) -> _Point | None:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
     The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
     length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
-    Large cells price two halves of the users on two threads (numpy lets go of the interpreter
-    while it computes; each user's term is its own, so the result is the same).
+    ``users`` (all by default, in any order and repeated) with ``start`` and ``deadline`` (a number
+    or one per entry) theirs. Many entries are priced in two halves on two threads (numpy lets go
+    of the interpreter while it computes; each entry's term is its own, so the result is the same).
     """
-    if cell.k < THREADED_CELL or _POOL is None:
-        return _point_of(cell, cell.users, deadline, lam, gamma, start)
-    half = cell.k // 2
-    parts = list(_POOL.map(lambda users: _point_of(cell, users, deadline, lam, gamma, start[users]),
-                           (cell.users[:half], cell.users[half:])))
+    users = cell.users if users is None else users
+    if users.size < THREADED_CELL or _POOL is None:
+        return _point_of(cell, users, deadline, lam, gamma, start)
+    half = users.size // 2
+    parts = list(_POOL.map(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
+                                                  lam, gamma, start[rows]), (slice(0, half), slice(half, None))))
     if any(p is None for p in parts):
         return None
-    return _Point(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("start", "value", "slope", "phi")))
+    return _joined(parts)
 
 
-def _point_of(cell: _Cell, users: np.ndarray, deadline: float, lam: float, gamma: float,
+def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float,
               start: np.ndarray) -> _Point | None:
-    """:func:`_point` for some users (``start`` is theirs)."""
+    """:func:`_point` for some users (``start`` is theirs); ``deadline`` may be one per user (n,)."""
     width = PROOF_WIDTH
     start = start.copy()
+    if np.ndim(deadline):
+        per_user = np.asarray(deadline, dtype=float)[:, None]
+        deadline = per_user
+
+        def at(rows):  # the rows' own deadlines
+            return per_user[rows]
+    else:
+        def at(rows):
+            return deadline
     need, d_need = cell.window(deadline, start, users, width)
     value = _terms(cell.values(gamma, start, users, width), need, lam)
     slope = _slopes(need, d_need, lam)
@@ -373,10 +391,10 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline: float, lam: float, gamma
             best_level = np.where(lost[move], start[pending] - width + 1, best_level)
         else:  # far from it: look at every length of the users still at an edge
             ones = np.ones(pending.size, dtype=start.dtype)
-            need, _ = cell.window(deadline, ones, who, cell.top)
+            need, _ = cell.window(at(pending), ones, who, cell.top)
             best_level = np.argmax(_terms(cell.values(gamma, ones, who, cell.top), need, lam), axis=1) + 1
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
-        need, d_need = cell.window(deadline, start[pending], who, width)
+        need, d_need = cell.window(at(pending), start[pending], who, width)
         value[pending] = _terms(cell.values(gamma, start[pending], who, width), need, lam)
         slope[pending] = _slopes(need, d_need, lam)
     else:
@@ -385,51 +403,20 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline: float, lam: float, gamma
     return _Point(start, value, slope, phi)
 
 
-def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> float:
-    """Upper bound on ``lam W - gamma C + max_{D in [a, b]} (sum_k phi_k(D) - gamma D)``.
+def _edge_lines(top: int, pb: _Point, floor: np.ndarray):
+    """Bounds at b on the lengths outside each user's window, for the users that need one.
 
-    ``gamma = sum_k mu_k + c`` with mu_k the secant slope of phi_k over [a, b]: the maximum is at most
-    ``sum_k max_D (phi_k(D) - mu_k D) + max(c a, c b)``, each user's maximum bounded length by length.
+    Concavity in the length bounds their terms at b by the line through the window's two edge
+    entries (hence on all of [a, b]); inf where that is unknown. Only users whose line can reach
+    the floor need it: the edge entry reaches it, or the line rises outwards, or the inner entry is
+    out of reach (never, once the windows are settled). Yields (users, line) per edge.
     """
     width = pb.value.shape[1]
-    mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
-    floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
-    best = cell.g[:, 0] - mu * a  # length 0: no band, its value
-    # The lengths of b's window that can lead somewhere in [a, b] (most users have one).
-    flat = np.flatnonzero(pb.value >= floor[:, None])
-    if flat.size:
-        user, j = np.divmod(flat, width)
-        vb, sb = pb.value.ravel().take(flat), pb.slope.ravel().take(flat)
-        sb = np.where(np.isfinite(sb), sb, 0.0) * (1.0 - 1e-9)  # smaller: T_b(D) only rises for D < b
-        ja = j + (pb.start - pa.start).take(user)  # the same length in a's window, where it has it
-        known = (ja >= 0) & (ja < width)
-        at = user * width + np.clip(ja, 0, width - 1)
-        va, sa = pa.value.ravel().take(at), pa.slope.ravel().take(at) * (1.0 + 1e-9)  # larger: T_a only rises
-        use_a = known & np.isfinite(va) & np.isfinite(sa)
-        va, sa = np.where(use_a, va, np.inf), np.where(use_a, sa, 0.0)
-        m = mu.take(user)
-        with np.errstate(invalid="ignore", over="ignore"):
-            # The term is below min(T_a, T_b), concave and piecewise linear: its maximum against
-            # mu D is at a, at b, or where the two tangents cross.
-            at_a = np.minimum(va, vb - sb * (b - a)) - m * a
-            at_b = np.minimum(va + sa * (b - a), vb) - m * b
-            den = sa - sb
-            cross = np.where(use_a & (den > 0), (vb - va + sa * a - sb * b) / den, a)
-            cross = np.clip(np.nan_to_num(cross, nan=a), a, b)
-            at_x = np.minimum(va + sa * (cross - a), vb + sb * (cross - b)) - m * cross
-            term = np.maximum(np.maximum(at_a, at_b), at_x)
-        starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
-        users = user[starts]
-        best[users] = np.maximum(best[users], np.maximum.reduceat(term, starts))
-    # Lengths outside b's window: concavity in the length bounds their terms at b by the line
-    # through the window's two edge entries (hence on all of [a, b]); inf where that is unknown.
-    # Only users whose line can reach the floor need it: the edge entry reaches it, or the line
-    # rises outwards, or the inner entry is out of reach (never, once the windows are settled).
     vb = pb.value
     last_level = pb.start + width - 1
     with np.errstate(invalid="ignore", over="ignore"):
         for edge, inner, outside, room in ((0, 1, pb.start > 1, pb.start - 1),
-                                           (-1, -2, last_level < cell.top, cell.top - last_level)):
+                                           (-1, -2, last_level < top, top - last_level)):
             e, i = vb[:, edge], vb[:, inner]
             unknown = ~np.isfinite(i) if edge else ~np.isfinite(e) | ~np.isfinite(i)  # above: -inf is none
             if edge:
@@ -440,9 +427,194 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
                 line = np.where(np.isfinite(e) & np.isfinite(i), e + room[users] * np.maximum(e - i, 0.0), np.inf)
                 if edge:
                     line = np.where(np.isneginf(e), -np.inf, line)
-                best[users] = np.maximum(best[users], line - mu[users] * a)
+            else:
+                line = np.empty(0)
+            yield users, line
+
+
+def _user_bounds(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
+    """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
+    if g0.size < THREADED_CELL or _POOL is None:
+        return _user_bounds_of(top, g0, pa, pb, a, b)
+    half = g0.size // 2
+    parts = list(_POOL.map(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
+                                                        a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b),
+                           (slice(0, half), slice(half, None))))
+    return tuple(np.concatenate(x) for x in zip(*parts))
+
+
+def _user_bounds_of(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
+    """Each user's bound on ``max_{D in [a, b]} (phi_k(D) - mu_k D)`` and mu_k, the secant slope of
+    phi_k over [a, b]. ``g0``, ``pa`` and ``pb`` hold the same users in the same order; a and b are
+    numbers or one per user."""
+    width = pb.value.shape[1]
+    mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
+    floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
+    best = g0 - mu * a  # length 0: no band, its value
+    per_user = np.ndim(a) > 0
+    # The lengths of b's window that can lead somewhere in [a, b] (most users have one).
+    flat = np.flatnonzero(pb.value >= floor[:, None])
+    if flat.size:
+        user = flat // width
+        j = flat - user * width
+        vb, sb = pb.value.ravel().take(flat), pb.slope.ravel().take(flat)
+        sb = np.where(np.isfinite(sb), sb, 0.0) * (1.0 - 1e-9)  # smaller: T_b(D) only rises for D < b
+        ja = j + (pb.start - pa.start).take(user)  # the same length in a's window, where it has it
+        known = (ja >= 0) & (ja < width)
+        at = user * width + np.clip(ja, 0, width - 1)
+        va, sa = pa.value.ravel().take(at), pa.slope.ravel().take(at) * (1.0 + 1e-9)  # larger: T_a only rises
+        use_a = known & np.isfinite(va) & np.isfinite(sa)
+        va, sa = np.where(use_a, va, np.inf), np.where(use_a, sa, 0.0)
+        m = mu.take(user)
+        ra, rb = (a.take(user), b.take(user)) if per_user else (a, b)
+        with np.errstate(invalid="ignore", over="ignore"):
+            # The term is below min(T_a, T_b), concave and piecewise linear: its maximum against
+            # mu D is at a, at b, or where the two tangents cross.
+            at_a = np.minimum(va, vb - sb * (rb - ra)) - m * ra
+            at_b = np.minimum(va + sa * (rb - ra), vb) - m * rb
+            den = sa - sb
+            cross = np.where(use_a & (den > 0), (vb - va + sa * ra - sb * rb) / den, ra)
+            cross = np.clip(np.nan_to_num(cross, nan=ra), ra, rb)
+            at_x = np.minimum(va + sa * (cross - ra), vb + sb * (cross - rb)) - m * cross
+            term = np.maximum(np.maximum(at_a, at_b), at_x)
+        starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
+        users = user[starts]
+        best[users] = np.maximum(best[users], np.maximum.reduceat(term, starts))
+    for users, line in _edge_lines(top, pb, floor):
+        if users.size:
+            best[users] = np.maximum(best[users], line - mu[users] * (a[users] if per_user else a))
+    return best, mu
+
+
+def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> float:
+    """Upper bound on ``lam W - gamma C + max_{D in [a, b]} (sum_k phi_k(D) - gamma D)``.
+
+    ``gamma = sum_k mu_k + c`` with mu_k the secant slope of phi_k over [a, b]: the maximum is at most
+    ``sum_k max_D (phi_k(D) - mu_k D) + max(c a, c b)``, each user's maximum bounded length by length.
+    """
+    best, mu = _user_bounds(cell.top, cell.g[:, 0], pa, pb, a, b)
     c = float(mu.sum()) - gamma
     return lam * cell.budget - gamma * cell.fixed + float(best.sum()) + max(c * a, c * b)
+
+
+@dataclass(frozen=True)
+class _Steady:
+    """Over one interval [a, b]: the users whose one length leads all through it, summed (their
+    terms and slopes at a and at b), and the others (movers)."""
+
+    movers: np.ndarray
+    at_a: float
+    slope_a: float
+    at_b: float
+    slope_b: float
+
+    def most(self, c: float, d: float, kappa: float) -> float:
+        """Upper bound on ``max_{D in [c, d]} (sum of the steady users' terms + kappa D)``, [c, d]
+        inside [a, b] (known from the interval's ends): each steady term is concave in D, so their
+        sum is below both sums of tangents, a concave piecewise-linear function."""
+
+        def line(x: float) -> float:
+            return min(self.at_a + self.slope_a * (x - self._a), self.at_b + self.slope_b * (x - self._b)) + kappa * x
+
+        best = max(line(c), line(d))
+        den = self.slope_a - self.slope_b
+        if den > 0:
+            x = (self.at_b - self.at_a + self.slope_a * self._a - self.slope_b * self._b) / den
+            if c < x < d:
+                best = max(best, line(x))
+        return best
+
+
+def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
+    """Split the users of [a, b] into steady ones (one candidate length, known at both ends) and movers.
+
+    A length can lead somewhere in [a, b] only if its term at b reaches phi_k(a) (terms rise with
+    D); a user with exactly one such length, priced at both ends, has phi_k equal to that length's
+    term all through [a, b]. The steady users are summed: their sum is bounded by two tangents,
+    whose error is second order in the width, where the users whose best length changes inside
+    the interval cost first order when bounded one by one.
+    """
+    width = pb.value.shape[1]
+    floor = pa.phi
+    g0 = cell.g[:, 0]
+    candidates = pb.value >= floor[:, None]
+    count = candidates.sum(axis=1) + (g0 >= floor)
+    j = np.argmax(candidates, axis=1)
+    rows = np.arange(cell.k)
+    vb, sb = pb.value[rows, j], pb.slope[rows, j]
+    ja = j + pb.start - pa.start
+    known = (ja >= 0) & (ja < width)
+    ja = np.clip(ja, 0, width - 1)
+    va, sa = pa.value[rows, ja], pa.slope[rows, ja]
+    window_one = (count == 1) & candidates.any(axis=1) & known & np.isfinite(va) & np.isfinite(sa) & np.isfinite(sb)
+    zero_one = (count == 1) & ~candidates.any(axis=1)
+    steady = window_one | zero_one
+    for users, _ in _edge_lines(cell.top, pb, floor):
+        steady[users] = False
+    one, zero = window_one & steady, zero_one & steady
+    fixed = float(g0[zero].sum())
+    out = _Steady(np.flatnonzero(~steady), fixed + float(va[one].sum()), float(sa[one].sum()) * (1.0 + 1e-9),
+                  fixed + float(vb[one].sum()), float(sb[one].sum()) * (1.0 - 1e-9))
+    object.__setattr__(out, "_a", a)
+    object.__setattr__(out, "_b", b)
+    return out
+
+
+def _subset(p: _Point, users) -> _Point:
+    return _Point(p.start[users], p.value[users], p.slope[users], p.phi[users])
+
+
+def _joined(points: list[_Point]) -> _Point:
+    return _Point(*(np.concatenate([getattr(p, f) for p in points]) for f in ("start", "value", "slope", "phi")))
+
+
+def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> bool:
+    """Whether [a, b] closes with the steady users summed and the movers' pieces of it priced.
+
+    Only the movers (a few per cent of the users near the plan) are priced inside [a, b]: on each
+    piece [c, d] the bound is ``lam W - gamma C + sum_movers max_D (phi_k - mu_k D) + max_D (steady
+    sum + (sum_movers mu_k - gamma) D)``. Pieces that do not close are cut in :data:`FIRST_CUT`
+    (then in two), all of a round's pieces priced and bounded together.
+    """
+    steady = _steady(cell, pa, pb, a, b)
+    movers = steady.movers
+    n = movers.size
+    base = lam * cell.budget - gamma * cell.fixed
+    pieces = [(a, b, _subset(pa, movers), _subset(pb, movers))]
+    cut, priced = FIRST_CUT, 0
+    while True:
+        count = len(pieces)
+        ends = np.array([(c, d) for c, d, _, _ in pieces])
+        best, mu = _user_bounds(cell.top, np.tile(cell.g[movers, 0], count), _joined([p[2] for p in pieces]),
+                                _joined([p[3] for p in pieces]), np.repeat(ends[:, 0], n), np.repeat(ends[:, 1], n))
+        total, slope = best.reshape(count, n).sum(axis=1), mu.reshape(count, n).sum(axis=1)
+        open_ = [i for i in range(count)
+                 if base + total[i] + steady.most(ends[i, 0], ends[i, 1], slope[i] - gamma) > 0.0]
+        if not open_:
+            return True
+        if any(pieces[i][1] <= pieces[i][0] * (1 + NARROWEST) for i in open_):
+            return False
+        # Each open piece is cut at ``cut - 1`` inner deadlines (geometric), all priced at once.
+        inner = [pieces[i][0] * (pieces[i][1] / pieces[i][0]) ** (np.arange(1, cut) / cut) for i in open_]
+        priced += (cut - 1) * len(open_)
+        if priced > MOVER_PIECES:
+            return False
+        deadlines = np.concatenate(inner)
+        starts = np.concatenate([np.tile(pieces[i][2].start, cut - 1) for i in open_])
+        found = _point(cell, np.repeat(deadlines, n), lam, gamma, starts, np.tile(movers, deadlines.size))
+        if found is None:
+            return False
+        at, nxt = 0, []
+        for i, mids in zip(open_, inner):
+            c, d, pc, pd = pieces[i]
+            points = [pc]
+            for _ in mids:
+                points.append(_subset(found, slice(at, at + n)))
+                at += n
+            points.append(pd)
+            marks = [c, *mids, d]
+            nxt += [(marks[j], marks[j + 1], points[j], points[j + 1]) for j in range(cut)]
+        pieces, cut = nxt, 2
 
 
 def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, start: np.ndarray,
@@ -471,7 +643,9 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     if near is not None:
         grid = np.concatenate([grid, near * np.exp(NEAR_GRID)])
     grid = np.sort(np.clip(grid, d_lo, d_hi))
-    grid = grid[np.concatenate([[True], grid[1:] > grid[:-1]])]  # distinct (np.unique imports numpy.ma)
+    # Distinct, and not within 1 % of each other: a sliver between two grids costs a deadline's
+    # prices for nothing (np.unique imports numpy.ma).
+    grid = grid[np.concatenate([[True], grid[1:] > grid[:-1] * (1 + SAME_DEADLINE)])]
     grid[0], grid[-1] = d_lo, d_hi
     todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
     stuck = []
@@ -481,8 +655,14 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
         for a, b in todo:  # in order: once past an interval, its left end is needed again only if split
             pa, pb = at(a), at(b)
             bound = np.inf if pa is None or pb is None else _interval_bound(cell, pa, pb, a, b, lam, gamma)
+            # The dual itself above 0 at an end: no bound on any part of [a, b] that holds that end
+            # can close it with this price (the range needs a better plan or a price of its own).
+            hopeless = bound > 0.0 and pa is not None and pb is not None and max(
+                float(pa.phi.sum()) - gamma * a, float(pb.phi.sum()) - gamma * b) > gamma * cell.fixed - lam * cell.budget
+            if bound > 0.0 and not hopeless and pa is not None and _refined(cell, pa, pb, a, b, lam, gamma):
+                bound = 0.0
             if bound > 0.0:
-                if b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
+                if hopeless or b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
                     stuck.append((a, b, bound))
                 else:
                     mid = float(np.sqrt(a * b))
@@ -558,9 +738,22 @@ def plan_large(system: System, *, lengths, goodput: float, deadline: float, band
     price does not suit deadlines far from the plan's). Returns None where that still does not
     close (the caller then searches by intervals).
     """
+    # Fixed-SNR users first (the order the prices keep): a window of consecutive users then has
+    # its power-limited ones as one tail, priced in place. The plan is put back in the cell's order.
+    order = np.argsort(system.channel.power_limited, kind="stable")
+    if (order != np.arange(system.users)).any():
+        found = plan_large(system.take(order), lengths=np.asarray(lengths)[order], goodput=goodput,
+                           deadline=deadline, bandwidth=np.asarray(bandwidth)[order], d_lo=d_lo, d_hi=d_hi,
+                           tolerance=tolerance)
+        if found is None:
+            return None
+        back = np.empty_like(order)
+        back[order] = np.arange(order.size)
+        return replace(found, lengths=found.lengths[back], bandwidth=found.bandwidth[back])
     cell = _Cell(system)
     best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
-    lam, _ = _search(cell, _start_deadline(cell, deadline, d_lo, d_hi), best, (d_lo, d_hi))
+    sample = _Cell(_sample(system, SAMPLE)) if cell.k > SAMPLE else cell
+    lam, _ = _search(cell, sample, _start_deadline(sample, deadline, d_lo, d_hi), best, (d_lo, d_hi))
     for _ in range(PROOF_ROUNDS):
         gamma = best.value * (1.0 + tolerance)
         start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
