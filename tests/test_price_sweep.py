@@ -185,7 +185,7 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
     single = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
     monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
-    if price_sweep._POOL is None:
+    if price_sweep._pool() is None:
         pytest.skip("one CPU: no threads")
     threaded = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
     for one, two in zip(single, threaded):

@@ -38,7 +38,6 @@ and the planner runs its interval search instead, so the answer is proven either
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -72,7 +71,17 @@ LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 THREADED_CELL = 50_000  # users from which the proof prices two halves of the users on two threads (measured:
 # 1.9x faster per deadline at 100,000 users on 2 idle cores, no faster at 10,000)
-_POOL = ThreadPoolExecutor(2) if (os.cpu_count() or 1) > 1 else None
+_POOL = None  # the two threads, made on first use (concurrent.futures imports logging: ~10 ms a run)
+
+
+def _pool():
+    """Two worker threads, or None on one CPU."""
+    global _POOL
+    if _POOL is None and (os.cpu_count() or 1) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(2)
+    return _POOL
 
 
 def applies(system: System) -> bool:
@@ -346,10 +355,10 @@ def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
     of the interpreter while it computes; each entry's term is its own, so the result is the same).
     """
     users = cell.users if users is None else users
-    if users.size < THREADED_CELL or _POOL is None:
+    if users.size < THREADED_CELL or _pool() is None:
         return _point_of(cell, users, deadline, lam, gamma, start)
     half = users.size // 2
-    parts = list(_POOL.map(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
+    parts = list(_pool().map(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
                                                   lam, gamma, start[rows]), (slice(0, half), slice(half, None))))
     if any(p is None for p in parts):
         return None
@@ -434,10 +443,10 @@ def _edge_lines(top: int, pb: _Point, floor: np.ndarray):
 
 def _user_bounds(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
     """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
-    if g0.size < THREADED_CELL or _POOL is None:
+    if g0.size < THREADED_CELL or _pool() is None:
         return _user_bounds_of(top, g0, pa, pb, a, b)
     half = g0.size // 2
-    parts = list(_POOL.map(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
+    parts = list(_pool().map(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
                                                         a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b),
                            (slice(0, half), slice(half, None))))
     return tuple(np.concatenate(x) for x in zip(*parts))
