@@ -60,9 +60,10 @@ def test_a_point_priced_at_one_deadline_per_user_equals_each_deadline_alone():
             np.testing.assert_array_equal(getattr(both, field)[i], getattr(alone, field)[0])
 
 
-def _dual(cell, lam, gamma, deadlines):
-    """``lam W - gamma C + sum_k phi_k(D) - gamma D`` at each deadline, every length priced."""
-    need = cell.prices.at(deadlines)
+def _dual(cell, lam, gamma, deadlines, need=None):
+    """``lam W - gamma C + sum_k phi_k(D) - gamma D`` at each deadline, every length priced (``need``:
+    ``cell.prices.at(deadlines)`` where the caller has it)."""
+    need = cell.prices.at(deadlines) if need is None else need
     levels = np.arange(cell.top + 1)
     values = cell.g - gamma * cell.v1 * levels
     with np.errstate(invalid="ignore"):
@@ -70,17 +71,21 @@ def _dual(cell, lam, gamma, deadlines):
     return lam * cell.budget - gamma * cell.fixed + terms.max(axis=-1).sum(axis=-1) - gamma * deadlines
 
 
+def _planned(users: int, seed: int):
+    """A busy cell, its heterogeneous plan's deadline and goodput, and the whole cell's LP there."""
+    system, cell = _cell(users, seed)
+    het = plan_heterogeneous(system, start=plan_homogeneous(system))
+    d_star, goodput = het.evaluation.draft_upload_s, het.evaluation.goodput_tokens_per_s
+    sol, lengths, _, _ = price_sweep._lp(cell, d_star, goodput, None)
+    return system, cell, d_star, goodput, float(sol.price[0]), lengths
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_interval_bound_is_above_the_dual_everywhere_in_the_interval(seed):
     """The bound of each interval is at least the dual's maximum over a fine grid inside it."""
-    system, cell = _cell(400, seed)
-    hom = plan_homogeneous(system)
-    het = plan_heterogeneous(system, start=hom)
-    d_star = het.evaluation.draft_upload_s
-    gamma = het.evaluation.goodput_tokens_per_s
-    sol, lengths, _, _ = price_sweep._lp(cell, d_star, gamma, None)
+    system, cell, d_star, gamma, price, lengths = _planned(400, seed)
     rng = np.random.default_rng(seed)
-    for lam in (float(sol.price[0]), 0.3 * float(sol.price[0]), 3.0 * float(sol.price[0])):
+    for lam in (price, 0.3 * price, 3.0 * price):
         start = price_sweep._centred(np.maximum(lengths, 1), cell.top)
         for _ in range(6):
             a = d_star * np.exp(rng.uniform(-0.6, 0.5))
@@ -208,13 +213,7 @@ def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(
     """The interval test that sums the users whose best length holds and prices the others inside
     the interval must refuse every interval whose dual is above 0 somewhere (gamma a hair below the
     interval's own break-even, found on a fine grid), and should close it a little above that."""
-    system, cell = _cell(2500, seed)
-    hom = plan_homogeneous(system)
-    het = plan_heterogeneous(system, start=hom)
-    d_star = het.evaluation.draft_upload_s
-    goodput = het.evaluation.goodput_tokens_per_s
-    sol, lengths, _, _ = price_sweep._lp(cell, d_star, goodput, None)
-    lam = float(sol.price[0])
+    system, cell, d_star, goodput, lam, lengths = _planned(2500, seed)
     start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
     closed = 0
     for low, high in ((1.0, 1.08), (0.9, 1.0), (1.04, 1.2), (0.6, 0.75)):
@@ -223,10 +222,7 @@ def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(
         need = cell.prices.at(grid)  # the needs do not depend on gamma: price once
 
         def dual(gamma):
-            values = cell.g - gamma * cell.v1 * np.arange(cell.top + 1)
-            with np.errstate(invalid="ignore"):
-                terms = np.where(np.isfinite(need), values[None] - lam * need, -np.inf)
-            return (lam * cell.budget - gamma * cell.fixed + terms.max(axis=-1).sum(axis=-1) - gamma * grid).max()
+            return _dual(cell, lam, gamma, grid, need).max()
 
         lo, hi = goodput * 0.9, goodput * 1.2  # the gamma at which the grid's maximum is 0
         for _ in range(30):
