@@ -512,6 +512,8 @@ class _Steady:
     terms and slopes at a and at b), and the others (movers)."""
 
     movers: np.ndarray
+    a: float
+    b: float
     at_a: float
     slope_a: float
     at_b: float
@@ -523,12 +525,12 @@ class _Steady:
         sum is below both sums of tangents, a concave piecewise-linear function."""
 
         def line(x: float) -> float:
-            return min(self.at_a + self.slope_a * (x - self._a), self.at_b + self.slope_b * (x - self._b)) + kappa * x
+            return min(self.at_a + self.slope_a * (x - self.a), self.at_b + self.slope_b * (x - self.b)) + kappa * x
 
         best = max(line(c), line(d))
         den = self.slope_a - self.slope_b
         if den > 0:
-            x = (self.at_b - self.at_a + self.slope_a * self._a - self.slope_b * self._b) / den
+            x = (self.at_b - self.at_a + self.slope_a * self.a - self.slope_b * self.b) / den
             if c < x < d:
                 best = max(best, line(x))
         return best
@@ -562,11 +564,8 @@ def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
         steady[users] = False
     one, zero = window_one & steady, zero_one & steady
     fixed = float(g0[zero].sum())
-    out = _Steady(np.flatnonzero(~steady), fixed + float(va[one].sum()), float(sa[one].sum()) * (1.0 + 1e-9),
-                  fixed + float(vb[one].sum()), float(sb[one].sum()) * (1.0 - 1e-9))
-    object.__setattr__(out, "_a", a)
-    object.__setattr__(out, "_b", b)
-    return out
+    return _Steady(np.flatnonzero(~steady), a, b, fixed + float(va[one].sum()), float(sa[one].sum()) * (1.0 + 1e-9),
+                   fixed + float(vb[one].sum()), float(sb[one].sum()) * (1.0 - 1e-9))
 
 
 def _subset(p: _Point, users) -> _Point:
@@ -580,7 +579,7 @@ def _joined(points: list[_Point]) -> _Point:
 def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> bool:
     """Whether [a, b] closes with the steady users summed and the movers' pieces of it priced.
 
-    Only the movers (a few per cent of the users near the plan) are priced inside [a, b]: on each
+    Only the movers (about a tenth of the users near the plan) are priced inside [a, b]: on each
     piece [c, d] the bound is ``lam W - gamma C + sum_movers max_D (phi_k - mu_k D) + max_D (steady
     sum + (sum_movers mu_k - gamma) D)``. Pieces that do not close are cut in :data:`FIRST_CUT`
     (then in two), all of a round's pieces priced and bounded together.
