@@ -123,13 +123,12 @@ class LevelPrices:
             rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
             need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
             slope = need / slack
-            if rows.size < 2 or bool((rows[1:] > rows[:-1]).all()):
+            if bool((rows[1:] > rows[:-1]).all()):
                 # Rows in order (the usual case): the power-limited ones are a tail, priced in place.
                 limited = slice(int(np.searchsorted(rows, self._fixed)), None)
-                q = self._q[rows[limited] - self._fixed] if rows.size else self._q[:0]
             else:
                 limited = np.flatnonzero(rows >= self._fixed)
-                q = self._q[rows[limited] - self._fixed]
+            q = self._q[rows[limited] - self._fixed]
             if q.size:
                 r = rate[limited]
                 need[limited], d_rate = power_limited_inverse(r, q, self._cap)

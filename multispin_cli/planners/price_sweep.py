@@ -10,9 +10,9 @@ best one, which this module uses twice:
   ratio seen) gives a plan, its ratio and the band's price lam. The best deadline is searched on a
   sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
   the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then Brent's
-  method. The whole cell's LP is then solved there and a step either side over a window of
-  :data:`WIDTH` lengths per user (plus length 0), placed by the sample's price, then on the LP's
-  own plan; its plans are scored exactly (equal-finish split).
+  method. The whole cell's LP is then solved there over a window of :data:`WIDTH` lengths per user
+  (plus length 0) placed by the sample's price, and a step either side with the windows on that
+  LP's plan; its plans are scored exactly (equal-finish split).
 * **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
   duality bounds every plan whose deadline lies in ``[a, b]``:
 
@@ -25,11 +25,14 @@ best one, which this module uses twice:
   convex and falls with D), so its maximum against ``mu_k D`` is bounded by its tangents at a and b
   (a piecewise-linear concave function: the maximum is at an end or where they cross). Lengths
   outside the priced window are bounded by concavity in the length (W is convex in l for l >= 1,
-  the value concave). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
+  the value concave). Where that split does not close an interval, the users whose one length leads
+  all through it are summed (their sum is concave: two tangents bound it) and only the others, the
+  movers, are bounded one by one, on pieces of the interval priced for them alone
+  (:func:`_refined`). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
   that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
 
-Where the certificate does not close (intervals narrower than :data:`NARROWEST`, or more than
-:data:`MAX_POINTS` deadlines), the whole cell's LP is solved there and the proof runs again with any
+Where the certificate does not close (the dual above 0 at an interval's end, intervals narrower than
+:data:`NARROWEST`, or more than :data:`MAX_POINTS` deadlines), the whole cell's LP is solved there and the proof runs again with any
 better plan; ranges with no better plan are proven with the LP's price at their middle (one price
 does not suit deadlines far from the plan's). Where even that fails :func:`plan_large` returns None
 and the planner runs its interval search instead, so the answer is proven either way.
@@ -82,6 +85,16 @@ def _pool():
 
         _POOL = ThreadPoolExecutor(2)
     return _POOL
+
+
+def _halves(work, size: int) -> list | None:
+    """``work(rows)`` on the two halves of ``size`` entries, on two threads (numpy lets go of the
+    interpreter while it computes); None where that is not worth it (fewer than
+    :data:`THREADED_CELL` entries) or there is one CPU, and the caller works on all of them."""
+    if size < THREADED_CELL or _pool() is None:
+        return None
+    half = size // 2
+    return list(_pool().map(work, (slice(0, half), slice(half, None))))
 
 
 def applies(system: System) -> bool:
@@ -355,14 +368,11 @@ def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
     of the interpreter while it computes; each entry's term is its own, so the result is the same).
     """
     users = cell.users if users is None else users
-    if users.size < THREADED_CELL or _pool() is None:
+    parts = _halves(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
+                                           lam, gamma, start[rows]), users.size)
+    if parts is None:
         return _point_of(cell, users, deadline, lam, gamma, start)
-    half = users.size // 2
-    parts = list(_pool().map(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
-                                                  lam, gamma, start[rows]), (slice(0, half), slice(half, None))))
-    if any(p is None for p in parts):
-        return None
-    return _joined(parts)
+    return None if any(p is None for p in parts) else _joined(parts)
 
 
 def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float,
@@ -443,12 +453,10 @@ def _edge_lines(top: int, pb: _Point, floor: np.ndarray):
 
 def _user_bounds(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
     """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
-    if g0.size < THREADED_CELL or _pool() is None:
+    parts = _halves(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
+                                                 a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b), g0.size)
+    if parts is None:
         return _user_bounds_of(top, g0, pa, pb, a, b)
-    half = g0.size // 2
-    parts = list(_pool().map(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
-                                                        a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b),
-                           (slice(0, half), slice(half, None))))
     return tuple(np.concatenate(x) for x in zip(*parts))
 
 
