@@ -46,6 +46,32 @@ def test_windows_price_what_every_length_costs(seed, in_order):
         np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
 
 
+@pytest.mark.parametrize("seed, in_order, lam", [(0, False, 2e-8), (1, True, 2e-8), (0, True, 0.0)])
+def test_window_terms_are_the_values_less_the_priced_needs(seed, in_order, lam):
+    """``LevelPrices.terms`` (one pass) gives exactly the window's needs subtracted from the values:
+    -inf with slope 0 where a length is out of reach, the users in any order, one deadline or one each."""
+    system, _ = _cell(300, seed)
+    if in_order:
+        system = system.take(np.argsort(system.channel.power_limited, kind="stable"))
+    prices = LevelPrices(system)
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.5, 9.0, (system.users, system.max_draft_length + 1))
+    users = rng.permutation(system.users)[:200]
+    if in_order:
+        users = np.sort(users)
+    first = rng.integers(1, system.max_draft_length + 1, users.size)
+    levels = np.minimum(first[:, None] + np.arange(price_sweep.WIDTH), system.max_draft_length)
+    for deadline in (0.004, 0.011, rng.uniform(0.002, 0.03, (users.size, 1))):
+        need, d_need = prices.window(deadline, users, first, price_sweep.WIDTH)
+        value, slope = prices.terms(deadline, users, first, price_sweep.WIDTH, values, lam)
+        reach = np.isfinite(need)
+        assert (~reach).any() and reach.any()
+        need, d_need = need[reach], d_need[reach]
+        np.testing.assert_array_equal(value[reach], values[users[:, None], levels][reach] - lam * need)
+        np.testing.assert_array_equal(slope[reach], -lam * d_need)
+        assert np.isneginf(value[~reach]).all() and (slope[~reach] == 0).all()
+
+
 def test_a_point_priced_at_one_deadline_per_user_equals_each_deadline_alone():
     system, cell = _cell(300, 2)
     rng = np.random.default_rng(2)

@@ -31,6 +31,7 @@ class LevelPrices:
         lengths = np.broadcast_to(np.arange(self.levels), (self.users, self.levels))
         self._demand = None
         self._row_efficiency = None
+        self._aranges: dict[int, np.ndarray] = {}
         if not system.smooth or system.channel.power_limited.ndim != 1:
             self._demand = Demand(system, np.ascontiguousarray(lengths.T))
             return
@@ -104,17 +105,52 @@ class LevelPrices:
 
     def window(self, deadline: float, users: np.ndarray, first: np.ndarray, width: int):
         """Needs and dW/dD (each (n, width)) of ``users`` at the lengths ``first .. first + width - 1``,
-        at one deadline: a few lengths per user where :meth:`at` prices them all (large cells only
-        look near each user's best length). Lengths beyond L_max need ``inf``. Smooth systems only.
-        """
+        at one deadline (or one per user, (n, 1)): a few lengths per user where :meth:`at` prices them
+        all (large cells only look near each user's best length). Lengths beyond L_max need ``inf``.
+        Smooth systems only."""
+        rows, flat, beyond = self._window_index(users, first, width)
+        need, slope, _ = self._window(deadline, rows, flat, beyond)
+        return need, slope
+
+    def terms(self, deadline, users: np.ndarray, first: np.ndarray, width: int, values: np.ndarray, lam: float):
+        """``values[user, l] - lam W(l, D)`` and its derivative in D (>= 0) at the windows of
+        :meth:`window`: -inf (slope 0) where a length is out of reach. ``values`` is (K, L+1) in the
+        users' order, ``lam > 0`` the band's price. One pass over the window for the planner's
+        innermost loop (the same numbers as pricing the window and subtracting)."""
+        rows, flat, beyond = self._window_index(users, first, width)
+        need, slope, _ = self._window(deadline, rows, flat, beyond)
+        own = flat if self._identity else users[:, None] * self.levels + np.minimum(first[:, None] + self._steps(width),
+                                                                                      self.levels - 1)
+        value = values.ravel().take(own)
+        finite = np.isfinite(need)
+        with np.errstate(invalid="ignore"):
+            need *= lam
+            value -= need  # -inf where the need is inf
+            slope *= -lam
+        np.copyto(value, -np.inf, where=~finite)
+        np.copyto(slope, 0.0, where=~finite)
+        return value, slope
+
+    def _steps(self, width: int) -> np.ndarray:
+        steps = self._aranges.get(width)
+        if steps is None:
+            steps = self._aranges[width] = np.arange(width)
+        return steps
+
+    def _window_index(self, users: np.ndarray, first: np.ndarray, width: int):
+        """Rows in the prices' order, flat indices into the (K, L+1) tables and lengths past L_max."""
         if self._demand is not None:
             raise ValueError("length windows are priced for smooth systems only")
+        rows = users if self._identity else self._pos[users]
+        levels = first[:, None] + self._steps(width)
+        beyond = levels >= self.levels
+        np.minimum(levels, self.levels - 1, out=levels)
+        levels += (rows * self.levels)[:, None]
+        return rows, levels, beyond
+
+    def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray):
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
-        rows = users if self._identity else self._pos[users]
-        levels = first[:, None] + np.arange(width)
-        beyond = levels >= self.levels
-        flat = rows[:, None] * self.levels + np.minimum(levels, self.levels - 1)
         bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
         slack = deadline - device
         sending = bits > 0
@@ -139,4 +175,4 @@ class LevelPrices:
             np.copyto(slope, -np.inf, where=late)
             np.copyto(slope, 0.0, where=~(sending | late))
             np.copyto(slope, np.nan, where=np.isfinite(need) & ~np.isfinite(slope))
-        return need, slope
+        return need, slope, late

@@ -131,21 +131,30 @@ class _Cell:
         self.v1 = float(slope)
         self.fixed = float(intercept + slope * self.k + system.server_fixed_s)  # C: T = D + C + v1 sum L
         self.g = system.tokens_per_round  # (K, L+1)
+        self.g0 = np.ascontiguousarray(self.g[:, 0])
         self.users = np.arange(self.k)
         self.budget = system.bandwidth_hz
         self._gamma, self._table = None, None
 
+    def _values(self, gamma: float) -> np.ndarray:
+        """``G_k(l) - gamma v1 l`` (K, L+1), kept for the last gamma."""
+        if self._gamma != gamma:
+            self._gamma, self._table = gamma, self.g - gamma * self.v1 * np.arange(self.top + 1)
+        return self._table
+
     def values(self, gamma: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
         """``G_k(l) - gamma v1 l`` at the windows' lengths (n, width) of ``users`` (all by default)."""
-        if self._gamma != gamma:
-            self._gamma, self._table = gamma, (self.g - gamma * self.v1 * np.arange(self.top + 1)).ravel()
         users = self.users if users is None else users
         levels = np.minimum(start[:, None] + np.arange(width), self.top)
-        return self._table.take(users[:, None] * (self.top + 1) + levels)
+        return self._values(gamma).ravel().take(users[:, None] * (self.top + 1) + levels)
 
     def window(self, deadline: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
         users = self.users if users is None else users
         return self.prices.window(deadline, users, start, width)
+
+    def terms(self, deadline, start: np.ndarray, users: np.ndarray, width: int, lam: float, gamma: float):
+        """``G - gamma v1 l - lam W`` at the windows (n, width) and its derivative in D (>= 0)."""
+        return self.prices.terms(deadline, users, start, width, self._values(gamma), lam)
 
 
 def _centred(level: np.ndarray, top: int, width: int = WIDTH) -> np.ndarray:
@@ -302,9 +311,8 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
         if point is not None:
             window = _centred(point.start + np.argmax(point.value, axis=1), cell.top)
         else:  # (never for these terms, concave in the length): price every length
-            need = cell.prices.at(deadline)[0]
-            window = _centred(np.argmax(_terms(cell.values(gamma, np.ones(cell.k, dtype=np.intp), width=cell.top),
-                                               need[:, 1:], lam), axis=1) + 1, cell.top)
+            every, _ = cell.terms(deadline, np.ones(cell.k, dtype=np.intp), cell.users, cell.top, lam, gamma)
+            window = _centred(np.argmax(every, axis=1) + 1, cell.top)
         del point
         # The whole cell's LP there, then a step either side.
         # (One LP there settles the windows: a second one moved the plan by less than 1e-5 on
@@ -345,18 +353,6 @@ class _Point:
     phi: np.ndarray  # (K,) each user's best term, length 0 included
 
 
-def _terms(values: np.ndarray, need: np.ndarray, lam: float) -> np.ndarray:
-    """``values - lam * need``, -inf where the need is (a length out of reach, even at price 0)."""
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(need), values - lam * need, -np.inf)
-
-
-def _slopes(need: np.ndarray, d_need: np.ndarray, lam: float) -> np.ndarray:
-    """``-lam dW/dD`` (>= 0), 0 where the need is infinite (that length's term is -inf anyway)."""
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(need), -lam * d_need, 0.0)
-
-
 def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
            users: np.ndarray | None = None) -> _Point | None:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
@@ -389,36 +385,38 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float
     else:
         def at(rows):
             return deadline
-    need, d_need = cell.window(deadline, start, users, width)
-    value = _terms(cell.values(gamma, start, users, width), need, lam)
-    slope = _slopes(need, d_need, lam)
-    pending = np.arange(users.size)
+    value, slope = cell.terms(deadline, start, users, width, lam, gamma)
+    j = np.argmax(value, axis=1)
+    pending = None  # all users, the first time
     for attempt in range(CLOSE_PASSES):
-        sub = value[pending]
-        j = np.argmax(sub, axis=1)
+        if pending is not None:
+            j = np.argmax(value[pending], axis=1)
+        first = start if pending is None else start[pending]
         # The whole window out of reach: go down (reach is a prefix of the lengths).
-        lost = ~np.isfinite(sub[np.arange(pending.size), j]) & (start[pending] > 1)
-        low = (j == 0) & (start[pending] > 1)
-        high = (j == width - 1) & (start[pending] + width - 1 < cell.top)
+        rows = np.arange(first.size)
+        lost = ~np.isfinite((value if pending is None else value[pending])[rows, j]) & (first > 1)
+        low = (j == 0) & (first > 1)
+        high = (j == width - 1) & (first + width - 1 < cell.top)
         move = lost | low | high
         if not move.any():
             break
-        pending = pending[move]
+        pending = np.flatnonzero(move) if pending is None else pending[move]
         who = users[pending]
         if attempt < 2:  # a step or two from a nearby deadline's windows
             best_level = start[pending] + j[move]
             best_level = np.where(lost[move], start[pending] - width + 1, best_level)
         else:  # far from it: look at every length of the users still at an edge
             ones = np.ones(pending.size, dtype=start.dtype)
-            need, _ = cell.window(at(pending), ones, who, cell.top)
-            best_level = np.argmax(_terms(cell.values(gamma, ones, who, cell.top), need, lam), axis=1) + 1
+            every, _ = cell.terms(at(pending), ones, who, cell.top, lam, gamma)
+            best_level = np.argmax(every, axis=1) + 1
         start[pending] = _centred(np.maximum(best_level, 1), cell.top, width)
-        need, d_need = cell.window(at(pending), start[pending], who, width)
-        value[pending] = _terms(cell.values(gamma, start[pending], who, width), need, lam)
-        slope[pending] = _slopes(need, d_need, lam)
+        value[pending], slope[pending] = cell.terms(at(pending), start[pending], who, width, lam, gamma)
     else:
         return None  # never for these terms (concave in the length); the caller falls back
-    phi = np.maximum(cell.g[users, 0], value.max(axis=1))
+    top = value[:, 0].copy()  # each user's best term (columns: faster than a max along rows of 3)
+    for column in range(1, width):
+        np.maximum(top, value[:, column], out=top)
+    phi = np.maximum(cell.g0 if users is cell.users else cell.g0.take(users), top, out=top)
     return _Point(start, value, slope, phi)
 
 
