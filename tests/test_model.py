@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.special import lambertw
 
 from multispin_cli.model.acceptance import expected_tokens, geometric_expected_tokens, position_matrix
-from multispin_cli.model.channel import LN2, Channel, snr_for_rate_ratio
+from multispin_cli.model.channel import LN2, Channel, power_limited_inverse, snr_for_rate_ratio
 from multispin_cli.model.goodput import evaluate
 from multispin_cli.model.payload import bits_per_token
 from multispin_cli.model.verifier import VerifyTime
@@ -69,6 +69,21 @@ def test_bandwidth_for_rate_inverts_rate(q, fraction, power_limited):
     h = w[0] * 1e-6
     slope = (channel.rate_bps(w + h)[0] - channel.rate_bps(w - h)[0]) / (2 * h)
     assert dw[0] == pytest.approx(1.0 / slope, rel=1e-5)
+
+
+@settings(max_examples=40)
+@given(st.lists(st.floats(1e-6, 0.999), min_size=1, max_size=40), st.sampled_from([0.0, 1.5, 2.0, -1.0]),
+       st.sampled_from([float("inf"), 6.0]))
+def test_power_limited_inverse_gives_the_same_numbers_with_or_without_rates_out_of_reach(ratios, odd, cap):
+    """Rates all in reach take a path without masks; one rate out of reach (or none, or negative)
+    sends the whole call down the general path: the numbers of the others must not change."""
+    q = np.geomspace(1e4, 1e8, len(ratios))
+    rate = np.array(ratios) * q / LN2
+    need, slope = power_limited_inverse(rate, q, cap)
+    mixed_need, mixed_slope = power_limited_inverse(np.append(rate, odd * 1e6 / LN2), np.append(q, 1e6), cap)
+    np.testing.assert_array_equal(mixed_need[:-1], need)
+    np.testing.assert_array_equal(mixed_slope[:-1], slope)
+    assert mixed_need[-1] == (0.0 if odd <= 0 else np.inf)
 
 
 def test_power_limited_rate_is_bounded_and_unreachable_beyond():

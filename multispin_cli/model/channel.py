@@ -189,18 +189,34 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
     power-limited users only. Infinite where the rate is out of reach (``R >= q / ln 2``).
     """
     a = rate * LN2 / q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = np.log(a) * (-1.0 / _TABLE_STEP)
+    if pos.size and _in_table(pos).all():
+        # Every rate in reach and in the table (the planners' usual case): no masks. The same
+        # operations on the same numbers as below, so the same results.
+        x = _snr_from_table(a, pos, pos.astype(np.intp))
+        if ((x > 0) & (x < np.inf)).all():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                need = q / x
+                slope = LN2 / (np.log1p(x) - x / (1.0 + x))
+            return _capped(rate, need, slope, cap)
     x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
     ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
         need = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
         slope = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
-        if np.isfinite(cap):
-            # The cap binds where the SNR is high (little bandwidth): W >= R / cap as well.
+    return _capped(rate, need, slope, cap)
+
+
+def _capped(rate: np.ndarray, need: np.ndarray, slope: np.ndarray, cap: float):
+    """The cap binds where the SNR is high (little bandwidth): W >= R / cap as well."""
+    if np.isfinite(cap):
+        with np.errstate(divide="ignore", invalid="ignore"):
             capped = rate / cap
-            binds = capped > need
-            need = np.where(binds, capped, need)
-            slope = np.where(binds, 1.0 / cap, slope)
+        binds = capped > need
+        need = np.where(binds, capped, need)
+        slope = np.where(binds, 1.0 / cap, slope)
     return need, slope
 
 
@@ -268,10 +284,12 @@ _TABLE_SIZE = 40_000  # covers 4e-18 < a < 1 - 1e-3; outside it the general star
 
 
 @lru_cache(maxsize=1)
-def _u_table() -> np.ndarray:
-    """``u = ln(1 + x)`` at ``s = -ln(a) = 0, h, 2h, ...`` (u = 0 at a = 1), from the general method."""
+def _u_table() -> tuple[np.ndarray, np.ndarray]:
+    """``u = ln(1 + x)`` at ``s = -ln(a) = 0, h, 2h, ...`` (u = 0 at a = 1), from the general method,
+    and its steps ``u[i + 1] - u[i]``."""
     s = np.arange(1, _TABLE_SIZE + 1) * _TABLE_STEP
-    return np.concatenate([[0.0], np.log1p(_snr_for_rate_ratio_general(np.exp(-s)))])
+    u = np.concatenate([[0.0], np.log1p(_snr_for_rate_ratio_general(np.exp(-s)))])
+    return u, np.append(np.diff(u), 0.0)
 
 
 def snr_for_rate_ratio(a) -> np.ndarray:
@@ -287,18 +305,27 @@ def snr_for_rate_ratio(a) -> np.ndarray:
     close to 1.
     """
     a = np.asarray(a, dtype=float)
-    table = _u_table()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         pos = np.log(a) * (-1.0 / _TABLE_STEP)
-        inside = (pos >= 1.0) & (pos < _TABLE_SIZE - 1)
-        i = np.where(inside, pos, 1.0).astype(np.intp)
-        low = table[i]
-        u = low + (pos - i) * (table[i + 1] - low)
-        u = _newton_steps(a, u, 2)
-        x = np.expm1(u)
+        inside = _in_table(pos)
+        x = _snr_from_table(a, pos, np.where(inside, pos, 1.0).astype(np.intp))
     if not inside.all():
         x[~inside] = _snr_for_rate_ratio_general(a[~inside])
     return x
+
+
+def _in_table(pos: np.ndarray) -> np.ndarray:
+    """Where the table covers ``pos = -ln(a) / step`` (NaN, for a <= 0, is outside)."""
+    return (pos >= 1.0) & (pos < _TABLE_SIZE - 1)
+
+
+def _snr_from_table(a: np.ndarray, pos: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """The root from the table's start (row ``i``, 1 where outside it) and two Newton steps."""
+    table, step = _u_table()
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        u = (pos - i) * step.take(i)  # (linear interpolation, with the table's steps stored)
+        u += table.take(i)
+        return np.expm1(_newton_steps(a, u, 2))
 
 
 def _newton_steps(a: np.ndarray, u: np.ndarray, steps: int) -> np.ndarray:
