@@ -3,6 +3,8 @@ bound and its proof, each against a brute-force oracle, and its plans against th
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -207,6 +209,26 @@ def test_the_proof_closes_on_unlike_cells(name):
     assert slow.evaluation.goodput_tokens_per_s <= large.bound * (1 + 1e-12)
 
 
+def test_two_parts_run_on_two_threads_once_and_errors_reach_the_caller():
+    """``_both`` runs its second item on a thread of its own, does not split again inside a part
+    (two threads in all), and raises a part's error in the calling thread."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: no threads")
+    seen = []
+
+    def work(item):
+        inner = price_sweep._both(lambda x: threading.get_ident(), (0, 1))
+        seen.append((item, threading.get_ident(), inner))
+        return item * 2
+
+    assert price_sweep._both(work, (3, 4)) == [6, 8]
+    threads = {ident for _, ident, _ in seen}
+    assert len(threads) == 2 and all(inner == [ident, ident] for _, ident, inner in seen)
+    with pytest.raises(ZeroDivisionError):
+        price_sweep._both(lambda x: 1 / x, (1, 0))
+    assert price_sweep._both(lambda x: x, ("a", "b")) == ["a", "b"]  # nothing left marked busy
+
+
 def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     """Two halves of the users on two threads give the very same terms and windows."""
     system, cell = _cell(600, 2)
@@ -216,7 +238,7 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
     single = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
     monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
-    if price_sweep._pool() is None:
+    if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: no threads")
     threaded = [price_sweep._point(cell, d, 2e-8, gamma, start) for d in (0.004, 0.011, 0.05)]
     for one, two in zip(single, threaded):

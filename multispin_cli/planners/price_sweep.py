@@ -41,6 +41,7 @@ and the planner runs its interval search instead, so the answer is proven either
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -74,27 +75,43 @@ LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 THREADED_CELL = 50_000  # users from which the proof prices two halves of the users on two threads (measured:
 # 1.9x faster per deadline at 100,000 users on 2 idle cores, no faster at 10,000)
-_POOL = None  # the two threads, made on first use (concurrent.futures imports logging: ~10 ms a run)
+_BUSY = threading.local()  # set while a thread works on one of two parts: its work is not split again
 
 
-def _pool():
-    """Two worker threads, or None on one CPU."""
-    global _POOL
-    if _POOL is None and (os.cpu_count() or 1) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+def _both(work, items) -> list:
+    """``work(item)`` for the two items, the second on a thread of its own (numpy lets go of the
+    interpreter while it computes); one after the other on one CPU, or inside such a part already."""
+    if getattr(_BUSY, "on", False) or (os.cpu_count() or 1) < 2:
+        return [work(item) for item in items]
+    out: list = [None, None]
 
-        _POOL = ThreadPoolExecutor(2)
-    return _POOL
+    def part(i: int) -> None:
+        _BUSY.on = True
+        try:
+            out[i] = work(items[i])
+        except BaseException as error:  # raised again in the calling thread
+            out[i] = error
+        finally:
+            _BUSY.on = False
+
+    second = threading.Thread(target=part, args=(1,))
+    second.start()
+    part(0)
+    second.join()
+    for result in out:
+        if isinstance(result, BaseException):
+            raise result
+    return out
 
 
 def _halves(work, size: int) -> list | None:
-    """``work(rows)`` on the two halves of ``size`` entries, on two threads (numpy lets go of the
-    interpreter while it computes); None where that is not worth it (fewer than
-    :data:`THREADED_CELL` entries) or there is one CPU, and the caller works on all of them."""
-    if size < THREADED_CELL or _pool() is None:
+    """``work(rows)`` on the two halves of ``size`` entries, on two threads; None where that is not
+    worth it (fewer than :data:`THREADED_CELL` entries) or not possible, and the caller works on all
+    of them."""
+    if size < THREADED_CELL or getattr(_BUSY, "on", False) or (os.cpu_count() or 1) < 2:
         return None
     half = size // 2
-    return list(_pool().map(work, (slice(0, half), slice(half, None))))
+    return _both(work, (slice(0, half), slice(half, None)))
 
 
 def applies(system: System) -> bool:
@@ -172,7 +189,8 @@ def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
         v = (cell.g - gamma * cell.v1 * levels)[None]
         w = need[None]
     else:
-        need, _ = cell.window(deadline, window)
+        parts = _halves(lambda rows: cell.window(deadline, window[rows], cell.users[rows])[0], cell.k)
+        need = cell.window(deadline, window)[0] if parts is None else np.concatenate(parts)
         levels = np.minimum(window[:, None] + np.arange(WIDTH), cell.top)
         v = np.concatenate([cell.g[:, :1], cell.values(gamma, window)], axis=1)[None]
         w = np.concatenate([np.zeros((cell.k, 1)), need], axis=1)[None]
@@ -320,8 +338,9 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
         sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
         window = _centred(np.maximum(lengths, 1), cell.top)
         results = [(gamma, sol, lengths, up)]
-        for factor in (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)):
-            side, side_lengths, side_up, side_ratio = _lp(cell, deadline * factor, gamma, window)
+        # (the two sides on two threads: each LP is a few large array operations)
+        for side, side_lengths, side_up, side_ratio in _both(
+                lambda factor: _lp(cell, deadline * factor, gamma, window), (np.exp(-FINISH_STEP), np.exp(FINISH_STEP))):
             results.append((side_ratio, side, side_lengths, side_up))
         _, sol, lengths, up = max(results, key=lambda r: r[0])
         best.offer(np.stack([lengths, up]))
