@@ -8,9 +8,20 @@ import time
 
 def timed(fn, repeats: int):
     """Median seconds of ``repeats`` calls of ``fn()``, and what the last call returned."""
+    times, result = timed_each(fn, repeats)
+    return statistics.median(times), result
+
+
+def timed_each(fn, repeats: int):
+    """Seconds of each of ``repeats`` calls of ``fn()``, and what the last call returned."""
     times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    return times, result
+
+
+def spread(times: list[float], fmt: str = ".3f") -> str:
+    """``median (min-max)`` of some timings."""
+    return f"{statistics.median(times):{fmt}} ({min(times):{fmt}}-{max(times):{fmt}})"
