@@ -152,3 +152,16 @@ def test_goodput_of_a_hand_computed_round():
     assert ev.goodput_tokens_per_s == pytest.approx((1.75 + 1.0) / 0.020)
     padded = evaluate(simple_system(batching="padded"), [2, 0], [5e5, 5e5])
     assert padded.verify_tokens == 6  # 2 users x (max L + 1)
+
+
+def test_a_cell_taken_by_index_or_mask_keeps_each_user_with_its_name():
+    """``System.take`` reorders or restricts every per-user field together, names included."""
+    from multispin_cli.model.synthetic import busy_cell
+
+    system = busy_cell(np.random.default_rng(3), 12)
+    for index in (np.array([5, 0, 11, 5]), system.channel.power_limited):
+        part = system.take(index)
+        rows = np.flatnonzero(index) if index.dtype == bool else index
+        assert part.names == tuple(system.names[i] for i in rows)
+        np.testing.assert_array_equal(part.draft_s_per_token, system.draft_s_per_token[rows])
+        np.testing.assert_array_equal(part.channel.power_limited, system.channel.power_limited[rows])

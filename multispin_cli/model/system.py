@@ -86,9 +86,11 @@ class System:
     def take(self, index) -> "System":
         """The same cell restricted to (or reordered into) the users at ``index``."""
         index = np.asarray(index)
+        if index.dtype == bool:  # a mask: the names must follow the arrays' rows
+            index = np.flatnonzero(index)
         return replace(
             self,
-            names=tuple(self.names[i] for i in index),
+            names=tuple(map(self.names.__getitem__, index.tolist())),  # (a generator: 4x slower at 100,000 users)
             accept_prob=self.accept_prob[index],
             draft_s_per_token=self.draft_s_per_token[index],
             draft_overhead_s=self.draft_overhead_s[index],
