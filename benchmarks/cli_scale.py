@@ -13,7 +13,9 @@ prints the median and range over the repeats as a Markdown table. ``--bytecode-c
 children cache bytecode in a temporary folder (one untimed warm-up run first): where
 ``PYTHONDONTWRITEBYTECODE`` is set, an editable checkout otherwise compiles every multispin module
 on each run, which an installed (pip byte-compiled) package never does. Timings depend on the
-machine and on what else runs on it: quote them with the machine and its load.
+machine and on what else runs on it: quote them with the machine and its load. The last column,
+``pace``, is the seconds a fixed pure-Python loop took just before the row (``timing.pace``): the
+development VM's CPU speed drifts by up to 2x over minutes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import pace  # benchmarks/timing.py (run as python benchmarks/NAME.py)
 
 HEADER = """[system]
 name = "city-{users}"
@@ -133,8 +136,8 @@ def main() -> None:
     bytecode = "cached" if args.bytecode_cache else "as this environment has it"
     print(f"users from {args.source}; bytecode {bytecode}; median (range) of {args.repeats} runs\n")
     print("| users | heterogeneous, whole process s | CPU s | peak memory MiB | homogeneous s | its CPU s "
-          "| its peak MiB |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "| its peak MiB | pace s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         env = child_env(str(Path(tmp) / "pycache") if args.bytecode_cache else None)
         for users in args.users:
@@ -142,11 +145,13 @@ def main() -> None:
             base = [sys.executable, "-m", "multispin_cli", "plan", str(path), "--format", "json", "--mode"]
             if args.bytecode_cache and users == args.users[0]:
                 run(base + ["homogeneous"], env)  # untimed: fills the cache
+            speed = pace()  # the VM's CPU speed drifts: a fixed Python loop's time, beside the row
             het = [run(base + ["heterogeneous"], env) for _ in range(args.repeats)]
             hom = [run(base + ["homogeneous"], env) for _ in range(args.repeats)]
             print(f"| {users:,} | {summary([h[0] for h in het], '.2f')} | {summary([h[1] for h in het], '.2f')} "
                   f"| {summary([h[2] for h in het], '.0f')} | {summary([h[0] for h in hom], '.2f')} "
-                  f"| {summary([h[1] for h in hom], '.2f')} | {summary([h[2] for h in hom], '.0f')} |", flush=True)
+                  f"| {summary([h[1] for h in hom], '.2f')} | {summary([h[2] for h in hom], '.0f')} | {speed:.3f} |",
+                  flush=True)
 
 
 def compare(args) -> None:

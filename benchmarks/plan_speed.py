@@ -3,7 +3,8 @@
 Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and 100,000 and the 1,000-user peer). Prints
 
 1. planner time for K = 10, 100, 1,000, 10,000, 100,000 users (median and range of 5 calls, 3 at 100,000), with the
-   heterogeneous plan's gain over the homogeneous one and its gap to the proven upper bound;
+   heterogeneous plan's gain over the homogeneous one, its gap to the proven upper bound and the
+   machine's pace just before (seconds of a fixed Python loop: the VM's speed drifts by up to 2x);
    then, from 2,000 users (where the planner's price sweep takes over), the price sweep against the
    interval search it replaces there (the same problem, each with its proven bound), in one run;
 2. the fair peer: an exact solver of the same problem written with a generic tool. The deadline
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp, minimize
-from timing import spread, timed, timed_each  # benchmarks/timing.py (run as python benchmarks/NAME.py)
+from timing import pace, spread, timed, timed_each  # benchmarks/timing.py (run as python benchmarks/NAME.py)
 
 from multispin_cli.model.acceptance import geometric_expected_tokens
 from multispin_cli.model.synthetic import busy_cell
@@ -191,16 +192,18 @@ def main() -> None:
     args = parser.parse_args()
 
     print("## Planner time (median (range) of 5 calls, 3 at 100,000 users; this machine)\n")
-    print("| users K | homogeneous s | heterogeneous s | het / hom goodput | gap to bound |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| users K | homogeneous s | heterogeneous s | het / hom goodput | gap to bound | pace s |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for users in (10, 100, 1000) + (() if args.quick else (10_000, 100_000)):
         system = busy_cell(np.random.default_rng(users), users)
+        speed = pace()  # the VM's CPU speed drifts: a fixed Python loop's time, beside the row
         repeats = 5 if users <= 10_000 else 3
         t_hom, hom = timed_each(lambda: plan_homogeneous(system), repeats)
         t_het, het = timed_each(lambda: plan_heterogeneous(system, start=hom), repeats)
         gap = het.upper_bound_tokens_per_s / het.goodput_tokens_per_s - 1
         print(f"| {users:,} | {spread(t_hom, '.4f')} | {spread(t_het)} "
-              f"| {het.goodput_tokens_per_s / hom.goodput_tokens_per_s:.3f} | {100 * gap:.3f} % |", flush=True)
+              f"| {het.goodput_tokens_per_s / hom.goodput_tokens_per_s:.3f} | {100 * gap:.3f} % | {speed:.3f} |",
+              flush=True)
 
     print("\n## City scale: the price sweep against the interval search (both prove their bound; one run)\n")
     print("| users K | price sweep s | interval search s | interval / sweep time | sweep tok/s | its bound "

@@ -6,6 +6,19 @@ import statistics
 import time
 
 
+def pace(repeats: int = 3) -> float:
+    """Seconds a fixed pure-Python loop (2,000,000 additions) takes, median of ``repeats``: the
+    development VM's CPU speed drifts by up to 2x over minutes (0.11-0.21 s measured), so each
+    table row prints it beside its timings."""
+    times = []
+    for _ in range(repeats):
+        start, total = time.perf_counter(), 0
+        for i in range(2_000_000):
+            total += i
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def timed(fn, repeats: int):
     """Median seconds of ``repeats`` calls of ``fn()``, and what the last call returned."""
     times, result = timed_each(fn, repeats)
