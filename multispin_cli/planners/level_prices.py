@@ -108,17 +108,15 @@ class LevelPrices:
         at one deadline (or one per user, (n, 1)): a few lengths per user where :meth:`at` prices them
         all (large cells only look near each user's best length). Lengths beyond L_max need ``inf``.
         Smooth systems only."""
-        rows, flat, beyond = self._window_index(users, first, width)
-        need, slope, _ = self._window(deadline, rows, flat, beyond)
-        return need, slope
+        return self._window(deadline, *self._window_index(users, first, width))
 
     def terms(self, deadline, users: np.ndarray, first: np.ndarray, width: int, values: np.ndarray, lam: float):
         """``values[user, l] - lam W(l, D)`` and its derivative in D (>= 0) at the windows of
         :meth:`window`: -inf (slope 0) where a length is out of reach. ``values`` is (K, L+1) in the
-        users' order, ``lam > 0`` the band's price. One pass over the window for the planner's
+        users' order, ``lam >= 0`` the band's price. One pass over the window for the planner's
         innermost loop (the same numbers as pricing the window and subtracting)."""
         rows, flat, beyond = self._window_index(users, first, width)
-        need, slope, _ = self._window(deadline, rows, flat, beyond)
+        need, slope = self._window(deadline, rows, flat, beyond)
         own = flat if self._identity else users[:, None] * self.levels + np.minimum(first[:, None] + self._steps(width),
                                                                                       self.levels - 1)
         value = values.ravel().take(own)
@@ -149,6 +147,7 @@ class LevelPrices:
         return rows, levels, beyond
 
     def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray):
+        """Needs and dW/dD at the flat entries (rows and entries from :meth:`_window_index`)."""
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
         bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
@@ -175,4 +174,4 @@ class LevelPrices:
             np.copyto(slope, -np.inf, where=late)
             np.copyto(slope, 0.0, where=~(sending | late))
             np.copyto(slope, np.nan, where=np.isfinite(need) & ~np.isfinite(slope))
-        return need, slope, late
+        return need, slope

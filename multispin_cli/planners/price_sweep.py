@@ -405,15 +405,12 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float
         def at(rows):
             return deadline
     value, slope = cell.terms(deadline, start, users, width, lam, gamma)
-    j = np.argmax(value, axis=1)
-    pending = None  # all users, the first time
+    pending = None  # all users, the first time (no copy)
     for attempt in range(CLOSE_PASSES):
-        if pending is not None:
-            j = np.argmax(value[pending], axis=1)
-        first = start if pending is None else start[pending]
+        sub, first = (value, start) if pending is None else (value[pending], start[pending])
+        j = np.argmax(sub, axis=1)
         # The whole window out of reach: go down (reach is a prefix of the lengths).
-        rows = np.arange(first.size)
-        lost = ~np.isfinite((value if pending is None else value[pending])[rows, j]) & (first > 1)
+        lost = ~np.isfinite(sub[np.arange(first.size), j]) & (first > 1)
         low = (j == 0) & (first > 1)
         high = (j == width - 1) & (first + width - 1 < cell.top)
         move = lost | low | high
