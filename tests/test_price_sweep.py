@@ -144,7 +144,7 @@ def test_certificate_refuses_a_ratio_a_plan_reaches():
     assert stuck and all(d_lo <= a < b <= d_hi and bound > 0 for a, b, bound in stuck)
 
 
-@pytest.mark.parametrize("users, seed", [(2000, 4), (2500, 5), (3000, 6)])
+@pytest.mark.parametrize("users, seed", [(1000, 7), (1500, 8), (2000, 4), (2500, 5), (3000, 6)])
 def test_large_cells_agree_with_the_interval_search(users, seed):
     """Both paths prove their bound: each plan is below the other path's bound, and the two plans are
     within the tolerance of each other."""
@@ -160,6 +160,19 @@ def test_large_cells_agree_with_the_interval_search(users, seed):
     assert fast.upper_bound_tokens_per_s <= g_fast * (1 + BOUND_TOLERANCE) * (1 + 1e-12)
     # The plan is what its lengths give under the exact split.
     assert fast.evaluation.bandwidth_hz.sum() <= system.bandwidth_hz * (1 + 1e-9)
+
+
+def test_sweeps_below_two_thousand_users_are_polished_by_local_search(monkeypatch):
+    """From 1,000 to 1,999 users the sweep's plan then goes through the interval search's local
+    search (one user's length matters there): on this cell it moves the plan up."""
+    from multispin_cli.planners import heterogeneous
+
+    system = busy_cell(np.random.default_rng(1001), 1000)
+    hom = plan_homogeneous(system)
+    polished = plan_heterogeneous(system, start=hom).evaluation.goodput_tokens_per_s
+    monkeypatch.setattr(heterogeneous, "POLISHED_SWEEP", 0)
+    raw = plan_heterogeneous(system, start=hom)
+    assert raw.evaluation.goodput_tokens_per_s < polished <= raw.upper_bound_tokens_per_s
 
 
 def test_small_or_irregular_cells_keep_the_interval_search():

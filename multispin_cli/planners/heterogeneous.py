@@ -38,7 +38,8 @@ Decomposition (docs/model.md 3's sketch, made exact where it matters):
 * **City scale.** Cells of :data:`~multispin_cli.planners.price_sweep.LARGE_CELL` users or more
   (continuous band, Shannon rates, ragged batches, affine T_v) first try
   :mod:`multispin_cli.planners.price_sweep`: a few LPs find the plan and one price on the band proves
-  it within the tolerance; the interval search runs only where that proof does not close.
+  it within the tolerance; below :data:`POLISHED_SWEEP` users its plan is then polished by the same
+  local search. The interval search runs only where that proof does not close.
 
 The search starts from the homogeneous optimum, so the result is never below it nor below any
 baseline. The returned bandwidth is the exact equal-finish split for the chosen lengths.
@@ -75,6 +76,9 @@ SMALL_CELL = 16  # users up to which local search tries every single and paired 
 SCORED_PER_ROUND = 8  # candidates a large cell scores exactly per refinement round
 EXACT_PLANS = 1_000_000  # (L_max + 1)^K up to which each interval's knapsack is solved exactly (DP)
 PAIR_CANDIDATES = 6_000
+POLISHED_SWEEP = 2_000  # users below which the price sweep's plan is polished by local search (there one
+# user's length moves the goodput by more than the LPs near the peak differ: measured on 1,000-user
+# cells, the polish adds up to 2.5e-5 in 0.01-0.08 s)
 
 
 def level_demand(system: System) -> LevelPrices:
@@ -474,6 +478,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, intervals_o
             best.lengths, best.value, best.deadline, best.bandwidth = (large.lengths, large.goodput, large.deadline,
                                                                        large.bandwidth)
             bound, searchable = max(bound, large.bound), False
+            if system.users < POLISHED_SWEEP:
+                _polish(system, best, level_demand(system))
     if searchable:
         points = _initial_points(d_lo, d_hi, start.evaluation.draft_upload_s)
         left, right = points[:-1], points[1:]

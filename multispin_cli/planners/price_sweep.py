@@ -53,14 +53,15 @@ from multispin_cli.planners.homogeneous import common_length_deadlines
 from multispin_cli.planners.level_prices import LevelPrices
 from multispin_cli.planners.split import split_goodput
 
-LARGE_CELL = 2000  # users from which large cells take this path (below, one user's length moves the
-# goodput by more than the LPs near the peak differ, and the interval search with its polish is fast)
+LARGE_CELL = 1000  # users from which large cells take this path (below, one user's length moves the
+# goodput by more than the LPs near the peak differ, and the interval search with its polish is fast;
+# the planner polishes this path's plans below 2,000 users)
 WIDTH = 5  # lengths the search's LPs price per user around its last choice (length 0 apart)
 PROOF_WIDTH = 3  # ... and the certificate around each user's best length (edges bound the rest)
 SEARCH_STEP = 0.15  # the search's first step in ln D (it grows by 1.6 while the ratio rises)
 SAMPLE = 2000  # users the search of a larger cell starts on
 CANDIDATE_USERS = 6000  # a cell searched without a sample scores the plans of its best 6000 / K LPs
-# (at most 6; in the planner that cell has exactly SAMPLE = LARGE_CELL users: 3 LPs)
+# (at most 6: from 1,000 users to SAMPLE the whole cell is searched)
 FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
 GRID = 4  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline (intervals of 12 %: the movers' pieces go finer).
