@@ -570,18 +570,23 @@ def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
     """
     width = pb.value.shape[1]
     floor = pa.phi
-    g0 = cell.g[:, 0]
+    g0 = cell.g0
     candidates = pb.value >= floor[:, None]
-    count = candidates.sum(axis=1) + (g0 >= floor)
+    in_window = candidates[:, 0].astype(np.intp)  # (by columns: a sum along rows of 3 is slow)
+    for column in range(1, width):
+        in_window += candidates[:, column]
+    count = in_window + (g0 >= floor)
     j = np.argmax(candidates, axis=1)
-    rows = np.arange(cell.k)
-    vb, sb = pb.value[rows, j], pb.slope[rows, j]
+    row_start = np.arange(0, cell.k * width, width)
+    at_b = row_start + j  # flat entries: one gather each instead of a (rows, j) fancy index
+    vb, sb = pb.value.ravel().take(at_b), pb.slope.ravel().take(at_b)
     ja = j + pb.start - pa.start
     known = (ja >= 0) & (ja < width)
-    ja = np.clip(ja, 0, width - 1)
-    va, sa = pa.value[rows, ja], pa.slope[rows, ja]
-    window_one = (count == 1) & candidates.any(axis=1) & known & np.isfinite(va) & np.isfinite(sa) & np.isfinite(sb)
-    zero_one = (count == 1) & ~candidates.any(axis=1)
+    at_a = row_start + np.clip(ja, 0, width - 1)
+    va, sa = pa.value.ravel().take(at_a), pa.slope.ravel().take(at_a)
+    single = count == 1
+    window_one = single & (in_window > 0) & known & np.isfinite(va) & np.isfinite(sa) & np.isfinite(sb)
+    zero_one = single & (in_window == 0)
     steady = window_one | zero_one
     for users, _ in _edge_lines(cell.top, pb, floor):
         steady[users] = False
