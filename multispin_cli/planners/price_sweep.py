@@ -506,7 +506,7 @@ def _user_bounds_of(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
             at_b = np.minimum(va + sa * (rb - ra), vb) - m * rb
             den = sa - sb
             cross = np.where(use_a & (den > 0), (vb - va + sa * ra - sb * rb) / den, ra)
-            cross = np.clip(np.nan_to_num(cross, nan=ra), ra, rb)
+            cross = np.fmin(np.fmax(cross, ra), rb)  # clipped to [a, b], NaN to a
             at_x = np.minimum(va + sa * (cross - ra), vb + sb * (cross - rb)) - m * cross
             term = np.maximum(np.maximum(at_a, at_b), at_x)
         starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
