@@ -2,11 +2,11 @@
 
 Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and 100,000 and the 1,000-user peer). Prints
 
-1. planner time for K = 10, 100, 1,000, 10,000, 100,000 users (median and range of 5 calls, 3 at 100,000), with the
-   heterogeneous plan's gain over the homogeneous one, its gap to the proven upper bound and the
-   machine's pace just before (seconds of a fixed Python loop: the VM's speed drifts by up to 2x);
-   then, from 2,000 users (where the planner's price sweep takes over), the price sweep against the
-   interval search it replaces there (the same problem, each with its proven bound), in one run;
+1. planner time for K = 10, 100, 1,000, 10,000, 100,000 users (median and range of 5 calls, 3 at
+   100,000), with the heterogeneous plan's gain over the homogeneous one, its gap to the proven
+   upper bound and the machine's pace just before (seconds of a fixed Python loop: the VM's speed
+   drifts by up to 2x); then, at 2,000-10,000 users, the planner's price sweep (from 1,000 users)
+   against the interval search it replaces there (the same problem, each with its proven bound);
 2. the fair peer: an exact solver of the same problem written with a generic tool. The deadline
    range is cut into intervals; on each, the multiple-choice knapsack over draft lengths (one
    binary per user and length, bandwidth demands priced at the interval's right end) is solved by

@@ -8,7 +8,7 @@ import time
 
 def pace(repeats: int = 3) -> float:
     """Seconds a fixed pure-Python loop (2,000,000 additions) takes, median of ``repeats``: the
-    development VM's CPU speed drifts by up to 2x over minutes (0.11-0.21 s measured), so each
+    development VM's CPU speed drifts by up to 2x over minutes (0.10-0.24 s measured), so each
     table row prints it beside its timings."""
     times = []
     for _ in range(repeats):

@@ -340,8 +340,9 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
         window = _centred(np.maximum(lengths, 1), cell.top)
         results = [(gamma, sol, lengths, up)]
         # (the two sides on two threads: each LP is a few large array operations)
-        for side, side_lengths, side_up, side_ratio in _both(
-                lambda factor: _lp(cell, deadline * factor, gamma, window), (np.exp(-FINISH_STEP), np.exp(FINISH_STEP))):
+        sides = _both(lambda factor: _lp(cell, deadline * factor, gamma, window),
+                      (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)))
+        for side, side_lengths, side_up, side_ratio in sides:
             results.append((side_ratio, side, side_lengths, side_up))
         _, sol, lengths, up = max(results, key=lambda r: r[0])
         best.offer(np.stack([lengths, up]))
