@@ -138,6 +138,23 @@ def _check_against_exhaustive(system: System, report) -> None:
         assert het.goodput_tokens_per_s >= baseline.goodput_tokens_per_s
 
 
+def test_a_long_upload_on_a_sliver_of_band_still_finishes_with_everyone(write_profile):
+    """Two fixed-SNR users, one with 1,000 s of device time: at the common deadline its slack is a
+    few microseconds, so its need moves a tenth of a hertz per ulp of D and the needs at the root
+    overshoot the band by rounding. That residue must not come out of the other user's 0.03 Hz (it
+    then finished 6.6 us late: the plans fell 3e-9 below the exhaustive optimum)."""
+    devices = "\n".join(f'[[devices]]\nname = "d{i}"\nacceptance = 0.7\ndraft_ms_per_token = 3.0\n'
+                        f"draft_overhead_ms = {overhead}\nsnr_db = 10.0" for i, overhead in enumerate((1.0, 1e6)))
+    path = write_profile('[system]\nbandwidth_mhz = 5.0\nmax_draft_length = 3\ndownlink_ms = 1000000.0\n'
+                         '[payload]\nkind = "token-ids"\nvocab_size = 32000\nprob_bits = 16\nheader_bits = 64.0\n'
+                         '[server]\nverify_base_ms = 20.0\nverify_ms_per_token = 0.1\n' + devices)
+    system = load_profile(path).system
+    report = plan_report(system)
+    _check_against_exhaustive(system, report)
+    assert report.homogeneous.goodput_tokens_per_s == pytest.approx(exhaustive_best(system, homogeneous=True)[1],
+                                                                     rel=1e-13)
+
+
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(weak_cells())
 def test_weak_users_against_exhaustive_search(system):

@@ -279,9 +279,19 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
     # dwarfs everything else; the root then lies at the left end to working precision.
     hi = np.maximum(hi, lo)
     x = least_deadline(demand.totals, total, lo, hi, floor, settled=~anyone)
-    need = demand.spread(demand.per_user(x)[0])
+    need, d_need = demand.per_user(x)
+    need, pull = demand.spread(need), demand.spread(-d_need)  # each user's |dW/dD| at the root
     with np.errstate(invalid="ignore", divide="ignore"):
-        bandwidth = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
+        # The needs at the root sum to the band only to rounding (a user whose slack is a few
+        # microseconds changes its need by a tenth of a hertz per ulp of D). Their excess is taken
+        # as a step of D along the needs' tangents, in proportion to each user's |dW/dD|, so every
+        # user still finishes at one time; scaling every need instead would make a user with a long
+        # upload on a sliver of band finish measurably late (microseconds on a 1,000 s round).
+        excess = need.sum(axis=-1, keepdims=True) - total
+        bandwidth = need - excess * (pull / pull.sum(axis=-1, keepdims=True))
+        scaled = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
+        stepped = np.all(np.isfinite(bandwidth) & (bandwidth >= 0) & ((bandwidth > 0) | ~uploads), axis=-1)
+        bandwidth = np.where(stepped[..., None], bandwidth, scaled)
         # Uploads so small that the deadline cannot be told from the device time in floating point
         # (D - t_k rounds to 0): any split works; share the band by each user's load.
         fallback = total * load / load.sum(axis=-1, keepdims=True)
