@@ -117,8 +117,8 @@ class LevelPrices:
         innermost loop (the same numbers as pricing the window and subtracting)."""
         rows, flat, beyond = self._window_index(users, first, width)
         need, slope = self._window(deadline, rows, flat, beyond)
-        own = flat if self._identity else users[:, None] * self.levels + np.minimum(first[:, None] + self._steps(width),
-                                                                                      self.levels - 1)
+        # The values' entries: the needs' flat entries moved from each user's row to its own.
+        own = flat if self._identity else flat + ((users - rows) * self.levels)[:, None]
         value = values.ravel().take(own)
         finite = np.isfinite(need)
         with np.errstate(invalid="ignore"):

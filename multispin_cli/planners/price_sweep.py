@@ -79,10 +79,15 @@ THREADED_CELL = 50_000  # users from which the proof prices two halves of the us
 _BUSY = threading.local()  # set while a thread works on one of two parts: its work is not split again
 
 
+def _second_thread() -> bool:
+    """Whether work may go to a second thread: two CPUs, and not already inside one of two parts."""
+    return not getattr(_BUSY, "on", False) and (os.cpu_count() or 1) > 1
+
+
 def _both(work, items) -> list:
     """``work(item)`` for the two items, the second on a thread of its own (numpy lets go of the
     interpreter while it computes); one after the other on one CPU, or inside such a part already."""
-    if getattr(_BUSY, "on", False) or (os.cpu_count() or 1) < 2:
+    if not _second_thread():
         return [work(item) for item in items]
     out: list = [None, None]
 
@@ -109,7 +114,7 @@ def _halves(work, size: int) -> list | None:
     """``work(rows)`` on the two halves of ``size`` entries, on two threads; None where that is not
     worth it (fewer than :data:`THREADED_CELL` entries) or not possible, and the caller works on all
     of them."""
-    if size < THREADED_CELL or getattr(_BUSY, "on", False) or (os.cpu_count() or 1) < 2:
+    if size < THREADED_CELL or not _second_thread():
         return None
     half = size // 2
     return _both(work, (slice(0, half), slice(half, None)))

@@ -287,9 +287,9 @@ def equal_finish_split(system: System, lengths, channel: Channel | None = None) 
         # as a step of D along the needs' tangents, in proportion to each user's |dW/dD|, so every
         # user still finishes at one time; scaling every need instead would make a user with a long
         # upload on a sliver of band finish measurably late (microseconds on a 1,000 s round).
-        excess = need.sum(axis=-1, keepdims=True) - total
-        bandwidth = need - excess * (pull / pull.sum(axis=-1, keepdims=True))
-        scaled = need * np.where(anyone, total / need.sum(axis=-1), 0.0)[..., None]
+        needed = need.sum(axis=-1, keepdims=True)
+        bandwidth = need - (needed - total) * (pull / pull.sum(axis=-1, keepdims=True))
+        scaled = need * np.where(anyone[..., None], total / needed, 0.0)
         stepped = np.all(np.isfinite(bandwidth) & (bandwidth >= 0) & ((bandwidth > 0) | ~uploads), axis=-1)
         bandwidth = np.where(stepped[..., None], bandwidth, scaled)
         # Uploads so small that the deadline cannot be told from the device time in floating point
