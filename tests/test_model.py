@@ -72,11 +72,13 @@ def test_bandwidth_for_rate_inverts_rate(q, fraction, power_limited):
 
 
 @settings(max_examples=40)
-@given(st.lists(st.floats(1e-6, 0.999), min_size=1, max_size=40), st.sampled_from([0.0, 1.5, 2.0, -1.0]),
-       st.sampled_from([float("inf"), 6.0]))
+@given(st.lists(st.one_of(st.floats(1e-6, 0.999), st.floats(1e-19, 1e-6), st.floats(0.999, 1 - 1e-12)),
+                min_size=1, max_size=40), st.sampled_from([0.0, 1.5, 2.0, -1.0]), st.sampled_from([float("inf"), 6.0]))
 def test_power_limited_inverse_gives_the_same_numbers_with_or_without_rates_out_of_reach(ratios, odd, cap):
-    """Rates all in reach take a path without masks; one rate out of reach (or none, or negative)
-    sends the whole call down the general path: the numbers of the others must not change."""
+    """Rates all in reach and in the table take a path without masks; one rate out of reach (or
+    none, or negative) sends the whole call down the general path, which finds no root for it and
+    takes the general start where the table ends (a close to 0 or 1): the numbers of the others
+    must not change, and are those of :func:`snr_for_rate_ratio`."""
     q = np.geomspace(1e4, 1e8, len(ratios))
     rate = np.array(ratios) * q / LN2
     need, slope = power_limited_inverse(rate, q, cap)
@@ -84,6 +86,9 @@ def test_power_limited_inverse_gives_the_same_numbers_with_or_without_rates_out_
     np.testing.assert_array_equal(mixed_need[:-1], need)
     np.testing.assert_array_equal(mixed_slope[:-1], slope)
     assert mixed_need[-1] == (0.0 if odd <= 0 else np.inf)
+    if cap == float("inf"):
+        with np.errstate(divide="ignore"):
+            np.testing.assert_array_equal(need, q / snr_for_rate_ratio(rate * LN2 / q))
 
 
 def test_power_limited_rate_is_bounded_and_unreachable_beyond():

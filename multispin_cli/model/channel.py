@@ -200,8 +200,15 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
                 need = q / x
                 slope = LN2 / (np.log1p(x) - x / (1.0 + x))
             return _capped(rate, need, slope, cap)
-    x = snr_for_rate_ratio(np.where((a > 0) & (a < 1), a, 0.5))
-    ok = (a > 0) & (a < 1) & np.isfinite(x) & (x > 0)
+    # Rates out of reach or not positive (late lengths: a large share of a window's entries at
+    # short deadlines) take no root; the table covers the rest but for a close to 0 or 1.
+    reach = (a > 0) & (a < 1)
+    inside = _in_table(pos)
+    x = _snr_from_table(a, pos, np.where(inside, pos, 1.0).astype(np.intp))
+    rest = reach & ~inside
+    if rest.any():
+        x[rest] = _snr_for_rate_ratio_general(a[rest])
+    ok = reach & np.isfinite(x) & (x > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
         need = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
