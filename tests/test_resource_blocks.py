@@ -243,6 +243,30 @@ def test_block_needs_between_two_deadlines_equal_pricing_every_user(seed, link):
         assert np.array_equal(demand.blocks_between(d, earlier, later), demand.at_deadlines(np.array([d]))[0])
 
 
+@pytest.mark.parametrize("keep_bytes", [None, 4_000])
+def test_needs_kept_across_a_search_equal_pricing_every_deadline(keep_bytes, monkeypatch):
+    """The interval search keeps the needs at the deadlines it met, sorted, and prices a new one
+    between its two known neighbours: batches in any order, repeated deadlines and (with a small
+    store) the oldest dropped must give the needs of pricing each deadline alone."""
+    from multispin_cli.planners import step_intervals
+    from multispin_cli.planners.level_prices import LevelPrices
+
+    if keep_bytes is not None:
+        monkeypatch.setattr(step_intervals, "KNOWN_BYTES", keep_bytes)
+    system = block_cell(1, users=5, max_len=4)
+    prices = LevelPrices(system)
+    rng = np.random.default_rng(7)
+    base = float(system.verify(system.users))
+    for batch in (rng.uniform(0.2, 3.0, 40), rng.uniform(0.5, 1.0, 25), np.repeat(rng.uniform(0.2, 3.0, 5), 3)):
+        deadlines = batch * base
+        got = step_intervals._right_end_demands(system, prices, deadlines)
+        assert np.array_equal(got, prices.at(deadlines))
+    _, known, times = step_intervals._KNOWN[prices]
+    assert times == sorted(known)
+    order = step_intervals._coarse_to_fine(9)
+    assert order[:3] == [0, 8, 4] and sorted(order) == list(range(9))
+
+
 @pytest.mark.parametrize("seed,link", SPOT)
 def test_dual_value_bounds_the_hull_lp_and_meets_it_at_its_price(seed, link):
     from multispin_cli.planners.heterogeneous import level_bandwidth

@@ -27,7 +27,9 @@ What makes it fast (every bound stays a proven one):
 
 from __future__ import annotations
 
+import heapq
 import weakref
+from bisect import bisect_left, insort
 
 import numpy as np
 
@@ -47,7 +49,8 @@ SCREEN_ROWS = 6  # intervals per batch from which pilots and dual screening pay
 SCREEN_STRIDE = 3  # one pilot LP per this many intervals (by deadline)
 
 
-_KNOWN: "weakref.WeakKeyDictionary[LevelPrices, tuple[Demand, dict[float, np.ndarray]]]" = weakref.WeakKeyDictionary()
+_KNOWN: "weakref.WeakKeyDictionary[LevelPrices, tuple[Demand, dict[float, np.ndarray], list[float]]]" = (
+    weakref.WeakKeyDictionary())
 
 
 def _right_end_demands(system: System, prices: LevelPrices, deadlines: np.ndarray) -> np.ndarray:
@@ -55,18 +58,19 @@ def _right_end_demands(system: System, prices: LevelPrices, deadlines: np.ndarra
 
     With whole blocks the needs at the deadlines met so far (this call's and earlier calls' of the
     same search: a refined interval's right end is its parent's) are kept, and a deadline between
-    two known ones prices only the users whose block count differs at those two
-    (:meth:`Demand.blocks_between`). Deadlines are taken coarse to fine (each next one the middle
-    of the widest gap left), so the brackets narrow and fewer users differ. The search's
-    ``prices`` are the key; the needs are the same numbers as ``prices.at`` gives.
+    two known ones prices only the users whose block count differs at those two (the deadlines
+    taken coarse to fine: each the middle of the widest gap left), so the brackets narrow and fewer
+    users differ. The known deadlines are also kept sorted (each found by bisection: a search with
+    thousands of them sorted them all again for each one, quadratic). The search's ``prices`` are
+    the key; the needs are the same numbers as ``prices.at`` gives.
     """
     if system.resource_block_hz is None:
         return prices.at(deadlines)
     if prices not in _KNOWN:
         levels = np.arange(system.max_draft_length + 1)
         _KNOWN[prices] = (Demand(system, np.ascontiguousarray(np.broadcast_to(levels[:, None],
-                                                                           (levels.size, system.users)))), {})
-    demand, known = _KNOWN[prices]
+                                                                           (levels.size, system.users)))), {}, [])
+    demand, known, times = _KNOWN[prices]
     keep = max(2, KNOWN_BYTES // max(1, 8 * int(np.prod(demand.shape))))
     by_time = np.argsort(deadlines, kind="stable")
     order = by_time[_coarse_to_fine(deadlines.size)]
@@ -74,31 +78,35 @@ def _right_end_demands(system: System, prices: LevelPrices, deadlines: np.ndarra
     for i in order:
         d = float(deadlines[i])
         if d not in known:
-            times = np.array(sorted(known))
-            pos = np.searchsorted(times, d)
-            if 0 < pos < times.size:
-                known[d] = demand.blocks_between(d, known[float(times[pos - 1])], known[float(times[pos])])
+            pos = bisect_left(times, d)
+            if 0 < pos < len(times):
+                known[d] = demand.blocks_between(d, known[times[pos - 1]], known[times[pos]])
             else:
                 known[d] = demand.at_deadlines(np.array([d]))[0]
+            insort(times, d)
             while len(known) > keep:  # oldest first
-                known.pop(next(iter(known)))
+                old = next(iter(known))
+                del known[old]
+                del times[bisect_left(times, old)]
         out[i] = known[d]
     return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
 def _coarse_to_fine(n: int) -> list[int]:
-    """Indices 0..n-1, the two ends first, then each next the middle of the widest gap left."""
+    """Indices 0..n-1, the two ends first, then each next the middle of the widest gap left (of
+    equally wide gaps the last found; a heap, where sorting every gap for each index was quadratic)."""
     if n <= 2:
         return list(range(n))
-    order, gaps = [0, n - 1], [(0, n - 1)]
+    order, gaps, found = [0, n - 1], [(-(n - 1), 0, 0, n - 1)], 1
     while gaps:
-        gaps.sort(key=lambda g: g[1] - g[0])
-        a, b = gaps.pop()
+        _, _, a, b = heapq.heappop(gaps)
         if b - a < 2:
             continue
         m = (a + b) // 2
         order.append(m)
-        gaps += [(a, m), (m, b)]
+        heapq.heappush(gaps, (-(m - a), -found, a, m))
+        heapq.heappush(gaps, (-(b - m), -found - 1, m, b))
+        found += 2
     return order
 
 
