@@ -29,6 +29,7 @@ from multispin_cli.model.acceptance import position_matrix
 from multispin_cli.model.channel import Channel
 from multispin_cli.model.system import System
 from multispin_cli.model.verifier import VerifyTime
+from multispin_cli.planners import heterogeneous
 from multispin_cli.planners.exhaustive import exhaustive_best
 from multispin_cli.planners.report import plan_report
 from multispin_cli.planners.split import equal_finish_split
@@ -153,6 +154,71 @@ def test_a_long_upload_on_a_sliver_of_band_still_finishes_with_everyone(write_pr
     _check_against_exhaustive(system, report)
     assert report.homogeneous.goodput_tokens_per_s == pytest.approx(exhaustive_best(system, homogeneous=True)[1],
                                                                      rel=1e-13)
+
+
+def test_a_bound_that_does_not_fall_with_the_width_stops_splitting_every_interval(write_profile, monkeypatch):
+    """Three users (one that cannot draft), L_max 128, a server table from 1e-6 ms to 1e7 ms and
+    100,000 resource blocks: the bound stays 1.3 % above the plan however narrow the intervals
+    (the relaxation's gap, not the width's). Splitting every open interval grew the batches fourfold
+    per round (17,280 intervals; the random-profile test sat on it for minutes); the highest
+    :data:`MAX_SPLIT` are split instead, and the plan and its bound come out the same."""
+    path = write_profile(textwrap.dedent("""
+        [system]
+        resource_blocks = 100000
+        subcarrier_spacing_khz = 120
+        max_draft_length = 128
+        downlink_ms = 1000000.0
+        noise_psd_dbm_per_hz = -230
+        noise_figure_db = 0
+        carrier_ghz = 3.5
+        path_loss_exponent = 3.0
+        batching = "ragged"
+        [payload]
+        kind = "full-distribution"
+        vocab_size = 2
+        prob_bits = 16
+        header_bits = 64.0
+        [server]
+        verify_table = [[1, 1e-06], [8, 20.0], [64, 10000000.0]]
+        [[devices]]
+        name = "d0"
+        count = 1
+        acceptance = 0.7
+        draft_ms_per_token = 1e-06
+        draft_overhead_ms = 1.0
+        tx_power_dbm = 100
+        path_loss_db = 110.0
+        [[devices]]
+        name = "d1"
+        count = 1
+        acceptance = 0.7
+        draft_ms_per_token = 3.0
+        draft_overhead_ms = 1.0
+        tx_power_dbm = 23.0
+        distance_m = 150.0
+        [[devices]]
+        name = "d2"
+        count = 1
+        acceptance = 0.7
+        draft_ms_per_token = 1000000.0
+        draft_overhead_ms = 1.0
+        tx_power_dbm = 23.0
+        distance_m = 10000000.0
+        """))
+    batches = []
+    searched = heterogeneous._interval_bounds
+
+    def counted(system, levels, left, right, incumbent):
+        batches.append(left.size)
+        assert left.size <= heterogeneous.SPLIT * heterogeneous.MAX_SPLIT, batches  # fails at once, not minutes on
+        return searched(system, levels, left, right, incumbent)
+
+    monkeypatch.setattr(heterogeneous, "_interval_bounds", counted)
+    het = plan_report(load_profile(path).system).heterogeneous
+    assert batches[-1] == heterogeneous.SPLIT * heterogeneous.MAX_SPLIT  # the cap bound
+    # The plan found when every interval was split (68 s), and a bound above it that is not 0.1 %.
+    assert het.goodput_tokens_per_s == pytest.approx(0.005722845483171488, rel=1e-12)
+    assert het.goodput_tokens_per_s < het.upper_bound_tokens_per_s < het.goodput_tokens_per_s * 1.02
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
