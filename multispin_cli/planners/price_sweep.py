@@ -682,8 +682,9 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
         return points[d]
 
     grid = np.geomspace(d_lo, d_hi, GRID + 1)
-    if near is not None:
-        grid = np.concatenate([grid, near * np.exp(NEAR_GRID)])
+    if near is not None:  # (the coarse grid's points inside the near one only cut its intervals)
+        fine = near * np.exp(NEAR_GRID)
+        grid = np.concatenate([grid[(grid < fine[0]) | (grid > fine[-1])], fine])
     grid = np.sort(np.clip(grid, d_lo, d_hi))
     # Distinct, and not within 1 % of each other: a sliver between two grids costs a deadline's
     # prices for nothing (np.unique imports numpy.ma).
