@@ -14,7 +14,8 @@ Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and 100,0
    at the interval's left end), which gives the interval's exact integer upper bound; intervals whose
    bound beats the best plan by more than 0.001 % are split (branch and bound on the deadline). Every
    MILP solution is scored with the same exact equal-finish split as multispin's plans. Time and
-   goodput of both at K = 10, 50, 200, 1,000, measured in one run;
+   goodput of both at K = 10, 50, 200, 1,000, measured in one run, with the peer's status (every
+   MILP solved to optimality, or no ratio); HiGHS's own console lines go to stderr;
 3. scipy's SLSQP on the continuous relaxation (lengths and bandwidths real), reported as it ends:
    its status, the largest deadline violation of the point it returns, and the goodput of that
    point rounded and given the exact split. It is not a peer: its relaxation is not the problem.
@@ -24,6 +25,9 @@ Run: ``python benchmarks/plan_speed.py`` (``--quick`` skips K = 10,000 and 100,0
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import os
 import subprocess
 import sys
 import tempfile
@@ -93,6 +97,21 @@ def relaxation_peer(system: System, method: str) -> tuple[float, float]:
             "late": late, "deadline": float(deadline), "relaxed_goodput": -float(result.fun)}
 
 
+@contextlib.contextmanager
+def native_stdout_on_stderr():
+    """Send what native code writes to stdout to stderr meanwhile (HiGHS prints a debugging line
+    now and then at 1,000 users, not through ``sys.stdout``): stdout keeps only the tables."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C's buffered output to the descriptor it was written for
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def milp_peer(system: System, *, tolerance: float = 1e-5, intervals: int = 16, split: int = 4,
               max_rounds: int = 12) -> dict:
     """The fair peer: branch and bound on the deadline, each interval's knapsack by HiGHS under Dinkelbach.
@@ -119,7 +138,7 @@ def milp_peer(system: System, *, tolerance: float = 1e-5, intervals: int = 16, s
     del one
     pick_one = sparse.kron(sparse.eye(k), np.ones((1, l1)), format="csr")  # sum_l x[k, l] = 1
     best = {"goodput": float(split_goodput(system, np.zeros((1, k), dtype=int))[0][0]), "lengths": np.zeros(k, int)}
-    solves = 0
+    solves, failed = 0, []
 
     def offer(lengths):
         value = float(split_goodput(system, lengths[None])[0][0])
@@ -142,8 +161,9 @@ def milp_peer(system: System, *, tolerance: float = 1e-5, intervals: int = 16, s
             res = milp(c, constraints=constraints, integrality=np.ones(k * l1), bounds=var_bounds,
                        options={"mip_rel_gap": 1e-9})
             solves += 1
-            if res.x is None:
-                return -np.inf
+            if res.status != 0 or res.x is None:  # not solved to optimality: the peer failed
+                failed.append(f"{res.status} ({res.message})")
+                return np.inf
             x = res.x.reshape(k, l1) > 0.5
             lengths = np.argmax(x, axis=1)
             offer(lengths)
@@ -167,7 +187,8 @@ def milp_peer(system: System, *, tolerance: float = 1e-5, intervals: int = 16, s
         right = np.concatenate([right[~active], new_right])
         bounds = np.concatenate([bounds[~active], new_bounds])
     return {"seconds": time.perf_counter() - start, "goodput": best["goodput"], "lengths": best["lengths"],
-            "upper_bound": max(float(bounds.max()), best["goodput"]), "milp_solves": solves}
+            "upper_bound": max(float(bounds.max()), best["goodput"]), "milp_solves": solves,
+            "status": "optimal" if not failed else f"{len(failed)} failed: {failed[0]}"}
 
 
 def profile_text(system: System) -> str:
@@ -220,16 +241,19 @@ def main() -> None:
               f"| {g_fast / g_slow:.6f} |", flush=True)
 
     print("\n## Against an exact generic solver (HiGHS MILP per deadline interval, Dinkelbach; one run)\n")
-    print("| users K | multispin s | MILP peer s | peer / multispin time | MILP solves | multispin tok/s "
-          "| peer tok/s | goodput ratio |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| users K | multispin s | MILP peer s | peer / multispin time | MILP solves | their status "
+          "| multispin tok/s | peer tok/s | goodput ratio |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for users in (10, 50, 200) + (() if args.quick else (1000,)):
         system = busy_cell(np.random.default_rng(users), users)
         t_ms, het = timed(lambda: plan_heterogeneous(system, start=plan_homogeneous(system)), 5)
-        peer = milp_peer(system)
-        print(f"| {users:,} | {t_ms:.4f} | {peer['seconds']:.2f} | {peer['seconds'] / t_ms:,.0f}x "
-              f"| {peer['milp_solves']} | {het.goodput_tokens_per_s:,.2f} | {peer['goodput']:,.2f} "
-              f"| {het.goodput_tokens_per_s / peer['goodput']:.6f} |", flush=True)
+        with native_stdout_on_stderr():
+            peer = milp_peer(system)
+        solved = peer["status"] == "optimal"  # a failed peer is no ratio
+        ratio = f"{peer['seconds'] / t_ms:,.0f}x" if solved else "no ratio"
+        print(f"| {users:,} | {t_ms:.4f} | {peer['seconds']:.2f} | {ratio} | {peer['milp_solves']} "
+              f"| {'all optimal' if solved else peer['status']} | {het.goodput_tokens_per_s:,.2f} "
+              f"| {peer['goodput']:,.2f} | {het.goodput_tokens_per_s / peer['goodput']:.6f} |", flush=True)
 
     print("\n## scipy on the continuous relaxation, rounded (not a peer: reported as it ends)\n")
     print("| users K | method | status | its D ms | worst user past D, ms | s | its relaxed tok/s "
