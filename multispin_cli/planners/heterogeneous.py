@@ -71,8 +71,9 @@ SPLIT = 4  # parts each interval above the incumbent is cut into per refinement
 MAX_REFINEMENTS = 8
 MAX_SPLIT = 256  # intervals split per refinement at most, the highest bounds first. Ordinary cells split
 # at most a few dozen; where the bound does not fall with the width (measured: three users with
-# L_max 128 and a steep verification table, an 8 % gap that is the relaxation's, not the width's),
-# splitting every open interval grew the work fourfold per round (17,280 intervals, over a minute)
+# L_max 128 and a steep verification table, a 1.3 % gap to the final plan that is the relaxation's,
+# not the width's), splitting every open interval grew the work fourfold per round (17,280
+# intervals, over a minute)
 DINKELBACH_STEPS = 10
 CHUNK_ELEMENTS = 1_500_000  # cap on B * K * (L_max + 1) per batched knapsack (memory)
 EXACT_CHUNK_ELEMENTS = 400_000  # cap on candidates * K per exact evaluation batch

@@ -58,11 +58,12 @@ def _right_end_demands(system: System, prices: LevelPrices, deadlines: np.ndarra
 
     With whole blocks the needs at the deadlines met so far (this call's and earlier calls' of the
     same search: a refined interval's right end is its parent's) are kept, and a deadline between
-    two known ones prices only the users whose block count differs at those two (the deadlines
-    taken coarse to fine: each the middle of the widest gap left), so the brackets narrow and fewer
-    users differ. The known deadlines are also kept sorted (each found by bisection: a search with
-    thousands of them sorted them all again for each one, quadratic). The search's ``prices`` are
-    the key; the needs are the same numbers as ``prices.at`` gives.
+    two known ones prices only the users whose block count differs at those two
+    (:meth:`Demand.blocks_between`). Deadlines are taken coarse to fine (each next one the middle
+    of the widest gap left), so the brackets narrow and fewer users differ. The known deadlines are
+    kept sorted too, each new one placed by bisection (sorting them all again for each deadline was
+    quadratic: 14 s of a search with thousands). The search's ``prices`` are the key; the needs are
+    the same numbers as ``prices.at`` gives.
     """
     if system.resource_block_hz is None:
         return prices.at(deadlines)
