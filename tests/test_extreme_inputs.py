@@ -156,13 +156,7 @@ def test_a_long_upload_on_a_sliver_of_band_still_finishes_with_everyone(write_pr
                                                                      rel=1e-13)
 
 
-def test_a_bound_that_does_not_fall_with_the_width_stops_splitting_every_interval(write_profile, monkeypatch):
-    """Three users (one that cannot draft), L_max 128, a server table from 1e-6 ms to 1e7 ms and
-    100,000 resource blocks: the bound stays 1.3 % above the plan however narrow the intervals
-    (the relaxation's gap, not the width's). Splitting every open interval grew the batches fourfold
-    per round (17,280 intervals; the random-profile test sat on it for minutes); the highest
-    :data:`MAX_SPLIT` are split instead, and the plan and its bound come out the same."""
-    path = write_profile(textwrap.dedent("""
+STEEP_TABLE_FEW_USERS = """
         [system]
         resource_blocks = 100000
         subcarrier_spacing_khz = 120
@@ -204,7 +198,18 @@ def test_a_bound_that_does_not_fall_with_the_width_stops_splitting_every_interva
         draft_overhead_ms = 1.0
         tx_power_dbm = 23.0
         distance_m = 10000000.0
-        """))
+        """
+
+
+def test_a_bound_that_does_not_fall_with_the_width_stops_splitting_every_interval(write_profile, monkeypatch):
+    """Three users (one that cannot draft), L_max 128, a server table from 1e-6 ms to 1e7 ms and
+    100,000 resource blocks, bounded by the knapsack's LP: the bound stays 1.3 % above the plan
+    however narrow the intervals (the relaxation's gap, not the width's). Splitting every open
+    interval grew the batches fourfold per round (17,280 intervals; the random-profile test sat on
+    it for minutes); the highest :data:`MAX_SPLIT` are split instead, and the plan and its bound
+    come out the same."""
+    path = write_profile(textwrap.dedent(STEEP_TABLE_FEW_USERS))
+    monkeypatch.setattr(heterogeneous, "EXACT_FEW_USERS", 0)  # the LP's bound (the DP's closes it: below)
     batches = []
     searched = heterogeneous._interval_bounds
 
@@ -219,6 +224,36 @@ def test_a_bound_that_does_not_fall_with_the_width_stops_splitting_every_interva
     # The plan and the bound found when every interval was split (68 s, 17,280 intervals a round).
     assert het.goodput_tokens_per_s == pytest.approx(0.005722845483171488, rel=1e-12)
     assert het.upper_bound_tokens_per_s == pytest.approx(0.0057956935595635355, rel=1e-12)
+
+
+def test_few_users_with_a_measured_table_are_bounded_by_the_exact_knapsack(write_profile):
+    """The same cell as above: with few users and a measured table each interval's knapsack is
+    solved exactly ((L_max + 1)^K = 2.1 million plans, but its frontiers stay small), which proves
+    the same plan within the tolerance (the LP's bound stayed 1.3 % above it)."""
+    het = plan_report(load_profile(write_profile(textwrap.dedent(STEEP_TABLE_FEW_USERS))).system).heterogeneous
+    assert het.goodput_tokens_per_s == pytest.approx(0.005722845483171488, rel=1e-12)
+    assert het.goodput_tokens_per_s <= het.upper_bound_tokens_per_s <= het.goodput_tokens_per_s * (1 + 1e-3)
+
+
+@pytest.mark.parametrize("states", [None, 1])
+@pytest.mark.parametrize("users,seed", [(3, 7), (3, 30), (4, 2), (4, 39)])
+def test_the_exact_knapsack_for_few_users_against_exhaustive_search(users, seed, states, monkeypatch):
+    """Three or four users with a steep measured table, made to take the few-users path (their plan
+    count over EXACT_PLANS): the plan is the exhaustive optimum and the bound within 0.1 % of it
+    (the LP's bound stays 4-8 % above it on these cells); where a DP's frontier outgrows
+    EXACT_STATES (1 here) the LP's path gives a sound plan and bound instead."""
+    from builders import random_system
+
+    system = random_system(np.random.default_rng(seed), users, 4, table="steep")
+    monkeypatch.setattr(heterogeneous, "EXACT_PLANS", 10)
+    if states is not None:
+        monkeypatch.setattr(heterogeneous, "EXACT_STATES", states)
+    report = plan_report(system)
+    _check_against_exhaustive(system, report)
+    _, best = exhaustive_best(system)
+    if states is None:
+        assert report.heterogeneous.goodput_tokens_per_s == pytest.approx(best, rel=1e-12)
+        assert report.heterogeneous.upper_bound_tokens_per_s <= best * (1 + 1e-3)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -162,7 +162,8 @@ class ExactSolution:
     levels: np.ndarray  # (B, n_keys, K)
 
 
-def solve_exact(values: np.ndarray, weights: np.ndarray, budget: float, *, key: str = "sum") -> ExactSolution:
+def solve_exact(values: np.ndarray, weights: np.ndarray, budget: float, *, key: str = "sum",
+                max_states: int | None = None) -> ExactSolution | None:
     """Solve a batch of knapsacks exactly, for every value of the plan's level sum (or maximum).
 
     The server's verification time depends on the plan only through the total draft length
@@ -172,6 +173,8 @@ def solve_exact(values: np.ndarray, weights: np.ndarray, budget: float, *, key: 
     each key, since a partial plan that needs more bandwidth for no more value can never be
     completed into a better plan. The loop over users is sequential by nature; the planner calls
     this for cells of a few users, where the LP rounding of :func:`solve` can miss the optimum.
+    With ``max_states``, returns None as soon as a knapsack's frontier holds more partial plans
+    (the caller then solves the LP instead).
     """
     b, k, l1 = values.shape
     n_keys = k * (l1 - 1) + 1 if key == "sum" else l1
@@ -200,6 +203,8 @@ def solve_exact(values: np.ndarray, weights: np.ndarray, budget: float, *, key: 
             before = np.concatenate([[-np.inf], np.maximum.accumulate(lift)[:-1]])
             frontier = lift > before
             weight, value, tag = w[frontier], v[frontier], t[frontier]
+            if max_states is not None and weight.size > max_states:
+                return None
             choice = np.concatenate([choice[parent[frontier]], pick[frontier, None]], axis=1)
         order = np.lexsort((-value, tag))
         first = np.concatenate([[True], tag[order][1:] != tag[order][:-1]])
