@@ -128,6 +128,54 @@ def test_interval_bound_is_above_the_dual_everywhere_in_the_interval(seed):
             assert bound - exact <= 0.05 * gamma * (b + cell.fixed + cell.v1 * lengths.sum())
 
 
+@pytest.mark.parametrize("seed, band", [(0, 1.0), (1, 0.1), (2, 10.0)])
+def test_each_users_best_length_only_grows_with_the_deadline(seed, band):
+    """The proof leaves out the lengths above a user's best at b and below its best at a: a longer
+    draft's need falls faster with D, so the best length never falls as D grows. Checked on every
+    length at 400 deadlines, for bands from a tenth to ten times the busy cell's and prices from
+    slack to dear."""
+    system, _ = _cell(400, seed)
+    cell = price_sweep._Cell(system.with_bandwidth(system.bandwidth_hz * band))
+    deadlines = np.geomspace(2e-4, 1.0, 400)
+    need = cell.prices.at(deadlines)
+    for lam in (1e-10, 1e-8, 1e-7, 1e-6):
+        for gamma in (5e3 * system.users, 5e2 * system.users):
+            with np.errstate(invalid="ignore"):
+                terms = np.where(np.isfinite(need), cell._values(gamma)[None] - lam * need, -np.inf)
+            best = np.argmax(terms, axis=2)  # (deadline, user), the lowest of a tie
+            assert (np.diff(best, axis=0) >= 0).all(), (lam, gamma)
+            reach = np.isfinite(terms[:, :, 1:]).any(axis=2)
+            best_drafting = np.where(reach, np.argmax(terms[:, :, 1:], axis=2), 0)
+            assert (np.diff(best_drafting, axis=0)[reach[:-1]] >= 0).all(), (lam, gamma)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_each_users_bound_is_above_its_own_maximum(seed):
+    """Each user's bound on ``max_D (phi_k(D) - mu_k D)`` over [a, b] is at least that maximum on a
+    fine grid: intervals near the plan and far below it (where lengths come into reach inside the
+    interval), common ends or one pair per user (the movers' pieces)."""
+    _, cell, d_star, gamma, price, lengths = _planned(400, seed)
+    rng = np.random.default_rng(seed)
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    for lam in (price, 0.3 * price, 3.0 * price):
+        for _ in range(5):
+            a = d_star * np.exp(rng.uniform(-1.5, 0.5))
+            b = a * np.exp(rng.uniform(0.005, 0.6))
+            pa = price_sweep._point(cell, a, lam, gamma, start)
+            pb = price_sweep._point(cell, b, lam, gamma, pa.start)
+            best, mu = price_sweep._user_bounds(cell, cell.users, pa, pb, a, b)
+            grid = np.linspace(a, b, 257)
+            need = cell.prices.at(grid)
+            with np.errstate(invalid="ignore"):
+                terms = np.where(np.isfinite(need), cell._values(gamma)[None] - lam * need, -np.inf)
+            exact = (terms.max(axis=2) - mu[None] * grid[:, None]).max(axis=0)
+            assert (best >= exact - 1e-9 * np.abs(exact) - 1e-9).all(), (a, b, lam)
+            # One pair of ends per user: the same bound as each user alone.
+            ends_b = np.full(cell.k, b)
+            piece, _ = price_sweep._user_bounds(cell, cell.users, pa, pb, np.full(cell.k, a), ends_b)
+            np.testing.assert_allclose(piece, best, rtol=1e-12, atol=1e-9)
+
+
 def test_certificate_refuses_a_ratio_a_plan_reaches():
     """Proving "no plan reaches gamma" must fail when a plan does (gamma just below the best)."""
     system, cell = _cell(2500, 3)
@@ -261,9 +309,9 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
     ends = (0.011, 0.0125), (np.full(system.users, 0.011), np.linspace(0.0115, 0.013, system.users))
     for a, b in ends:
         pb = single[1] if np.ndim(b) == 0 else price_sweep._point(cell, b, 2e-8, gamma, start)
-        both = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        both = price_sweep._user_bounds(cell, cell.users, single[1], pb, a, b)
         monkeypatch.setattr(price_sweep, "THREADED_CELL", 10**9)
-        alone = price_sweep._user_bounds(cell.top, cell.g[:, 0], single[1], pb, a, b)
+        alone = price_sweep._user_bounds(cell, cell.users, single[1], pb, a, b)
         monkeypatch.setattr(price_sweep, "THREADED_CELL", 2)
         for x, y in zip(both, alone):
             np.testing.assert_array_equal(x, y)

@@ -23,9 +23,11 @@ best one, which this module uses twice:
   ``mu_k`` the secant slope of phi_k over ``[a, b]`` splits the maximum over D into one per user
   plus ``max(c a, c b)``; each length's term ``G - gamma v1 l - lam W(l, D)`` is concave in D (W is
   convex and falls with D), so its maximum against ``mu_k D`` is bounded by its tangents at a and b
-  (a piecewise-linear concave function: the maximum is at an end or where they cross). Lengths
-  outside the priced window are bounded by concavity in the length (W is convex in l for l >= 1,
-  the value concave). Where that split does not close an interval, the users whose one length leads
+  (a piecewise-linear concave function: the maximum is at an end or where they cross); a length
+  that comes into reach inside [a, b] also by the need's tangent in the rate, which follows its
+  steep rise. Each user's best length only grows with D (a longer draft's need falls faster), so
+  lengths above the best at b never lead in [a, b]; those below the window are bounded by
+  concavity in the length (W is convex in l for l >= 1, the value concave). Where that split does not close an interval, the users whose one length leads
   all through it are summed (their sum is concave: two tangents bound it) and only the others, the
   movers, are bounded one by one, on pieces of the interval priced for them alone
   (:func:`_refined`). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
@@ -46,6 +48,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from multispin_cli.model.goodput import compute_seconds, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners import knapsack
@@ -155,6 +158,14 @@ class _Cell:
         self.fixed = float(intercept + slope * self.k + system.server_fixed_s)  # C: T = D + C + v1 sum L
         self.g = system.tokens_per_round  # (K, L+1)
         self.g0 = np.ascontiguousarray(self.g[:, 0])
+        # Device time of every (user, length), and the deadline up to which its rate is out of
+        # reach (a power-limited user carries at most Q / ln 2 bit/s, Q its SNR bandwidth).
+        levels = np.broadcast_to(np.arange(self.top + 1)[:, None], (self.top + 1, self.k))
+        self.device = np.ascontiguousarray(compute_seconds(system, levels).T)
+        channel = system.channel
+        with np.errstate(invalid="ignore"):
+            most_bps = np.where(channel.power_limited, channel.snr_bandwidth_hz / channel.link.gap / np.log(2.0), np.inf)
+        self.reach = self.device + upload_bits(system, levels).T / most_bps[:, None]
         self.users = np.arange(self.k)
         self.budget = system.bandwidth_hz
         self._gamma, self._table = None, None
@@ -443,49 +454,53 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float
     return _Point(start, value, slope, phi)
 
 
-def _edge_lines(top: int, pb: _Point, floor: np.ndarray):
-    """Bounds at b on the lengths outside each user's window, for the users that need one.
+def _edge_lines(pa: _Point, pb: _Point, floor: np.ndarray):
+    """Bounds at b on the lengths below each user's window at b, for the users that need one.
 
-    Concavity in the length bounds their terms at b by the line through the window's two edge
-    entries (hence on all of [a, b]); inf where that is unknown. Only users whose line can reach
-    the floor need it: the edge entry reaches it, or the line rises outwards, or the inner entry is
-    out of reach (never, once the windows are settled). Yields (users, line) per edge.
+    Which lengths can lead in [a, b]: a longer draft sends more bits after a longer device time,
+    so its need falls faster with D (``dW/dD = -W'(R) bits / (D - t)^2``, W convex in the rate R)
+    and its gain over a shorter one grows with D. Each user's best length only grows with D: on
+    [a, b] only the lengths from its best at a (in a's window) to its best at b (in b's) can lead.
+    Those below b's window are bounded at b by the line through its two lowest entries (the term
+    is concave in the length), hence on all of [a, b]; inf where that is unknown. Only users whose
+    line can reach the floor need it: the edge entry reaches it, or the line rises outwards, or
+    the inner entry is out of reach (never, once the windows are settled). Returns (users, line).
     """
-    width = pb.value.shape[1]
-    vb = pb.value
-    last_level = pb.start + width - 1
+    e, i = pb.value[:, 0], pb.value[:, 1]
     with np.errstate(invalid="ignore", over="ignore"):
-        for edge, inner, outside, room in ((0, 1, pb.start > 1, pb.start - 1),
-                                           (-1, -2, last_level < top, top - last_level)):
-            e, i = vb[:, edge], vb[:, inner]
-            unknown = ~np.isfinite(i) if edge else ~np.isfinite(e) | ~np.isfinite(i)  # above: -inf is none
-            if edge:
-                unknown &= np.isfinite(e)
-            users = np.flatnonzero(outside & ((e >= floor) | (e > i) | unknown))
-            if users.size:
-                e, i = e[users], i[users]
-                line = np.where(np.isfinite(e) & np.isfinite(i), e + room[users] * np.maximum(e - i, 0.0), np.inf)
-                if edge:
-                    line = np.where(np.isneginf(e), -np.inf, line)
-            else:
-                line = np.empty(0)
-            yield users, line
+        users = np.flatnonzero((pb.start > 1) & ((e >= floor) | (e > i) | ~np.isfinite(i)))
+        lead = pa.start[users] + np.argmax(pa.value[users], axis=1)  # the best length >= 1 at a (lowest of a tie)
+        below = lead < pb.start[users]
+        users, lead = users[below], lead[below]
+        if not users.size:
+            return users, np.empty(0)
+        e, i = e[users], i[users]
+        line = np.where(np.isfinite(e) & np.isfinite(i), e + (pb.start[users] - lead) * np.maximum(e - i, 0.0), np.inf)
+        return users, np.where(np.isneginf(e), -np.inf, line)
 
 
-def _user_bounds(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
+def _user_bounds(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b):
     """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
-    parts = _halves(lambda rows: _user_bounds_of(top, g0[rows], _subset(pa, rows), _subset(pb, rows),
-                                                 a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b), g0.size)
+    parts = _halves(lambda rows: _user_bounds_of(cell, users[rows], _subset(pa, rows), _subset(pb, rows),
+                                                 a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b), users.size)
     if parts is None:
-        return _user_bounds_of(top, g0, pa, pb, a, b)
+        return _user_bounds_of(cell, users, pa, pb, a, b)
     return tuple(np.concatenate(x) for x in zip(*parts))
 
 
-def _user_bounds_of(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
+def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b):
     """Each user's bound on ``max_{D in [a, b]} (phi_k(D) - mu_k D)`` and mu_k, the secant slope of
-    phi_k over [a, b]. ``g0``, ``pa`` and ``pb`` hold the same users in the same order; a and b are
-    numbers or one per user."""
-    width = pb.value.shape[1]
+    phi_k over [a, b]. ``users`` (the cell's rows, repeated where pieces are), ``pa`` and ``pb``
+    hold the same users in the same order; a and b are numbers or one per user.
+
+    Each candidate length's term is below its tangents in D at a and at b. A length out of reach
+    at a (it comes into reach inside [a, b]) has only b's, which can be far above the term where
+    it rises steeply; there the need's tangent in the rate R = bits / (D - t) (t the length's
+    device time; the need is convex in R) bounds the term by ``A - B / (D - t)`` on all D > t,
+    which follows it (exact for fixed-SNR users, whose need is linear in R).
+    """
+    top, width = cell.top, pb.value.shape[1]
+    g0 = cell.g0.take(users)
     mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
     floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
     best = g0 - mu * a  # length 0: no band, its value
@@ -515,13 +530,31 @@ def _user_bounds_of(top: int, g0: np.ndarray, pa: _Point, pb: _Point, a, b):
             cross = np.fmin(np.fmax(cross, ra), rb)  # clipped to [a, b], NaN to a
             at_x = np.minimum(va + sa * (cross - ra), vb + sb * (cross - rb)) - m * cross
             term = np.maximum(np.maximum(at_a, at_b), at_x)
+        late = np.flatnonzero(~use_a)
+        if late.size:  # b's bound in the rate as well: the smaller
+            rows, level = users.take(user[late]), pb.start.take(user[late]) + j[late]
+            entry = rows * (top + 1) + level
+            low = cell.reach.ravel().take(entry)
+            low = np.maximum(ra.take(late) if per_user else ra, low)
+            term[late] = np.minimum(term[late], _rising_most(vb[late], sb[late], cell.device.ravel().take(entry),
+                                                             m[late], low, rb.take(late) if per_user else rb))
         starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
-        users = user[starts]
-        best[users] = np.maximum(best[users], np.maximum.reduceat(term, starts))
-    for users, line in _edge_lines(top, pb, floor):
-        if users.size:
-            best[users] = np.maximum(best[users], line - mu[users] * (a[users] if per_user else a))
+        rows = user[starts]
+        best[rows] = np.maximum(best[rows], np.maximum.reduceat(term, starts))
+    edge, line = _edge_lines(pa, pb, floor)
+    if edge.size:
+        best[edge] = np.maximum(best[edge], line - mu[edge] * (a[edge] if per_user else a))
     return best, mu
+
+
+def _rising_most(vb, sb, t, m, low, b) -> np.ndarray:
+    """``max_{D in [low, b]} (f(D) - m D)`` with ``f(D) = vb + sb (b - t)(D - b) / (D - t)``, the
+    bound from b's term (value vb, slope sb >= 0 in D, nudged down) through the need's tangent in
+    the rate, ``low > t``: concave, its slope m at ``t + sqrt(B / m)`` (B = sb (b - t)^2)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        steep = sb * (b - t) ** 2
+        x = np.fmin(np.fmax(t + np.sqrt(steep / m), low), b)  # (NaN, for 0 / 0, to the left end)
+        return vb + sb * (b - t) - np.where(steep > 0, steep / (x - t), 0.0) - m * x
 
 
 def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> float:
@@ -530,7 +563,7 @@ def _interval_bound(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam
     ``gamma = sum_k mu_k + c`` with mu_k the secant slope of phi_k over [a, b]: the maximum is at most
     ``sum_k max_D (phi_k(D) - mu_k D) + max(c a, c b)``, each user's maximum bounded length by length.
     """
-    best, mu = _user_bounds(cell.top, cell.g[:, 0], pa, pb, a, b)
+    best, mu = _user_bounds(cell, cell.users, pa, pb, a, b)
     c = float(mu.sum()) - gamma
     return lam * cell.budget - gamma * cell.fixed + float(best.sum()) + max(c * a, c * b)
 
@@ -594,8 +627,7 @@ def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
     window_one = single & (in_window > 0) & known & np.isfinite(va) & np.isfinite(sa) & np.isfinite(sb)
     zero_one = single & (in_window == 0)
     steady = window_one | zero_one
-    for users, _ in _edge_lines(cell.top, pb, floor):
-        steady[users] = False
+    steady[_edge_lines(pa, pb, floor)[0]] = False
     one, zero = window_one & steady, zero_one & steady
     fixed = float(g0[zero].sum())
     return _Steady(np.flatnonzero(~steady), a, b, fixed + float(va[one].sum()), float(sa[one].sum()) * (1.0 + 1e-9),
@@ -627,7 +659,7 @@ def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float
     while True:
         count = len(pieces)
         ends = np.array([(c, d) for c, d, _, _ in pieces])
-        best, mu = _user_bounds(cell.top, np.tile(cell.g[movers, 0], count), _joined([p[2] for p in pieces]),
+        best, mu = _user_bounds(cell, np.tile(movers, count), _joined([p[2] for p in pieces]),
                                 _joined([p[3] for p in pieces]), np.repeat(ends[:, 0], n), np.repeat(ends[:, 1], n))
         total, slope = best.reshape(count, n).sum(axis=1), mu.reshape(count, n).sum(axis=1)
         open_ = [i for i in range(count)
