@@ -48,6 +48,27 @@ def test_windows_price_what_every_length_costs(seed, in_order):
         np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
 
 
+@pytest.mark.parametrize("in_order", [False, True])
+def test_reach_is_where_each_need_becomes_finite(in_order):
+    """``LevelPrices.reach``: a length's need is infinite up to its reach and finite just after;
+    fixed-SNR users' reach is their device time."""
+    system, _ = _cell(300, 4)
+    if in_order:
+        system = system.take(np.argsort(system.channel.power_limited, kind="stable"))
+    prices = LevelPrices(system)
+    rng = np.random.default_rng(4)
+    users = rng.integers(0, system.users, 400)
+    levels = rng.integers(1, system.max_draft_length + 1, 400)
+    device, reach = prices.reach(users, levels)
+    fixed = ~system.channel.power_limited[users]
+    np.testing.assert_array_equal(reach[fixed], device[fixed])
+    assert (reach[~fixed] > device[~fixed]).all()
+    for deadline, finite in ((reach * (1 - 1e-9), False), (reach * (1 + 1e-9), True)):
+        need = np.array([prices.window(d, np.array([u]), np.array([l]), 1)[0][0, 0]
+                         for d, u, l in zip(deadline, users, levels)])
+        assert (np.isfinite(need) == finite).all()
+
+
 @pytest.mark.parametrize("seed, in_order, lam", [(0, False, 2e-8), (1, True, 2e-8), (0, True, 0.0)])
 def test_window_terms_are_the_values_less_the_priced_needs(seed, in_order, lam):
     """``LevelPrices.terms`` (one pass) gives exactly the window's needs subtracted from the values:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from multispin_cli.model.channel import power_limited_inverse
+from multispin_cli.model.channel import LN2, power_limited_inverse
 from multispin_cli.model.goodput import compute_seconds, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.planners.split import Demand
@@ -128,6 +128,22 @@ class LevelPrices:
         np.copyto(value, -np.inf, where=~finite)
         np.copyto(slope, 0.0, where=~finite)
         return value, slope
+
+    def reach(self, users: np.ndarray, levels: np.ndarray):
+        """Device time t of each (user, length) entry, and the deadline up to which its need is
+        infinite: t, plus ``bits ln 2 / Q`` for a power-limited user (it carries less than Q / ln 2
+        bit/s on any band). Smooth systems only."""
+        if self._demand is not None:
+            raise ValueError("reach is known for smooth systems only")
+        rows = users if self._identity else self._pos[users]
+        flat = rows * self.levels + levels
+        device = self._device.ravel().take(flat)
+        reach = device.copy()
+        limited = np.flatnonzero(rows >= self._fixed)
+        if limited.size:
+            bits = self._bits.ravel().take(flat[limited])
+            reach[limited] += bits * LN2 / self._q[rows[limited] - self._fixed, 0]
+        return device, reach
 
     def _steps(self, width: int) -> np.ndarray:
         steps = self._aranges.get(width)

@@ -48,7 +48,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from multispin_cli.model.goodput import compute_seconds, upload_bits
 from multispin_cli.model.system import System
 from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners import knapsack
@@ -158,14 +157,6 @@ class _Cell:
         self.fixed = float(intercept + slope * self.k + system.server_fixed_s)  # C: T = D + C + v1 sum L
         self.g = system.tokens_per_round  # (K, L+1)
         self.g0 = np.ascontiguousarray(self.g[:, 0])
-        # Device time of every (user, length), and the deadline up to which its rate is out of
-        # reach (a power-limited user carries at most Q / ln 2 bit/s, Q its SNR bandwidth).
-        levels = np.broadcast_to(np.arange(self.top + 1)[:, None], (self.top + 1, self.k))
-        self.device = np.ascontiguousarray(compute_seconds(system, levels).T)
-        channel = system.channel
-        with np.errstate(invalid="ignore"):
-            most_bps = np.where(channel.power_limited, channel.snr_bandwidth_hz / channel.link.gap / np.log(2.0), np.inf)
-        self.reach = self.device + upload_bits(system, levels).T / most_bps[:, None]
         self.users = np.arange(self.k)
         self.budget = system.bandwidth_hz
         self._gamma, self._table = None, None
@@ -533,11 +524,10 @@ def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b
         late = np.flatnonzero(~use_a)
         if late.size:  # b's bound in the rate as well: the smaller
             rows, level = users.take(user[late]), pb.start.take(user[late]) + j[late]
-            entry = rows * (top + 1) + level
-            low = cell.reach.ravel().take(entry)
-            low = np.maximum(ra.take(late) if per_user else ra, low)
-            term[late] = np.minimum(term[late], _rising_most(vb[late], sb[late], cell.device.ravel().take(entry),
-                                                             m[late], low, rb.take(late) if per_user else rb))
+            t, reach = cell.prices.reach(rows, level)
+            low = np.maximum(ra.take(late) if per_user else ra, reach - 1e-9 * (reach - t))  # (a hair early)
+            term[late] = np.minimum(term[late], _rising_most(vb[late], sb[late], t, m[late], low,
+                                                             rb.take(late) if per_user else rb))
         starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
         rows = user[starts]
         best[rows] = np.maximum(best[rows], np.maximum.reduceat(term, starts))
