@@ -490,7 +490,7 @@ def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b
     device time; the need is convex in R) bounds the term by ``A - B / (D - t)`` on all D > t,
     which follows it (exact for fixed-SNR users, whose need is linear in R).
     """
-    top, width = cell.top, pb.value.shape[1]
+    width = pb.value.shape[1]
     g0 = cell.g0.take(users)
     mu = np.maximum((pb.phi - pa.phi) / (b - a), 0.0)
     floor = pa.phi  # phi_k(D) >= phi_k(a): a length whose term at b is below it never leads in [a, b]
