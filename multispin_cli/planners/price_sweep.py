@@ -27,11 +27,12 @@ best one, which this module uses twice:
   that comes into reach inside [a, b] also by the need's tangent in the rate, which follows its
   steep rise. Each user's best length only grows with D (a longer draft's need falls faster), so
   lengths above the best at b never lead in [a, b]; those below the window are bounded by
-  concavity in the length (W is convex in l for l >= 1, the value concave). Where that split does not close an interval, the users whose one length leads
-  all through it are summed (their sum is concave: two tangents bound it) and only the others, the
-  movers, are bounded one by one, on pieces of the interval priced for them alone
-  (:func:`_refined`). If the bound is at most 0 on every interval of ``[D_lo, D_hi]`` (intervals
-  that fail are halved), no plan beats gamma: the plan is within ``tol`` of the optimum, proven.
+  concavity in the length (W is convex in l for l >= 1, the value concave). Where that split does
+  not close an interval, the users whose one length leads all through it are summed (their sum is
+  concave: two tangents bound it) and only the others, the movers, are bounded one by one, on
+  pieces of the interval priced for them alone (:func:`_refined`). If the bound is at most 0 on
+  every interval of ``[D_lo, D_hi]`` (intervals that fail are halved), no plan beats gamma: the
+  plan is within ``tol`` of the optimum, proven.
 
 Where the certificate does not close (the dual above 0 at an interval's end, intervals narrower than
 :data:`NARROWEST`, or more than :data:`MAX_POINTS` deadlines), the whole cell's LP is solved there and the proof runs again with any
@@ -473,7 +474,8 @@ def _edge_lines(pa: _Point, pb: _Point, floor: np.ndarray):
 def _user_bounds(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b):
     """:func:`_user_bounds_of`, many users in two halves on two threads (each user's bound is its own)."""
     parts = _halves(lambda rows: _user_bounds_of(cell, users[rows], _subset(pa, rows), _subset(pb, rows),
-                                                 a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b), users.size)
+                                                 a[rows] if np.ndim(a) else a, b[rows] if np.ndim(b) else b),
+                    users.size)
     if parts is None:
         return _user_bounds_of(cell, users, pa, pb, a, b)
     return tuple(np.concatenate(x) for x in zip(*parts))
@@ -484,11 +486,12 @@ def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b
     phi_k over [a, b]. ``users`` (the cell's rows, repeated where pieces are), ``pa`` and ``pb``
     hold the same users in the same order; a and b are numbers or one per user.
 
-    Each candidate length's term is below its tangents in D at a and at b. A length out of reach
-    at a (it comes into reach inside [a, b]) has only b's, which can be far above the term where
-    it rises steeply; there the need's tangent in the rate R = bits / (D - t) (t the length's
-    device time; the need is convex in R) bounds the term by ``A - B / (D - t)`` on all D > t,
-    which follows it (exact for fixed-SNR users, whose need is linear in R).
+    Each candidate length's term is below its tangents in D at a and at b. A length that a does
+    not price (mostly one out of reach at a: it comes into reach inside [a, b]) has only b's,
+    which can be far above the term where it rises steeply; there the need's tangent in the rate
+    R = bits / (D - t) (t the length's device time; the need is convex in R) bounds the term by
+    ``A - B / (D - t)`` on all D > t, which follows it (exact for fixed-SNR users, whose need is
+    linear in R).
     """
     width = pb.value.shape[1]
     g0 = cell.g0.take(users)
@@ -540,7 +543,7 @@ def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b
 def _rising_most(vb, sb, t, m, low, b) -> np.ndarray:
     """``max_{D in [low, b]} (f(D) - m D)`` with ``f(D) = vb + sb (b - t)(D - b) / (D - t)``, the
     bound from b's term (value vb, slope sb >= 0 in D, nudged down) through the need's tangent in
-    the rate, ``low > t``: concave, its slope m at ``t + sqrt(B / m)`` (B = sb (b - t)^2)."""
+    the rate, ``low >= t``: concave, its slope m at ``t + sqrt(B / m)`` (B = sb (b - t)^2)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         steep = sb * (b - t) ** 2
         x = np.fmin(np.fmax(t + np.sqrt(steep / m), low), b)  # (NaN, for 0 / 0, to the left end)
