@@ -171,6 +171,31 @@ def test_each_users_best_length_only_grows_with_the_deadline(seed, band):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+def test_windows_from_an_earlier_deadlines_best_lengths_find_the_same_terms(seed):
+    """A point priced from the best lengths at an earlier deadline (its windows start there and do
+    not move down) finds every user's best term and length as one priced from centred windows,
+    at one deadline or one per user (the movers' pieces)."""
+    _, cell, d_star, gamma, price, lengths = _planned(400, seed)
+    rng = np.random.default_rng(seed)
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    top = cell.top - price_sweep.PROOF_WIDTH + 1
+    for lam in (price, 0.3 * price, 3.0 * price):
+        for _ in range(4):
+            a = d_star * np.exp(rng.uniform(-1.0, 0.5))
+            b = a * np.exp(rng.uniform(0.01, 0.5))
+            pa = price_sweep._point(cell, a, lam, gamma, start)
+            centred = price_sweep._point(cell, b, lam, gamma, pa.start)
+            from_a = price_sweep._point(cell, b, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+            np.testing.assert_array_equal(from_a.phi, centred.phi)
+            np.testing.assert_array_equal(from_a.lead, centred.lead)
+            ends = a * np.exp(rng.uniform(0.0, np.log(b / a), cell.k))
+            one_each = price_sweep._point(cell, ends, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+            alone = price_sweep._point(cell, ends, lam, gamma, pa.start)
+            np.testing.assert_array_equal(one_each.phi, alone.phi)
+            np.testing.assert_array_equal(one_each.lead, alone.lead)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
 def test_each_users_bound_is_above_its_own_maximum(seed):
     """Each user's bound on ``max_D (phi_k(D) - mu_k D)`` over [a, b] is at least that maximum on a
     fine grid: intervals near the plan and far below it (where lengths come into reach inside the

@@ -380,29 +380,35 @@ class _Point:
     value: np.ndarray  # (K, PROOF_WIDTH) G - gamma v1 l - lam W at the window's lengths (-inf: out of reach)
     slope: np.ndarray  # (K, PROOF_WIDTH) its derivative in D (>= 0; NaN where not computable)
     phi: np.ndarray  # (K,) each user's best term, length 0 included
+    lead: np.ndarray  # (K,) each user's best length >= 1 (the lowest of a tie; the window's first if none is in reach)
 
 
 def _point(cell: _Cell, deadline, lam: float, gamma: float, start: np.ndarray,
-           users: np.ndarray | None = None) -> _Point | None:
+           users: np.ndarray | None = None, floor: np.ndarray | None = None) -> _Point | None:
     """Every user's best term at one deadline, with a window of lengths around its best length >= 1.
 
     The term is concave in the length for l >= 1, so a window whose best entry is inside it (or at
     length 1 or L_max) holds the best length; users at a window's edge move and are priced again.
     ``users`` (all by default, in any order and repeated) with ``start`` and ``deadline`` (a number
-    or one per entry) theirs. Many entries are priced in two halves on two threads (numpy lets go
-    of the interpreter while it computes; each entry's term is its own, so the result is the same).
+    or one per entry) theirs. ``floor``: each entry's best length >= 1 at an earlier deadline,
+    where known; the best length only grows with D, so a window whose first length is the floor
+    holds the best length when its best entry is the first (no move down). Many entries are
+    priced in two halves on two threads (numpy lets go of the interpreter while it computes; each
+    entry's term is its own, so the result is the same).
     """
     users = cell.users if users is None else users
     parts = _halves(lambda rows: _point_of(cell, users[rows], deadline[rows] if np.ndim(deadline) else deadline,
-                                           lam, gamma, start[rows]), users.size)
+                                           lam, gamma, start[rows], None if floor is None else floor[rows]),
+                    users.size)
     if parts is None:
-        return _point_of(cell, users, deadline, lam, gamma, start)
+        return _point_of(cell, users, deadline, lam, gamma, start, floor)
     return None if any(p is None for p in parts) else _joined(parts)
 
 
 def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float,
-              start: np.ndarray) -> _Point | None:
-    """:func:`_point` for some users (``start`` is theirs); ``deadline`` may be one per user (n,)."""
+              start: np.ndarray, floor: np.ndarray | None = None) -> _Point | None:
+    """:func:`_point` for some users (``start`` and ``floor`` are theirs); ``deadline`` may be one
+    per user (n,)."""
     width = PROOF_WIDTH
     start = start.copy()
     if np.ndim(deadline):
@@ -422,6 +428,8 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float
         # The whole window out of reach: go down (reach is a prefix of the lengths).
         lost = ~np.isfinite(sub[np.arange(first.size), j]) & (first > 1)
         low = (j == 0) & (first > 1)
+        if floor is not None:  # (a window from the floor up holds the best when its first entry leads)
+            low &= first > (floor if pending is None else floor[pending])
         high = (j == width - 1) & (first + width - 1 < cell.top)
         move = lost | low | high
         if not move.any():
@@ -440,10 +448,12 @@ def _point_of(cell: _Cell, users: np.ndarray, deadline, lam: float, gamma: float
     else:
         return None  # never for these terms (concave in the length); the caller falls back
     top = value[:, 0].copy()  # each user's best term (columns: faster than a max along rows of 3)
+    lead = start.copy()
     for column in range(1, width):
+        np.copyto(lead, start + column, where=value[:, column] > top)
         np.maximum(top, value[:, column], out=top)
     phi = np.maximum(cell.g0 if users is cell.users else cell.g0.take(users), top, out=top)
-    return _Point(start, value, slope, phi)
+    return _Point(start, value, slope, phi, lead)
 
 
 def _edge_lines(pa: _Point, pb: _Point, floor: np.ndarray):
@@ -461,7 +471,7 @@ def _edge_lines(pa: _Point, pb: _Point, floor: np.ndarray):
     e, i = pb.value[:, 0], pb.value[:, 1]
     with np.errstate(invalid="ignore", over="ignore"):
         users = np.flatnonzero((pb.start > 1) & ((e >= floor) | (e > i) | ~np.isfinite(i)))
-        lead = pa.start[users] + np.argmax(pa.value[users], axis=1)  # the best length >= 1 at a (lowest of a tie)
+        lead = pa.lead[users]
         below = lead < pb.start[users]
         users, lead = users[below], lead[below]
         if not users.size:
@@ -628,11 +638,12 @@ def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
 
 
 def _subset(p: _Point, users) -> _Point:
-    return _Point(p.start[users], p.value[users], p.slope[users], p.phi[users])
+    return _Point(p.start[users], p.value[users], p.slope[users], p.phi[users], p.lead[users])
 
 
 def _joined(points: list[_Point]) -> _Point:
-    return _Point(*(np.concatenate([getattr(p, f) for p in points]) for f in ("start", "value", "slope", "phi")))
+    fields = ("start", "value", "slope", "phi", "lead")
+    return _Point(*(np.concatenate([getattr(p, f) for p in points]) for f in fields))
 
 
 def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float, gamma: float) -> bool:
@@ -667,8 +678,9 @@ def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float
         if priced > MOVER_PIECES:
             return False
         deadlines = np.concatenate(inner)
-        starts = np.concatenate([np.tile(pieces[i][2].start, cut - 1) for i in open_])
-        found = _point(cell, np.repeat(deadlines, n), lam, gamma, starts, np.tile(movers, deadlines.size))
+        floor = np.concatenate([np.tile(pieces[i][2].lead, cut - 1) for i in open_])  # the best at c
+        found = _point(cell, np.repeat(deadlines, n), lam, gamma, np.minimum(floor, cell.top - PROOF_WIDTH + 1),
+                       np.tile(movers, deadlines.size), floor)
         if found is None:
             return False
         at, nxt = 0, []
@@ -700,7 +712,12 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     def at(d: float) -> _Point | None:
         nonlocal guess, priced
         if d not in points:
-            p = _point(cell, d, lam, gamma, guess)
+            # Windows from the best lengths at the nearest deadline below, where one is priced
+            # (the best length only grows with D): most users then need no second pricing.
+            below = max((x for x in points if x < d), default=None)
+            floor = None if below is None else points[below].lead
+            start = guess if floor is None else np.minimum(floor, cell.top - PROOF_WIDTH + 1)
+            p = _point(cell, d, lam, gamma, start, floor=floor)
             if p is None:
                 return None
             points[d], guess, priced = p, p.start, priced + 1
