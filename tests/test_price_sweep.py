@@ -170,29 +170,42 @@ def test_each_users_best_length_only_grows_with_the_deadline(seed, band):
             assert (np.diff(best_drafting, axis=0)[reach[:-1]] >= 0).all(), (lam, gamma)
 
 
+def _intervals_near_the_plan(seed: int, count: int, spread: tuple[float, float], widths: tuple[float, float]):
+    """Random intervals [a, b] around a planned 400-user cell's deadline (ln(a / D*) in ``spread``,
+    ln(b / a) in ``widths``), ``count`` at each of three prices on the band: (cell, lam, gamma, a,
+    b, a's point from windows centred on the plan)."""
+    _, cell, d_star, gamma, price, lengths = _planned(400, seed)
+    rng = np.random.default_rng(seed)
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    for lam in (price, 0.3 * price, 3.0 * price):
+        for _ in range(count):
+            a = d_star * np.exp(rng.uniform(*spread))
+            b = a * np.exp(rng.uniform(*widths))
+            yield cell, lam, gamma, a, b, price_sweep._point(cell, a, lam, gamma, start)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_windows_from_an_earlier_deadlines_best_lengths_find_the_same_terms(seed):
     """A point priced from the best lengths at an earlier deadline (its windows start there and do
     not move down) finds every user's best term and length as one priced from centred windows,
     at one deadline or one per user (the movers' pieces)."""
-    _, cell, d_star, gamma, price, lengths = _planned(400, seed)
-    rng = np.random.default_rng(seed)
-    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
-    top = cell.top - price_sweep.PROOF_WIDTH + 1
-    for lam in (price, 0.3 * price, 3.0 * price):
-        for _ in range(4):
-            a = d_star * np.exp(rng.uniform(-1.0, 0.5))
-            b = a * np.exp(rng.uniform(0.01, 0.5))
-            pa = price_sweep._point(cell, a, lam, gamma, start)
-            centred = price_sweep._point(cell, b, lam, gamma, pa.start)
-            from_a = price_sweep._point(cell, b, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
-            np.testing.assert_array_equal(from_a.phi, centred.phi)
-            np.testing.assert_array_equal(from_a.lead, centred.lead)
-            ends = a * np.exp(rng.uniform(0.0, np.log(b / a), cell.k))
-            one_each = price_sweep._point(cell, ends, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
-            alone = price_sweep._point(cell, ends, lam, gamma, pa.start)
-            np.testing.assert_array_equal(one_each.phi, alone.phi)
-            np.testing.assert_array_equal(one_each.lead, alone.lead)
+    rng = np.random.default_rng(100 + seed)
+    wrong_way = 0
+    for cell, lam, gamma, a, b, pa in _intervals_near_the_plan(seed, 4, (-1.0, 0.5), (0.01, 0.5)):
+        top = cell.top - price_sweep.PROOF_WIDTH + 1
+        centred = price_sweep._point(cell, b, lam, gamma, pa.start)
+        from_a = price_sweep._point(cell, b, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+        np.testing.assert_array_equal(from_a.phi, centred.phi)
+        np.testing.assert_array_equal(from_a.lead, centred.lead)
+        ends = a * np.exp(rng.uniform(0.0, np.log(b / a), cell.k))
+        one_each = price_sweep._point(cell, ends, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+        alone = price_sweep._point(cell, ends, lam, gamma, pa.start)
+        np.testing.assert_array_equal(one_each.phi, alone.phi)
+        np.testing.assert_array_equal(one_each.lead, alone.lead)
+        # The other way round (b's best lengths as a's floor) is no floor: the check can tell.
+        from_b = price_sweep._point(cell, a, lam, gamma, np.minimum(centred.lead, top), floor=centred.lead)
+        wrong_way += int((from_b.phi < pa.phi).sum())
+    assert wrong_way > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -200,26 +213,18 @@ def test_each_users_bound_is_above_its_own_maximum(seed):
     """Each user's bound on ``max_D (phi_k(D) - mu_k D)`` over [a, b] is at least that maximum on a
     fine grid: intervals near the plan and far below it (where lengths come into reach inside the
     interval), common ends or one pair per user (the movers' pieces)."""
-    _, cell, d_star, gamma, price, lengths = _planned(400, seed)
-    rng = np.random.default_rng(seed)
-    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
-    for lam in (price, 0.3 * price, 3.0 * price):
-        for _ in range(5):
-            a = d_star * np.exp(rng.uniform(-1.5, 0.5))
-            b = a * np.exp(rng.uniform(0.005, 0.6))
-            pa = price_sweep._point(cell, a, lam, gamma, start)
-            pb = price_sweep._point(cell, b, lam, gamma, pa.start)
-            best, mu = price_sweep._user_bounds(cell, cell.users, pa, pb, a, b)
-            grid = np.linspace(a, b, 257)
-            need = cell.prices.at(grid)
-            with np.errstate(invalid="ignore"):
-                terms = np.where(np.isfinite(need), cell._values(gamma)[None] - lam * need, -np.inf)
-            exact = (terms.max(axis=2) - mu[None] * grid[:, None]).max(axis=0)
-            assert (best >= exact - 1e-9 * np.abs(exact) - 1e-9).all(), (a, b, lam)
-            # One pair of ends per user: the same bound as each user alone.
-            ends_b = np.full(cell.k, b)
-            piece, _ = price_sweep._user_bounds(cell, cell.users, pa, pb, np.full(cell.k, a), ends_b)
-            np.testing.assert_allclose(piece, best, rtol=1e-12, atol=1e-9)
+    for cell, lam, gamma, a, b, pa in _intervals_near_the_plan(seed, 5, (-1.5, 0.5), (0.005, 0.6)):
+        pb = price_sweep._point(cell, b, lam, gamma, pa.start)
+        best, mu = price_sweep._user_bounds(cell, cell.users, pa, pb, a, b)
+        grid = np.linspace(a, b, 257)
+        need = cell.prices.at(grid)
+        with np.errstate(invalid="ignore"):
+            terms = np.where(np.isfinite(need), cell._values(gamma)[None] - lam * need, -np.inf)
+        exact = (terms.max(axis=2) - mu[None] * grid[:, None]).max(axis=0)
+        assert (best >= exact - 1e-9 * np.abs(exact) - 1e-9).all(), (a, b, lam)
+        # One pair of ends per user: the same bound as each user alone.
+        piece, _ = price_sweep._user_bounds(cell, cell.users, pa, pb, np.full(cell.k, a), np.full(cell.k, b))
+        np.testing.assert_allclose(piece, best, rtol=1e-12, atol=1e-9)
 
 
 def test_certificate_refuses_a_ratio_a_plan_reaches():
