@@ -192,18 +192,19 @@ def test_windows_from_an_earlier_deadlines_best_lengths_find_the_same_terms(seed
     rng = np.random.default_rng(100 + seed)
     wrong_way = 0
     for cell, lam, gamma, a, b, pa in _intervals_near_the_plan(seed, 4, (-1.0, 0.5), (0.01, 0.5)):
-        top = cell.top - price_sweep.PROOF_WIDTH + 1
         centred = price_sweep._point(cell, b, lam, gamma, pa.start)
-        from_a = price_sweep._point(cell, b, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+        from_a = price_sweep._point(cell, b, lam, gamma, price_sweep._from_floor(pa.lead, cell.top), floor=pa.lead)
         np.testing.assert_array_equal(from_a.phi, centred.phi)
         np.testing.assert_array_equal(from_a.lead, centred.lead)
         ends = a * np.exp(rng.uniform(0.0, np.log(b / a), cell.k))
-        one_each = price_sweep._point(cell, ends, lam, gamma, np.minimum(pa.lead, top), floor=pa.lead)
+        one_each = price_sweep._point(cell, ends, lam, gamma, price_sweep._from_floor(pa.lead, cell.top),
+                                      floor=pa.lead)
         alone = price_sweep._point(cell, ends, lam, gamma, pa.start)
         np.testing.assert_array_equal(one_each.phi, alone.phi)
         np.testing.assert_array_equal(one_each.lead, alone.lead)
         # The other way round (b's best lengths as a's floor) is no floor: the check can tell.
-        from_b = price_sweep._point(cell, a, lam, gamma, np.minimum(centred.lead, top), floor=centred.lead)
+        from_b = price_sweep._point(cell, a, lam, gamma, price_sweep._from_floor(centred.lead, cell.top),
+                                    floor=centred.lead)
         wrong_way += int((from_b.phi < pa.phi).sum())
     assert wrong_way > 0
 

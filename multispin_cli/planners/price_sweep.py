@@ -183,6 +183,11 @@ class _Cell:
         return self.prices.terms(deadline, users, start, width, self._values(gamma), lam)
 
 
+def _from_floor(floor: np.ndarray, top: int) -> np.ndarray:
+    """Proof windows that start at each user's known lower bound on its best length (within 1..top)."""
+    return np.minimum(floor, top - PROOF_WIDTH + 1)
+
+
 def _centred(level: np.ndarray, top: int, width: int = WIDTH) -> np.ndarray:
     """Window starts that put each length in the middle of its window (within 1..top)."""
     return np.clip(level - width // 2, 1, top - width + 1)
@@ -679,7 +684,7 @@ def _refined(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float, lam: float
             return False
         deadlines = np.concatenate(inner)
         floor = np.concatenate([np.tile(pieces[i][2].lead, cut - 1) for i in open_])  # the best at c
-        found = _point(cell, np.repeat(deadlines, n), lam, gamma, np.minimum(floor, cell.top - PROOF_WIDTH + 1),
+        found = _point(cell, np.repeat(deadlines, n), lam, gamma, _from_floor(floor, cell.top),
                        np.tile(movers, deadlines.size), floor)
         if found is None:
             return False
@@ -713,11 +718,10 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
         nonlocal guess, priced
         if d not in points:
             # Windows from the best lengths at the nearest deadline below, where one is priced
-            # (the best length only grows with D): most users then need no second pricing.
+            # (the best length only grows with D): fewer users then need a second pricing.
             below = max((x for x in points if x < d), default=None)
             floor = None if below is None else points[below].lead
-            start = guess if floor is None else np.minimum(floor, cell.top - PROOF_WIDTH + 1)
-            p = _point(cell, d, lam, gamma, start, floor=floor)
+            p = _point(cell, d, lam, gamma, guess if floor is None else _from_floor(floor, cell.top), floor=floor)
             if p is None:
                 return None
             points[d], guess, priced = p, p.start, priced + 1
