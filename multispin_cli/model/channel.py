@@ -191,7 +191,8 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
     a = rate * LN2 / q
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = np.log(a) * (-1.0 / _TABLE_STEP)
-    if pos.size and _in_table(pos).all():
+    inside = _in_table(pos)
+    if pos.size and inside.all():
         # Every rate in reach and in the table (the planners' usual case): no masks. The same
         # operations on the same numbers as below, so the same results.
         x = _snr_from_table(a, pos, pos.astype(np.intp))
@@ -200,19 +201,24 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
                 need = q / x
                 slope = LN2 / (np.log1p(x) - x / (1.0 + x))
             return _capped(rate, need, slope, cap)
-    # Rates out of reach or not positive (late lengths: a large share of a window's entries at
-    # short deadlines) take no root; the table covers the rest but for a close to 0 or 1.
-    reach = (a > 0) & (a < 1)
-    inside = _in_table(pos)
-    x = _snr_from_table(a, pos, np.where(inside, pos, 1.0).astype(np.intp))
-    rest = reach & ~inside
-    if rest.any():
-        x[rest] = _snr_for_rate_ratio_general(a[rest])
-    ok = reach & np.isfinite(x) & (x > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d_rate = np.log1p(x) - x / (1.0 + x)  # ln2 * dR/dW at W = Q / x
-        need = np.where(ok, q / x, np.where(a <= 0, 0.0, np.inf))
-        slope = np.where(ok, LN2 / d_rate, np.where(a <= 0, 0.0, np.inf))
+    # Only the rates in reach take a root: late and unreachable lengths, often most of a window's
+    # entries at short deadlines, are 0 (nothing to send) or inf without one. The table covers the
+    # rates in reach but for a close to 0 or 1. (The same operations on the same numbers as above.)
+    need = np.full(np.shape(a), np.inf)  # (C order: written below through its flat view)
+    with np.errstate(invalid="ignore"):
+        np.copyto(need, 0.0, where=a <= 0)  # (NaN: inf)
+    slope = need.copy()
+    at = np.flatnonzero((a > 0) & (a < 1))
+    if at.size:
+        a_at, pos_at, inside_at = a.ravel().take(at), pos.ravel().take(at), inside.ravel().take(at)
+        x = _snr_from_table(a_at, pos_at, np.where(inside_at, pos_at, 1.0).astype(np.intp))
+        if not inside_at.all():
+            x[~inside_at] = _snr_for_rate_ratio_general(a_at[~inside_at])
+        q_at = np.broadcast_to(q, a.shape).ravel().take(at) if np.ndim(q) else q
+        ok = np.isfinite(x) & (x > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need.ravel()[at] = np.where(ok, q_at / x, np.inf)
+            slope.ravel()[at] = np.where(ok, LN2 / (np.log1p(x) - x / (1.0 + x)), np.inf)
     return _capped(rate, need, slope, cap)
 
 
