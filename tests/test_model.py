@@ -91,6 +91,27 @@ def test_power_limited_inverse_gives_the_same_numbers_with_or_without_rates_out_
             np.testing.assert_array_equal(need, q / snr_for_rate_ratio(rate * LN2 / q))
 
 
+@settings(max_examples=30)
+@given(st.integers(1, 8), st.integers(1, 5), st.integers(0, 2**32 - 1), st.booleans())
+def test_power_limited_inverse_of_a_table_is_that_of_its_entries_one_by_one(rows, width, seed, fortran):
+    """The planners price (users, lengths) tables with one q per row, mixing rates in reach with
+    late (negative), idle (0) and unreachable ones; the roots are taken only where the rate is in
+    reach and written back by flat position, so the layout of the table must not matter."""
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(1e4, 1e8, (rows, 1))
+    ratios = np.exp(rng.uniform(-40.0, 0.2, (rows, width)))
+    ratios[rng.random((rows, width)) < 0.3] *= -1.0
+    ratios[rng.random((rows, width)) < 0.1] = 0.0
+    rate = ratios * q / LN2
+    if fortran:
+        rate = np.asfortranarray(rate)
+    need, slope = power_limited_inverse(rate, q)
+    one_by_one = [power_limited_inverse(np.array([rate[i, j]]), np.array([q[i, 0]]))
+                  for i in range(rows) for j in range(width)]
+    np.testing.assert_array_equal(need.ravel(), [n[0] for n, _ in one_by_one])
+    np.testing.assert_array_equal(slope.ravel(), [s[0] for _, s in one_by_one])
+
+
 def test_power_limited_rate_is_bounded_and_unreachable_beyond():
     channel = Channel.power_limited_users([1e6])
     assert channel.rate_bps(np.array([1e12]))[0] < 1e6 / LN2
