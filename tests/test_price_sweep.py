@@ -399,3 +399,24 @@ def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(
         pb = price_sweep._point(cell, b, lam, above, pa.start)
         closed += price_sweep._refined(cell, pa, pb, a, b, lam, above)
     assert closed >= 3  # the test's strength: it closes what is clearly below (not a bound of +inf)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_deadlines_closed_without_prices_hold_no_dual_above_zero(seed):
+    """The long tail (from :func:`_long_closed` on) and the short one (up to :func:`_short_closed`)
+    are proven without pricing anyone: the dual with every length priced must be at most 0 all
+    through them. With gamma 3 % below the plan's goodput the dual is above 0 between them (so a
+    tail that reached too far would hold it), and each tail still closes a part of the range."""
+    system, cell, d_star, goodput, price, _ = _planned(400, seed)
+    d_lo, d_hi = _deadline_range(system)
+    for gamma in (goodput * (1 + BOUND_TOLERANCE), goodput * 0.97):
+        for lam in (price, 0.5 * price, 2.0 * price):
+            rest = gamma * cell.fixed - lam * cell.budget
+            long = price_sweep._long_closed(cell, gamma, rest)
+            short = price_sweep._short_closed(cell, gamma, rest, d_lo, d_star)
+            assert d_lo < short < d_star < long, (gamma, lam, short, long)
+            for deadlines in (np.geomspace(d_lo, short, 400), np.geomspace(long, 20 * max(long, d_hi), 400)):
+                dual = _dual(cell, lam, gamma, deadlines)
+                assert dual.max() <= 1e-9 * gamma * d_star, (gamma, lam, deadlines[0], deadlines[-1], dual.max())
+            if gamma < goodput and lam == price:
+                assert _dual(cell, lam, gamma, np.geomspace(short, long, 400)).max() > 0.0
