@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from multispin_cli.model.goodput import compute_seconds
 from multispin_cli.model.synthetic import busy_cell
 from multispin_cli.model.verifier import VerifyTime
 from multispin_cli.planners import price_sweep
@@ -23,20 +24,33 @@ def _cell(users: int, seed: int):
     return system, price_sweep._Cell(system)
 
 
-@pytest.mark.parametrize("seed, in_order", [(0, False), (1, False), (0, True)])
-def test_windows_price_what_every_length_costs(seed, in_order):
-    """Windows (users in any order, or in the prices' own order: the power-limited ones a tail)."""
+@pytest.mark.parametrize("seed, in_order, idle", [(0, False, False), (1, False, False), (0, True, False),
+                                                   (1, True, True), (2, False, True)])
+def test_windows_price_what_every_length_costs(seed, in_order, idle):
+    """Windows (users in any order, or in the prices' own order: the power-limited ones a tail);
+    ``idle``: a third of the users off the uplink and windows from length 0, entries that send
+    nothing (the planner's own windows all send, and take a shorter path)."""
     system, _ = _cell(300, seed)
+    if idle:
+        system = replace(system, no_uplink=np.arange(system.users) % 3 == 0)
     if in_order:
         system = system.take(np.argsort(system.channel.power_limited, kind="stable"))
     prices = LevelPrices(system)
     rng = np.random.default_rng(seed)
-    for deadline in (0.004, 0.011, 0.03):
+    deadlines = [0.004, 0.011, 0.03]
+    if idle:  # also a deadline that ends an idle user's device time at length 3 (its need: 0 from then on)
+        user = int(np.flatnonzero(system.no_uplink)[0])
+        deadlines.append(float(compute_seconds(system, np.eye(system.users, dtype=int)[user] * 3)[user]))
+    for deadline in deadlines:
         need, slope = prices.at(deadline, derivative=True)
         users = rng.permutation(system.users)[:200]
+        if idle:  # (with that user, its window holding length 3)
+            users = np.concatenate([[user], users[users != user]])[:200]
         if in_order:
             users = np.sort(users)
-        first = rng.integers(1, system.max_draft_length + 1, users.size)
+        first = rng.integers(0 if idle else 1, system.max_draft_length + 1, users.size)
+        if idle:
+            first[users == user] = 2
         w_need, w_slope = prices.window(deadline, users, first, price_sweep.WIDTH)
         levels = first[:, None] + np.arange(price_sweep.WIDTH)
         inside = levels <= system.max_draft_length
@@ -44,7 +58,7 @@ def test_windows_price_what_every_length_costs(seed, in_order):
         ref_slope = slope[0][users[:, None], np.minimum(levels, system.max_draft_length)]
         assert np.isinf(w_need[~inside]).all()
         np.testing.assert_array_equal(w_need[inside], ref[inside])
-        finite = inside & np.isfinite(ref_slope)
+        finite = inside & np.isfinite(ref) & np.isfinite(ref_slope)  # (an infinite need's slope: no use)
         np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
 
 

@@ -189,32 +189,40 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
     power-limited users only. Infinite where the rate is out of reach (``R >= q / ln 2``).
     """
     a = rate * LN2 / q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pos = np.log(a) * (-1.0 / _TABLE_STEP)
-    inside = _in_table(pos)
-    if pos.size and inside.all():
-        # Every rate in reach and in the table (the planners' usual case): no masks. The same
-        # operations on the same numbers as below, so the same results.
-        x = _snr_from_table(a, pos, pos.astype(np.intp))
-        if ((x > 0) & (x < np.inf)).all():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                need = q / x
-                slope = LN2 / (np.log1p(x) - x / (1.0 + x))
-            return _capped(rate, need, slope, cap)
+    reach = (a > 0) & (a < 1)  # (NaN: out of reach)
+    if reach.all():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pos = np.log(a) * (-1.0 / _TABLE_STEP)
+        if pos.size and _in_table(pos).all():
+            # Every rate in reach and in the table (the planners' usual case): no masks. The same
+            # operations on the same numbers as below, so the same results.
+            x = _snr_from_table(a, pos, pos.astype(np.intp))
+            if ((x > 0) & (x < np.inf)).all():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    need = q / x
+                    slope = LN2 / (np.log1p(x) - x / (1.0 + x))
+                return _capped(rate, need, slope, cap)
     # Only the rates in reach take a root: late and unreachable lengths, often most of a window's
     # entries at short deadlines, are 0 (nothing to send) or inf without one. The table covers the
-    # rates in reach but for a close to 0 or 1. (The same operations on the same numbers as above.)
+    # rates in reach but for a close to 0 or 1.
     need = np.full(np.shape(a), np.inf)  # (C order: written below through its flat view)
     with np.errstate(invalid="ignore"):
         np.copyto(need, 0.0, where=a <= 0)  # (NaN: inf)
     slope = need.copy()
-    at = np.flatnonzero((a > 0) & (a < 1))
+    at = np.flatnonzero(reach)
     if at.size:
-        a_at, pos_at, inside_at = a.ravel().take(at), pos.ravel().take(at), inside.ravel().take(at)
+        a_at = a.ravel().take(at)
+        pos_at = np.log(a_at) * (-1.0 / _TABLE_STEP)
+        inside_at = _in_table(pos_at)
         x = _snr_from_table(a_at, pos_at, np.where(inside_at, pos_at, 1.0).astype(np.intp))
         if not inside_at.all():
             x[~inside_at] = _snr_for_rate_ratio_general(a_at[~inside_at])
-        q_at = np.broadcast_to(q, a.shape).ravel().take(at) if np.ndim(q) else q
+        if np.ndim(q) == 0:
+            q_at = q
+        elif np.shape(q) == np.shape(a)[:-1] + (1,):  # one per row (the planners' tables)
+            q_at = np.ravel(q).take(at // np.shape(a)[-1])
+        else:
+            q_at = np.broadcast_to(q, np.shape(a)).ravel().take(at)
         ok = np.isfinite(x) & (x > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             need.ravel()[at] = np.where(ok, q_at / x, np.inf)

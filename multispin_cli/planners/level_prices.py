@@ -49,6 +49,7 @@ class LevelPrices:
         self._q = (channel.snr_bandwidth_hz[order][self._fixed:] / channel.link.gap)[:, None]
         self._cap = channel.link.cap
         self._sending = self._bits > 0
+        self._sends_from_one = bool(self._sending[:, 1:].all())  # every user uploads at every length >= 1
 
     def at(self, deadlines, *, derivative: bool = False):
         """Needs (n, K, L+1) at each deadline; with ``derivative`` also dW/dD (Hz/s, at most 0;
@@ -115,8 +116,8 @@ class LevelPrices:
         :meth:`window`: -inf (slope 0) where a length is out of reach. ``values`` is (K, L+1) in the
         users' order, ``lam >= 0`` the band's price. One pass over the window for the planner's
         innermost loop (the same numbers as pricing the window and subtracting)."""
-        rows, flat, beyond = self._window_index(users, first, width)
-        need, slope = self._window(deadline, rows, flat, beyond)
+        rows, flat, beyond, sends = self._window_index(users, first, width)
+        need, slope = self._window(deadline, rows, flat, beyond, sends)
         # The values' entries: the needs' flat entries moved from each user's row to its own.
         own = flat if self._identity else flat + ((users - rows) * self.levels)[:, None]
         value = values.ravel().take(own)
@@ -152,7 +153,8 @@ class LevelPrices:
         return steps
 
     def _window_index(self, users: np.ndarray, first: np.ndarray, width: int):
-        """Rows in the prices' order, flat indices into the (K, L+1) tables and lengths past L_max."""
+        """Rows in the prices' order, flat indices into the (K, L+1) tables, lengths past L_max, and
+        whether every entry uploads (no length 0, no user off the uplink)."""
         if self._demand is not None:
             raise ValueError("length windows are priced for smooth systems only")
         rows = users if self._identity else self._pos[users]
@@ -160,18 +162,24 @@ class LevelPrices:
         beyond = levels >= self.levels
         np.minimum(levels, self.levels - 1, out=levels)
         levels += (rows * self.levels)[:, None]
-        return rows, levels, beyond
+        sends = self._sends_from_one and (first.size == 0 or int(first.min()) >= 1)
+        return rows, levels, beyond, sends
 
-    def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray):
+    def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray, sends: bool):
         """Needs and dW/dD at the flat entries (rows and entries from :meth:`_window_index`)."""
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
         bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
         slack = deadline - device
-        sending = bits > 0
-        late = (slack < 0) | ((slack == 0) & sending) | beyond
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
+            if sends:  # (the planner's windows: every entry uploads, none stays at 0 from its device time on)
+                late = slack <= 0
+                late |= beyond
+                rate = bits / slack
+            else:
+                sending = bits > 0
+                late = (slack < 0) | ((slack == 0) & sending) | beyond
+                rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
             need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
             slope = need / slack
             if bool((rows[1:] > rows[:-1]).all()):
@@ -188,6 +196,10 @@ class LevelPrices:
             # (np.copyto: boolean-mask assignment is several times slower)
             np.copyto(need, np.inf, where=late)
             np.copyto(slope, -np.inf, where=late)
-            np.copyto(slope, 0.0, where=~(sending | late))
-            np.copyto(slope, np.nan, where=np.isfinite(need) & ~np.isfinite(slope))
+            if not sends:
+                np.copyto(slope, 0.0, where=~(sending | late))
+            # A finite need with no finite slope: only a power-limited user's (a rate at the edge of
+            # its reach); a fixed-SNR user's slope W / slack is finite wherever its need is.
+            part = limited if isinstance(limited, slice) else slice(None)
+            np.copyto(slope[part], np.nan, where=np.isfinite(need[part]) & ~np.isfinite(slope[part]))
         return need, slope
