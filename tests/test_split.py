@@ -8,7 +8,7 @@ from builders import random_system, simple_system
 from scipy.optimize import minimize_scalar
 
 from multispin_cli.model.goodput import phase_seconds
-from multispin_cli.planners.split import equal_finish_split
+from multispin_cli.planners.split import Demand, equal_finish_split, least_deadline
 
 
 def test_fixed_snr_with_equal_device_times_has_a_closed_form():
@@ -58,6 +58,38 @@ def test_no_two_user_split_beats_it(seed):
     best = minimize_scalar(later, bounds=(1e-12, 1 - 1e-12), method="bounded", options={"xatol": 1e-13})
     assert deadline <= best.fun * (1 + 1e-9)
     assert deadline == pytest.approx(best.fun, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_start_near_the_root_gives_the_same_split_in_fewer_steps(seed):
+    """``near`` (the deadline of the LP that found a plan) only moves where the root search starts:
+    the same deadlines and splits from any start, clipped into the bracket, nobody-drafts plans
+    included; from the root itself, fewer evaluations of the demand than from the bracket's end."""
+    rng = np.random.default_rng(200 + seed)
+    system = random_system(rng, 40, 8, no_uplink_share=0.1 if seed % 2 else 0.0)
+    lengths = rng.integers(0, 9, size=(5, 40))
+    lengths[0] = 0
+    deadline, bandwidth = equal_finish_split(system, lengths)
+    root = float(np.median(deadline[1:]))
+    for near in (root, 1.3 * root, 0.6 * root, 1e-12, 1e6):
+        d, w = equal_finish_split(system, lengths, near=near)
+        np.testing.assert_allclose(d, deadline, rtol=1e-12)
+        np.testing.assert_allclose(w, bandwidth, rtol=1e-9, atol=1e-9 * system.bandwidth_hz)
+    calls = {}
+    for start in ("lo", "root"):
+        demand = Demand(system, lengths[1])
+        count = [0]
+
+        def totals(x, demand=demand, count=count):
+            count[0] += 1
+            return demand.totals(x)
+
+        lo, hi = np.array([1e-9]), np.array([10.0])
+        x = least_deadline(totals, system.bandwidth_hz, lo, hi, np.zeros(1),
+                           start=None if start == "lo" else np.array([deadline[1]]))
+        assert x[0] == pytest.approx(deadline[1], rel=1e-12)
+        calls[start] = count[0]
+    assert calls["root"] < calls["lo"]
 
 
 def test_vectorised_over_plans_matches_one_at_a_time():

@@ -370,14 +370,14 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
         # busy cells of 10,000 users, for a fifth of the search's time.)
         sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
         window = _centred(np.maximum(lengths, 1), cell.top)
-        results = [(gamma, sol, lengths, up)]
+        results = [(gamma, sol, lengths, up, deadline)]
         # (the two sides on two threads: each LP is a few large array operations)
-        sides = _both(lambda factor: _lp(cell, deadline * factor, gamma, window),
-                      (np.exp(-FINISH_STEP), np.exp(FINISH_STEP)))
-        for side, side_lengths, side_up, side_ratio in sides:
-            results.append((side_ratio, side, side_lengths, side_up))
-        _, sol, lengths, up = max(results, key=lambda r: r[0])
-        best.offer(np.stack([lengths, up]))
+        factors = (np.exp(-FINISH_STEP), np.exp(FINISH_STEP))
+        sides = _both(lambda factor: _lp(cell, deadline * factor, gamma, window), factors)
+        for (side, side_lengths, side_up, side_ratio), factor in zip(sides, factors):
+            results.append((side_ratio, side, side_lengths, side_up, deadline * factor))
+        _, sol, lengths, up, there = max(results, key=lambda r: r[0])
+        best.offer(np.stack([lengths, up]), near=there)
         return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
     deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP, span)
     # With fewer users one user's length moves the goodput more than the LP ratios differ near the
@@ -845,8 +845,9 @@ class _Best:
         self.system = system
         self.lengths, self.value, self.deadline, self.bandwidth = lengths, value, deadline, bandwidth
 
-    def offer(self, plans: np.ndarray) -> None:
-        goodput, deadline, bandwidth = split_goodput(self.system, plans)
+    def offer(self, plans: np.ndarray, near: float | None = None) -> None:
+        """Score plans exactly (``near``: the deadline of the LP that found them) and keep the best."""
+        goodput, deadline, bandwidth = split_goodput(self.system, plans, near=near)
         i = int(np.argmax(goodput))
         if goodput[i] > self.value:
             self.lengths, self.value = plans[i].astype(np.int64), float(goodput[i])
@@ -925,10 +926,11 @@ def plan_large(system: System, *, lengths, goodput: float, deadline: float, band
             return LargeResult(best.lengths, best.value, best.deadline, best.bandwidth, gamma)
         before = best.value
         for a, b, _ in stuck[:LOOK_AT]:  # a better plan is most likely where the bound is highest
-            found = _lp_near(cell, float(np.sqrt(a * b)), lam, best.value, start)
+            middle = float(np.sqrt(a * b))
+            found = _lp_near(cell, middle, lam, best.value, start)
             if found is not None:
                 improved = best.value
-                best.offer(found[1])
+                best.offer(found[1], near=middle)
                 if best.value > improved:
                     lam = float(found[0].price[0])
         if best.value > before:
