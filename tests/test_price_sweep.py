@@ -383,6 +383,31 @@ def test_threaded_proof_points_are_the_single_threaded_ones(monkeypatch):
             np.testing.assert_array_equal(x, y)
 
 
+def test_the_proof_on_two_threads_finds_what_one_thread_finds(monkeypatch):
+    """The intervals below and above the plan's deadline, proven on two threads, close or stick
+    exactly as on one (each half prices its own deadlines)."""
+    system, cell, d_star, goodput, price, lengths = _planned(1500, 3)
+    d_lo, d_hi = _deadline_range(system)
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    threads = set()
+    close = price_sweep._close
+
+    def watched(*args):
+        threads.add(threading.get_ident())
+        return close(*args)
+
+    monkeypatch.setattr(price_sweep, "_close", watched)
+    for gamma in (goodput * (1 + BOUND_TOLERANCE), goodput * (1 - 1e-4)):
+        monkeypatch.setattr(price_sweep, "THREADED_PROOF", 10**9)
+        one = price_sweep.certify(cell, price, gamma, d_lo, d_hi, start, near=d_star)
+        monkeypatch.setattr(price_sweep, "THREADED_PROOF", 2)
+        threads.clear()
+        two = price_sweep.certify(cell, price, gamma, d_lo, d_hi, start, near=d_star)
+        assert one == two
+        assert len(threads) == (2 if (os.cpu_count() or 1) > 1 else 1)
+    assert one  # (gamma below the plan's goodput: the proof must stick somewhere)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(seed):
     """The interval test that sums the users whose best length holds and prices the others inside

@@ -87,6 +87,9 @@ LOOK_AT = 3  # deadlines searched after a proof that would not close
 CLOSE_PASSES = 6  # window moves per deadline at most (each moves only the users at an edge)
 THREADED_CELL = 50_000  # users from which the proof prices two halves of the users on two threads (measured:
 # 1.9x faster per deadline at 100,000 users on 2 idle cores, no faster at 10,000)
+THREADED_PROOF = 7000  # users from which the proof's intervals below and above the plan's deadline go to
+# two threads (measured on 2 cores: 5 % faster at 7,000 users, 7 % at 10,000, 12 % at 20,000, 9 % at
+# 100,000; 3 % slower at 5,000)
 _BUSY = threading.local()  # set while a thread works on one of two parts: its work is not split again
 
 
@@ -764,25 +767,9 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     Returns the intervals ``(a, b, bound)`` that would not close, highest bound first (empty when
     proven): an interval narrower than :data:`NARROWEST` whose bound is still above 0 holds a
     better plan, or needs a price of its own. ``near`` (the best plan's deadline) gets a finer
-    first grid: the bound is tightest there.
+    first grid: the bound is tightest there. In a large cell the intervals below ``near`` and
+    those above it are proven on two threads (each its own deadlines: the same bounds).
     """
-    points: dict[float, _Point] = {}  # only the ends still needed: a point is (K, PROOF_WIDTH) twice
-    priced = 0
-    guess = start
-
-    def at(d: float) -> _Point | None:
-        nonlocal guess, priced
-        if d not in points:
-            # Windows from the best lengths at the nearest deadline below, where one is priced
-            # (the best length only grows with D): fewer users then need a second pricing.
-            below = max((x for x in points if x < d), default=None)
-            floor = None if below is None else points[below].lead
-            p = _point(cell, d, lam, gamma, guess if floor is None else _from_floor(floor, cell.top), floor=floor)
-            if p is None:
-                return None
-            points[d], guess, priced = p, p.start, priced + 1
-        return points[d]
-
     grid = np.geomspace(d_lo, d_hi, GRID + 1)
     if near is not None:  # (the coarse grid's points inside the near one only cut its intervals)
         fine = near * np.exp(NEAR_GRID)
@@ -806,6 +793,37 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     if short > grid[0]:
         grid = np.concatenate([[short], grid[grid > short * (1 + SAME_DEADLINE)]])
     todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
+    middle = int(np.searchsorted(grid, near)) if near is not None else 0
+    if cell.k >= THREADED_PROOF and 1 <= middle < len(todo) and _second_thread():
+        parts = _both(lambda part: _close(cell, lam, gamma, part, start, rest, MAX_POINTS // 2),
+                      (todo[:middle], todo[middle:]))
+        stuck = parts[0] + parts[1]
+    else:
+        stuck = _close(cell, lam, gamma, todo, start, rest, MAX_POINTS)
+    return sorted(stuck, key=lambda s: -s[2])
+
+
+def _close(cell: _Cell, lam: float, gamma: float, todo: list[tuple[float, float]], start: np.ndarray,
+           rest: float, most_points: int) -> list[tuple[float, float, float]]:
+    """:func:`certify`'s intervals ``todo`` (consecutive), halving those that do not close; returns
+    the stuck ones. ``rest``: the dual is ``sum_k phi_k(D) - gamma D - rest``."""
+    points: dict[float, _Point] = {}  # only the ends still needed: a point is (K, PROOF_WIDTH) twice
+    priced = 0
+    guess = start
+
+    def at(d: float) -> _Point | None:
+        nonlocal guess, priced
+        if d not in points:
+            # Windows from the best lengths at the nearest deadline below, where one is priced
+            # (the best length only grows with D): fewer users then need a second pricing.
+            below = max((x for x in points if x < d), default=None)
+            floor = None if below is None else points[below].lead
+            p = _point(cell, d, lam, gamma, guess if floor is None else _from_floor(floor, cell.top), floor=floor)
+            if p is None:
+                return None
+            points[d], guess, priced = p, p.start, priced + 1
+        return points[d]
+
     stuck = []
     while todo:
         todo.sort()
@@ -825,7 +843,7 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
             if bound > 0.0 and not hopeless and pa is not None and _refined(cell, pa, pb, a, b, lam, gamma):
                 bound = 0.0
             if bound > 0.0:
-                if hopeless or b <= a * (1 + NARROWEST) or priced > MAX_POINTS or pa is None or pb is None:
+                if hopeless or b <= a * (1 + NARROWEST) or priced > most_points or pa is None or pb is None:
                     stuck.append((a, b, bound))
                 else:
                     mid = float(np.sqrt(a * b))
@@ -835,7 +853,7 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
                 points.pop(a, None)
         points = {d: p for d, p in points.items() if d in kept}
         todo = nxt
-    return sorted(stuck, key=lambda s: -s[2])
+    return stuck
 
 
 class _Best:
