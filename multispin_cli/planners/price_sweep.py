@@ -795,6 +795,7 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
     middle = int(np.searchsorted(grid, near)) if near is not None else 0
     if cell.k >= THREADED_PROOF and 1 <= middle < len(todo) and _second_thread():
+        # (each half may price half of MAX_POINTS deadlines)
         parts = _both(lambda part: _close(cell, lam, gamma, part, start, rest, MAX_POINTS // 2),
                       (todo[:middle], todo[middle:]))
         stuck = parts[0] + parts[1]
