@@ -11,8 +11,9 @@ best one, which this module uses twice:
   sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
   the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then Brent's
   method. The whole cell's LP is then solved there over a window of :data:`WIDTH` lengths per user
-  (plus length 0) placed by the sample's price, and a step either side with the windows on that
-  LP's plan; its plans are scored exactly (equal-finish split).
+  (plus length 0) placed by the sample's price, and a step either side with the same windows (two
+  at a time on two threads, the third beside the exact scoring of the better plans so far); the
+  plans are scored exactly (equal-finish split).
 * **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
   duality bounds every plan whose deadline lies in ``[a, b]``:
 
@@ -371,19 +372,20 @@ def _search(cell: _Cell, sample: _Cell, start_deadline: float, best, span: tuple
             every, _ = cell.terms(deadline, np.ones(cell.k, dtype=np.intp), cell.users, cell.top, lam, gamma)
             window = _centred(np.argmax(every, axis=1) + 1, cell.top)
         del point
-        # The whole cell's LP there, then a step either side.
-        # (One LP there settles the windows: a second one moved the plan by less than 1e-5 on
-        # busy cells of 10,000 users, for a fifth of the search's time.)
-        sol, lengths, up, gamma = _lp(cell, deadline, gamma, window)
-        window = _centred(np.maximum(lengths, 1), cell.top)
-        results = [(gamma, sol, lengths, up, deadline)]
-        # (the two sides on two threads: each LP is a few large array operations)
-        factors = (np.exp(-FINISH_STEP), np.exp(FINISH_STEP))
-        sides = _both(lambda factor: _lp(cell, deadline * factor, gamma, window), factors)
-        for (side, side_lengths, side_up, side_ratio), factor in zip(sides, factors):
-            results.append((side_ratio, side, side_lengths, side_up, deadline * factor))
-        _, sol, lengths, up, there = max(results, key=lambda r: r[0])
-        best.offer(np.stack([lengths, up]), near=there)
+        # The whole cell's LP there and a step below it, on two threads; then a step above it
+        # while the better of the two is scored exactly (each LP is a few large array operations).
+        low = deadline * np.exp(-FINISH_STEP)
+        results = [(ratio, sol, lengths, up, there) for (sol, lengths, up, ratio), there in
+                   zip(_both(lambda d: _lp(cell, d, gamma, window), (deadline, low)), (deadline, low))]
+        first = max(results, key=lambda r: r[0])
+        high = deadline * np.exp(FINISH_STEP)
+        upper, _ = _both(lambda job: job(), (lambda: _lp(cell, high, first[0], window),
+                                             lambda: best.offer(np.stack([first[2], first[3]]), near=first[4])))
+        sol, lengths, up, ratio = upper
+        if ratio > first[0]:
+            best.offer(np.stack([lengths, up]), near=high)
+        else:
+            _, sol, lengths, up, _ = first
         return float(sol.price[0]), _centred(np.maximum(lengths, 1), cell.top)
     deadline, (_, sol, lengths, up), ranked = _peak(cell, start_deadline, best.value, SEARCH_STEP, span)
     # With fewer users one user's length moves the goodput more than the LP ratios differ near the
