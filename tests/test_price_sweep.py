@@ -459,3 +459,28 @@ def test_the_deadlines_closed_without_prices_hold_no_dual_above_zero(seed):
                 assert dual.max() <= 1e-9 * gamma * d_star, (gamma, lam, deadlines[0], deadlines[-1], dual.max())
             if gamma < goodput and lam == price:
                 assert _dual(cell, lam, gamma, np.geomspace(short, long, 400)).max() > 0.0
+
+
+@pytest.mark.parametrize("peak", [0.3, -0.45, 0.02])
+def test_successive_parabolas_find_the_peak_of_a_smooth_ratio(peak):
+    """``_vertex_max`` from a bracket (the best inside) ends within its tolerance of a smooth
+    function's maximum, evaluating only inside the bracket; a bumpy one still ends at a point at
+    least as good as the bracket's best."""
+    for bumps in (0.0, 1e-4):
+        tried = {}
+
+        def f(x, tried=tried, bumps=bumps):
+            tried[x] = (-(x - peak) ** 2 * (1.5 + x) + bumps * np.sin(300 * x),)
+            return tried[x][0]
+
+        mid = peak - 0.08  # (the bracket the search hands over: its middle the best of three)
+        low, high = mid - 0.5, mid + 0.45
+        for x in (low, mid, high):
+            f(x)
+        price_sweep._vertex_max(f, tried, low, high, tolerance=0.005, steps=8)
+        best = max(tried, key=lambda x: tried[x][0])
+        assert all(low <= x <= high for x in tried)
+        assert tried[best][0] >= tried[mid][0]
+        if bumps == 0.0:
+            assert abs(best - peak) < 0.01, (peak, best, sorted(tried))
+            assert len(tried) <= 3 + 8

@@ -9,8 +9,8 @@ best one, which this module uses twice:
 * **Search.** The knapsack LP at a deadline D (values weighed by Dinkelbach's parameter at the best
   ratio seen) gives a plan, its ratio and the band's price lam. The best deadline is searched on a
   sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
-  the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then Brent's
-  method. The whole cell's LP is then solved there over a window of :data:`WIDTH` lengths per user
+  the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then successive
+  parabolas through the best three. The whole cell's LP is then solved there over a window of :data:`WIDTH` lengths per user
   (plus length 0) placed by the sample's price, and a step either side with the same windows (two
   at a time on two threads, the third beside the exact scoring of the better plans so far); the
   plans are scored exactly (equal-finish split).
@@ -69,9 +69,7 @@ SAMPLE = 2000  # users the search of a larger cell starts on
 CANDIDATE_USERS = 6000  # a cell searched without a sample scores the plans of its best 6000 / K LPs
 # (at most 6: from 1,000 users to SAMPLE the whole cell is searched)
 FINISH_STEP = 0.02  # the whole cell's LPs either side of the sample's best deadline, in ln D
-PEAK_TOLERANCE = 0.02  # Brent's tolerance on the best deadline, in ln D: the LP ratio is flat to a few
-# 1e-5 there and bumpy below that, and the whole cell's LPs look a step either side (measured against
-# 5e-3: 4-6 % faster from 1,500 to 10,000 users, 1.5 % at 100,000; goodput -54 to +30 ppm on 12 cells)
+PEAK_TOLERANCE = 0.005  # the search's parabolas stop within half of this of a deadline tried, in ln D
 GRID = 4  # geometric grid of the certificate's first intervals over [D_lo, D_hi] ...
 # ... and ln D near the best plan's deadline (intervals of 12 %: the movers' pieces go finer), with a
 # point either side at +-0.6: the coarse intervals next to the near ones spanned a factor 2-4 in D
@@ -247,61 +245,34 @@ def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
     return sol, lengths, up, ratio
 
 
-def _brent_max(f, low: float, mid: float, high: float, f_mid: float, *, tolerance: float, steps: int) -> None:
-    """Brent's method (parabolic steps, golden sections where they stall) for the maximum of f on
-    the bracket ``low < mid < high`` with ``f(mid)`` at least both ends' (f keeps what it sees)."""
+def _vertex_max(f, tried: dict, low: float, high: float, *, tolerance: float, steps: int) -> None:
+    """Successive parabolas through the best point seen in [low, high] and its two neighbours, until
+    the next point would fall within ``tolerance / 2`` of one already tried while those neighbours
+    are within ``5 tolerance`` of it; golden sections of the wider side where a parabola fails or
+    stalls on a wide bracket (a skewed ratio's parabola can put its vertex on the best point seen).
+    ``tried`` maps x to a tuple led by f(x); f adds to it."""
     golden = 0.3819660112501051
-    a, b = low, high
-    x = w = v = mid
-    fx = fw = fv = f_mid
-    d = e = 0.0
     for _ in range(steps):
-        m = 0.5 * (a + b)
-        tol = 0.5 * tolerance
-        if abs(x - m) <= 2 * tol - 0.5 * (b - a):
-            return
-        step = None
-        if abs(e) > tol:  # try the parabola through x, w, v
-            r = (x - w) * (fv - fx)
-            q = (x - v) * (fw - fx)
-            p = (x - v) * q - (x - w) * r
-            q = 2.0 * (q - r)
-            if q > 0:
-                p = -p
-            q = abs(q)
-            if q > 0 and abs(p) < abs(0.5 * q * e) and a - x < p / q < b - x:
-                step = p / q
-                if (x + step) - a < 2 * tol or b - (x + step) < 2 * tol:
-                    step = tol if m >= x else -tol
-                e = d
-        if step is None:  # golden section into the larger part
-            e = (a - x) if x >= m else (b - x)
-            step = golden * e
-        d = step
-        u = x + (d if abs(d) >= tol else (tol if d > 0 else -tol))
-        fu = f(u)
-        if fu >= fx:
-            if u >= x:
-                a = x
-            else:
-                b = x
-            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
-        else:
-            if u < x:
-                a = u
-            else:
-                b = u
-            if fu >= fw or w == x:
-                v, fv, w, fw = w, fw, u, fu
-            elif fu >= fv or v == x or v == w:
-                v, fv = u, fu
+        xs = sorted(x for x in tried if low <= x <= high)
+        i = max(range(len(xs)), key=lambda j: tried[xs[j]][0])
+        if i == 0 or i == len(xs) - 1:
+            return  # the best at the bracket's end: nothing to refine inside it
+        (a, b, c), (fa, fb, fc) = xs[i - 1:i + 2], (tried[x][0] for x in xs[i - 1:i + 2])
+        den = (b - a) * (fb - fc) - (b - c) * (fb - fa)  # > 0: the parabola has a maximum
+        u = b - 0.5 * ((b - a) ** 2 * (fb - fc) - (b - c) ** 2 * (fb - fa)) / den if den > 0 else None
+        if u is None or not a < u < c or min(abs(u - x) for x in xs) < 0.5 * tolerance:
+            if c - a < 10 * tolerance:
+                return
+            u = b + golden * ((c - b) if c - b > b - a else (a - b))
+        f(u)
 
 
 def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[float, float], *,
           steps: int = 8, tolerance: float = PEAK_TOLERANCE):
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
-    rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then Brent's
-    method in ln D on that bracket. Each LP weighs the server's time at the best ratio seen so far
+    rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then parabolas
+    in ln D inside that bracket (:func:`_vertex_max`; the ratio is smooth at the bracket's scale
+    and bumpy within about 1 % of D, where no plan gains more than a few 1e-5). Each LP weighs the server's time at the best ratio seen so far
     (Dinkelbach). Deadlines stay in ``span`` (D_lo, D_hi). Returns the best deadline, its LP's
     (ratio, solution, lengths, rounded-up lengths), and every LP's, best first."""
     tried: dict[float, tuple] = {}
@@ -345,7 +316,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
     mid = points[top][0]
     if not low < mid < high:  # the best at an end of what was tried: bracket around it anyway
         low, high = mid - abs(step), mid + abs(step)
-    _brent_max(lp_at, low, mid, high, lp_at(mid), tolerance=tolerance, steps=steps)
+    _vertex_max(lp_at, tried, low, high, tolerance=tolerance, steps=steps)
     x = max(tried, key=lambda x: tried[x][0])
     return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
 
