@@ -10,10 +10,10 @@ best one, which this module uses twice:
   ratio seen) gives a plan, its ratio and the band's price lam. The best deadline is searched on a
   sample of :data:`SAMPLE` users (every k-th, band and per-token server time scaled): steps along
   the Lagrangian's slope ``lam sum_k |dW_k/dD| - gamma`` until the ratio falls, then successive
-  parabolas through the best three. The whole cell's LP is then solved there over a window of :data:`WIDTH` lengths per user
-  (plus length 0) placed by the sample's price, and a step either side with the same windows (two
-  at a time on two threads, the third beside the exact scoring of the better plans so far); the
-  plans are scored exactly (equal-finish split).
+  parabolas through the best three. The whole cell's LP is then solved there over a window of
+  :data:`WIDTH` lengths per user (plus length 0) placed by the sample's price, and a step either
+  side with the same windows (two at a time on two threads, the third beside the exact scoring of
+  the better plans so far); the plans are scored exactly (equal-finish split).
 * **Certificate.** With ``gamma = G (1 + tol)`` (G the best plan found) and the one price lam, weak
   duality bounds every plan whose deadline lies in ``[a, b]``:
 
@@ -272,9 +272,10 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
     rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then parabolas
     in ln D inside that bracket (:func:`_vertex_max`; the ratio is smooth at the bracket's scale
-    and bumpy within about 1 % of D, where no plan gains more than a few 1e-5). Each LP weighs the server's time at the best ratio seen so far
-    (Dinkelbach). Deadlines stay in ``span`` (D_lo, D_hi). Returns the best deadline, its LP's
-    (ratio, solution, lengths, rounded-up lengths), and every LP's, best first."""
+    and bumpy within about 1 % of D, where no plan gains more than a few 1e-5). Each LP weighs
+    the server's time at the best ratio seen so far (Dinkelbach). Deadlines stay in ``span``
+    (D_lo, D_hi). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up
+    lengths), and every LP's, best first."""
     tried: dict[float, tuple] = {}
     lowest, highest = np.log(span[0]), np.log(span[1])
 
