@@ -272,7 +272,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
     """The deadline whose LP ratio is highest: from ``start``, steps (growing) the way the Lagrangian
     rises, ``lam sum_k |dW_k/dD| - gamma`` at the LP's plan, until the ratio falls; then parabolas
     in ln D inside that bracket (:func:`_vertex_max`; the ratio is smooth at the bracket's scale
-    and bumpy within about 1 % of D, where no plan gains more than a few 1e-5). Each LP weighs
+    and bumpy within about 1 % of D, where the ratios differ by about 1e-4). Each LP weighs
     the server's time at the best ratio seen so far (Dinkelbach). Deadlines stay in ``span``
     (D_lo, D_hi). Returns the best deadline, its LP's (ratio, solution, lengths, rounded-up
     lengths), and every LP's, best first."""
