@@ -248,9 +248,10 @@ def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
 def _vertex_max(f, tried: dict, low: float, high: float, *, tolerance: float, steps: int) -> None:
     """Successive parabolas through the best point seen in [low, high] and its two neighbours, until
     the next point would fall within ``tolerance / 2`` of one already tried while those neighbours
-    are within ``5 tolerance`` of it; golden sections of the wider side where a parabola fails or
-    stalls on a wide bracket (a skewed ratio's parabola can put its vertex on the best point seen).
-    ``tried`` maps x to a tuple led by f(x); f adds to it."""
+    span less than ``10 tolerance``; golden sections of the wider side where a parabola fails or
+    stalls on a wider bracket (a skewed ratio's parabola can put its vertex on the best point seen).
+    ``tried`` maps x to a tuple led by f(x); f adds to it. Returns at once where the best point
+    tried is at an end of [low, high]."""
     golden = 0.3819660112501051
     for _ in range(steps):
         xs = sorted(x for x in tried if low <= x <= high)
@@ -317,6 +318,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
     mid = points[top][0]
     if not low < mid < high:  # the best at an end of what was tried: bracket around it anyway
         low, high = mid - abs(step), mid + abs(step)
+        lp_at(low), lp_at(high)  # (clipped to the span: the parabolas need a point either side)
     _vertex_max(lp_at, tried, low, high, tolerance=tolerance, steps=steps)
     x = max(tried, key=lambda x: tried[x][0])
     return float(np.exp(x)), tried[x], [tried[x] for x in sorted(tried, key=lambda x: -tried[x][0])]
