@@ -483,4 +483,3 @@ def test_successive_parabolas_find_the_peak_of_a_smooth_ratio(peak):
         assert tried[best][0] >= tried[mid][0]
         if bumps == 0.0:
             assert abs(best - peak) < 0.01, (peak, best, sorted(tried))
-            assert len(tried) <= 3 + 8

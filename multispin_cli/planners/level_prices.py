@@ -43,7 +43,7 @@ class LevelPrices:
         self._pos = np.empty(self.users, dtype=np.intp)
         self._pos[order] = np.arange(self.users)  # each user's row in the fixed-SNR-first order
         self._identity = bool((order == np.arange(self.users)).all())
-        rows = slice(None) if self._identity else order  # (a gather through the transpose: 10x a copy)
+        rows = slice(None) if self._identity else order  # (users in order already: no gather through the transpose)
         self._bits = np.ascontiguousarray(upload_bits(system, lengths.T).T[rows])
         self._device = np.ascontiguousarray(compute_seconds(system, lengths.T).T[rows])
         self._efficiency = channel.link_efficiency[order][: self._fixed, None]

@@ -712,10 +712,12 @@ def _long_closed(cell: _Cell, gamma: float, rest: float) -> float:
 def _short_closed(cell: _Cell, gamma: float, rest: float, low: float, high: float, rungs: int = SHORT_RUNGS) -> float:
     """The latest deadline x in [low, high] up to which no plan reaches gamma, by the bound without
     needs: on [x_i, x_i+1], ``sum_k max {G_k(l) - gamma v1 l : t_k(l) <= x_i+1} - gamma x_i - rest
-    <= 0`` (t the device time, ``c + tau l``: the lengths in reach are a prefix). That sum is known
-    on a geometric grid of ``rungs`` deadlines at once, O(K) each without needs (a whole-cell
-    pricing computes a need per entry and moves windows); each step goes to the latest grid
-    deadline it closes. ``low`` where the first step does not close."""
+    <= 0`` (t the device time of :func:`~multispin_cli.model.goodput.compute_seconds`, ``c + tau l``,
+    inverted here: the lengths in reach are a prefix; a test prices the dual through the closed
+    range, so the two cannot drift apart unseen). That sum is known on a geometric grid of
+    ``rungs`` deadlines at once, O(K) each without needs (a whole-cell pricing computes a need per
+    entry and moves windows); each step goes to the latest grid deadline it closes. ``low`` where
+    the first step does not close."""
     system = cell.system
     if not high > low or not bool((system.draft_s_per_token > 0).all()):
         return low
