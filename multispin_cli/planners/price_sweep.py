@@ -767,11 +767,14 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
     grid[0], grid[-1] = d_lo, d_hi
     # The long and the short deadlines need no prices (:func:`_long_closed`, :func:`_short_closed`).
     rest = gamma * cell.fixed - lam * cell.budget  # the dual is sum_k phi_k(D) - gamma D - rest
-    closed = grid >= _long_closed(cell, gamma, rest)
-    if closed[0]:
+    long = _long_closed(cell, gamma, rest)
+    if long <= grid[0]:
         return []
-    if closed.any():
-        grid = grid[: int(np.argmax(closed)) + 1]
+    if long < grid[-1]:
+        # The grid ends where the long tail starts (priced there, the last interval is narrower
+        # than up to the next grid point and its windows move less); a point within 1 % below
+        # it goes (a sliver).
+        grid = np.append(grid[grid * (1 + SAME_DEADLINE) < long], long)
     high = float(grid[-1]) if near is None else min(float(grid[-1]), near * np.exp(NEAR_GRID[2]))
     short = _short_closed(cell, gamma, rest, d_lo, high)
     if short >= grid[-1]:
