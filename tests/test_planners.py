@@ -321,3 +321,17 @@ def test_resource_blocks_with_users_off_the_uplink_match_exhaustive_search(seed)
     lengths = np.array([3, 0, 0])
     deadline, _ = equal_finish_split(system, lengths)
     assert deadline == pytest.approx(system.draft_overhead_s[0] + 3 * system.draft_s_per_token[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_longest_deadline_is_found_from_the_homogeneous_goodputs(seed):
+    """D_hi's root search starts at L_max's deadline recovered from the homogeneous plan's goodput
+    per common length: that guess is the equal-finish root to rounding (a wrong formula would only
+    slow the search, so this pins it), and D_hi is the same with or without it."""
+    from multispin_cli.planners.heterogeneous import _deadline_range, _longest_common_deadline
+
+    system = busy_cell(np.random.default_rng(seed), 50 * (seed + 1), batching="padded" if seed % 2 else "ragged")
+    root, _ = equal_finish_split(system, np.full(system.users, system.max_draft_length))
+    guess = _longest_common_deadline(system, plan_homogeneous(system))
+    assert guess == pytest.approx(float(root), rel=1e-12)
+    assert _deadline_range(system, near=guess)[1] == pytest.approx(_deadline_range(system)[1], rel=1e-14)
