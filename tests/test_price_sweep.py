@@ -483,3 +483,25 @@ def test_successive_parabolas_find_the_peak_of_a_smooth_ratio(peak):
         assert tried[best][0] >= tried[mid][0]
         if bumps == 0.0:
             assert abs(best - peak) < 0.01, (peak, best, sorted(tried))
+
+
+@pytest.mark.parametrize("above", [1.4, 0.7])
+def test_the_search_brackets_its_peak_without_a_step_past_it(above, monkeypatch):
+    """From a start above the peak (or below it) ``_peak`` steps towards it and then refines only
+    inside the bracket its steps found: no deadline past the first step, which is already worse
+    (steps down leave their points in falling order; read as a bracket they once cost an LP at
+    the far side)."""
+    system = busy_cell(np.random.default_rng(3), 1500)
+    cell = price_sweep._Cell(system)
+    span = _deadline_range(system)
+    goodput = plan_homogeneous(system).goodput_tokens_per_s
+    best, _, _ = price_sweep._peak(cell, float(np.sqrt(span[0] * span[1])), goodput, 0.15, span)
+    seen = []
+    real = price_sweep._lp
+    monkeypatch.setattr(price_sweep, "_lp", lambda c, d, g, w: seen.append(d) or real(c, d, g, w))
+    found, _, _ = price_sweep._peak(cell, best * above, goodput, 0.15, span)
+    assert abs(np.log(found / best)) < 0.02
+    start, first = seen[0], seen[1]
+    assert (first < start) == (above > 1)  # the first step goes towards the peak
+    beyond = [d for d in seen[2:] if (d > first if above > 1 else d < first)]
+    assert not beyond, (start, first, beyond)

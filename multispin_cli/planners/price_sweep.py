@@ -312,6 +312,7 @@ def _peak(cell: _Cell, start: float, gamma: float, step: float, span: tuple[floa
                 points.insert(0, (x, lp_at(x)))
                 if points[0][1] < points[1][1]:
                     break
+    points.sort()  # (by deadline: steps down the deadlines leave them in falling order)
     top = max(range(len(points)), key=lambda i: points[i][1])
     low = points[max(top - 1, 0)][0]
     high = points[min(top + 1, len(points) - 1)][0]
