@@ -181,13 +181,18 @@ def test_goodput_of_a_hand_computed_round():
 
 
 def test_a_cell_taken_by_index_or_mask_keeps_each_user_with_its_name():
-    """``System.take`` reorders or restricts every per-user field together, names included."""
+    """``System.take`` reorders or restricts every per-user field together, names included, and
+    the tokens table where the cell had computed it (carried over, not computed again)."""
     from multispin_cli.model.synthetic import busy_cell
 
     system = busy_cell(np.random.default_rng(3), 12)
     for index in (np.array([5, 0, 11, 5]), system.channel.power_limited):
+        fresh = system.take(index)
+        assert "tokens_per_round" not in fresh.__dict__
+        system.tokens_per_round  # noqa: B018 (computed, so that take carries it)
         part = system.take(index)
         rows = np.flatnonzero(index) if index.dtype == bool else index
+        np.testing.assert_array_equal(part.tokens_per_round, fresh.tokens_per_round)
         assert part.names == tuple(system.names[i] for i in rows)
         np.testing.assert_array_equal(part.draft_s_per_token, system.draft_s_per_token[rows])
         np.testing.assert_array_equal(part.channel.power_limited, system.channel.power_limited[rows])

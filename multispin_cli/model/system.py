@@ -88,7 +88,7 @@ class System:
         index = np.asarray(index)
         if index.dtype == bool:  # a mask: the names must follow the arrays' rows
             index = np.flatnonzero(index)
-        return replace(
+        taken = replace(
             self,
             names=tuple(map(self.names.__getitem__, index.tolist())),  # (a generator: 4x slower at 100,000 users)
             accept_prob=self.accept_prob[index],
@@ -99,6 +99,9 @@ class System:
             no_uplink=None if self.no_uplink is None else np.asarray(self.no_uplink)[index],
             min_resource_blocks=None if self.min_resource_blocks is None else self.min_resource_blocks[index],
         )
+        if "tokens_per_round" in self.__dict__:  # computed already: each row is its user's own (cached_property)
+            taken.__dict__["tokens_per_round"] = self.tokens_per_round[index]
+        return taken
 
     def with_bandwidth(self, bandwidth_hz: float) -> "System":
         """The same cell with another total uplink bandwidth (whole blocks, rounded down, in
