@@ -186,11 +186,13 @@ def test_a_cell_taken_by_index_or_mask_keeps_each_user_with_its_name():
     from multispin_cli.model.synthetic import busy_cell
 
     system = busy_cell(np.random.default_rng(3), 12)
+    plain = busy_cell(np.random.default_rng(3), 12)  # the same cell, its tokens table never computed
+    system.tokens_per_round  # noqa: B018 (computed, so that take carries it)
     for index in (np.array([5, 0, 11, 5]), system.channel.power_limited):
-        fresh = system.take(index)
+        fresh = plain.take(index)
         assert "tokens_per_round" not in fresh.__dict__
-        system.tokens_per_round  # noqa: B018 (computed, so that take carries it)
         part = system.take(index)
+        assert "tokens_per_round" in part.__dict__
         rows = np.flatnonzero(index) if index.dtype == bool else index
         np.testing.assert_array_equal(part.tokens_per_round, fresh.tokens_per_round)
         assert part.names == tuple(system.names[i] for i in rows)
