@@ -31,7 +31,6 @@ class LevelPrices:
         lengths = np.broadcast_to(np.arange(self.levels), (self.users, self.levels))
         self._demand = None
         self._row_efficiency = None
-        self._aranges: dict[int, np.ndarray] = {}
         if not system.smooth or system.channel.power_limited.ndim != 1:
             self._demand = Demand(system, np.ascontiguousarray(lengths.T))
             return
@@ -128,8 +127,9 @@ class LevelPrices:
             need *= lam
             value -= need  # -inf where the need is inf
             slope *= -lam
-        np.copyto(value, -np.inf, where=~finite)
-        np.copyto(slope, 0.0, where=~finite)
+        if not finite.all():
+            np.copyto(value, -np.inf, where=~finite)
+            np.copyto(slope, 0.0, where=~finite)
         return value, slope
 
     def reach(self, users: np.ndarray, levels: np.ndarray):
@@ -148,22 +148,23 @@ class LevelPrices:
             reach[limited] += bits * LN2 / self._q[rows[limited] - self._fixed, 0]
         return device, reach
 
-    def _steps(self, width: int) -> np.ndarray:
-        steps = self._aranges.get(width)
-        if steps is None:
-            steps = self._aranges[width] = np.arange(width)
-        return steps
-
     def _window_index(self, users: np.ndarray, first: np.ndarray, width: int):
         """Rows in the prices' order, flat indices into the (K, L+1) tables, lengths past L_max, and
         whether every entry uploads (no length 0, no user off the uplink)."""
         if self._demand is not None:
             raise ValueError("length windows are priced for smooth systems only")
         rows = users if self._identity else self._pos[users]
-        levels = first[:, None] + self._steps(width)
-        beyond = levels >= self.levels
-        np.minimum(levels, self.levels - 1, out=levels)
-        levels += (rows * self.levels)[:, None]
+        # Column by column: an (n, 1) against (n, width) broadcast runs numpy's inner loop once per
+        # row, about ten times slower than these strided columns.
+        levels = np.empty((first.size, width), dtype=np.intp)
+        beyond = np.empty((first.size, width), dtype=bool)
+        base = rows * self.levels
+        top = self.levels - 1
+        for step in range(width):
+            level = first + step
+            np.greater(level, top, out=beyond[:, step])
+            np.minimum(level, top, out=level)
+            np.add(level, base, out=levels[:, step])
         sends = self._sends_from_one and (first.size == 0 or int(first.min()) >= 1)
         return rows, levels, beyond, sends
 
@@ -172,7 +173,12 @@ class LevelPrices:
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
         bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
-        slack = deadline - device
+        if np.ndim(deadline):  # one per row (n, 1): by columns, as in _window_index
+            slack = np.empty(device.shape)
+            for step in range(device.shape[1]):
+                np.subtract(deadline[:, 0], device[:, step], out=slack[:, step])
+        else:
+            slack = deadline - device
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if sends:  # (the planner's windows: every entry uploads, none stays at 0 from its device time on)
                 late = slack <= 0
@@ -182,7 +188,10 @@ class LevelPrices:
                 sending = bits > 0
                 late = (slack < 0) | ((slack == 0) & sending) | beyond
                 rate = np.divide(bits, slack, out=np.zeros(slack.shape), where=sending)
-            need = rate / self._row_efficiency[rows][:, None]  # fixed-SNR users; the others below
+            need = np.empty(rate.shape)  # fixed-SNR users; the others below
+            efficiency = self._row_efficiency[rows]
+            for step in range(rate.shape[1]):  # (by columns, as in _window_index)
+                np.divide(rate[:, step], efficiency, out=need[:, step])
             slope = need / slack
             if bool((rows[1:] > rows[:-1]).all()):
                 # Rows in order (the usual case): the power-limited ones are a tail, priced in place.
@@ -195,13 +204,18 @@ class LevelPrices:
                 need[limited], d_rate = power_limited_inverse(r, q, self._cap)
                 slope[limited] = d_rate * r / slack[limited]
             np.negative(slope, out=slope)
-            # (np.copyto: boolean-mask assignment is several times slower)
-            np.copyto(need, np.inf, where=late)
-            np.copyto(slope, -np.inf, where=late)
+            # (np.copyto: boolean-mask assignment is several times slower; a masked copy only where
+            # the mask holds anything: near the plan's deadline most windows have no late entry)
+            if late.any():
+                np.copyto(need, np.inf, where=late)
+                np.copyto(slope, -np.inf, where=late)
             if not sends:
                 np.copyto(slope, 0.0, where=~(sending | late))
             # A finite need with no finite slope: only a power-limited user's (a rate at the edge of
             # its reach); a fixed-SNR user's slope W / slack is finite wherever its need is.
             part = limited if isinstance(limited, slice) else slice(None)
-            np.copyto(slope[part], np.nan, where=np.isfinite(need[part]) & ~np.isfinite(slope[part]))
+            edge = np.isfinite(need[part])
+            edge &= ~np.isfinite(slope[part])
+            if edge.any():
+                np.copyto(slope[part], np.nan, where=edge)
         return need, slope
