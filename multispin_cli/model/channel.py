@@ -188,6 +188,14 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
     ``q`` is the user's SNR bandwidth (divided by the gap for ``shannon-gap``); flat arrays of the
     power-limited users only. Infinite where the rate is out of reach (``R >= q / ln 2``).
     """
+    rate = np.asarray(rate, dtype=float)
+    if np.ndim(q) == 2 and np.shape(q)[1] == 1 and rate.ndim == 2 and 1 < rate.shape[1] <= 32:
+        # One q per row of a few columns (the planners' windows): spread it column by column once;
+        # an (n, 1) broadcast against a few columns runs numpy's inner loop per row, 10x slower.
+        full = np.empty(rate.shape)
+        for column in range(rate.shape[1]):
+            full[:, column] = q[:, 0]
+        q = full
     a = rate * LN2 / q
     reach = (a > 0) & (a < 1)  # (NaN: out of reach)
     if reach.all():

@@ -136,6 +136,24 @@ def _halves(work, size: int) -> list | None:
     return _both(work, (slice(0, half), slice(half, None)))
 
 
+def _levels(start: np.ndarray, width: int, top: int, first: int = 0) -> np.ndarray:
+    """The window lengths ``min(start + j, top)`` (n, first + width), after ``first`` columns of 0
+    (length 0), column by column: an (n, 1) against (n, width) broadcast runs numpy's inner loop
+    once per row, about ten times slower than strided columns."""
+    levels = np.zeros((start.size, first + width), dtype=np.intp)
+    for j in range(width):
+        np.minimum(start + j, top, out=levels[:, first + j])
+    return levels
+
+
+def _at_least(matrix: np.ndarray, per_row: np.ndarray) -> np.ndarray:
+    """``matrix >= per_row[:, None]``, column by column (as :func:`_levels`)."""
+    out = np.empty(matrix.shape, dtype=bool)
+    for j in range(matrix.shape[1]):
+        np.greater_equal(matrix[:, j], per_row, out=out[:, j])
+    return out
+
+
 def applies(system: System) -> bool:
     """Whether a cell is large and regular enough for this path."""
     return (
@@ -195,8 +213,11 @@ class _Cell:
     def values(self, gamma: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
         """``G_k(l) - gamma v1 l`` at the windows' lengths (n, width) of ``users`` (all by default)."""
         users = self.users if users is None else users
-        levels = np.minimum(start[:, None] + np.arange(width), self.top)
-        return self._values(gamma).ravel().take(users[:, None] * (self.top + 1) + levels)
+        flat = _levels(start, width, self.top)
+        base = users * (self.top + 1)
+        for j in range(width):
+            flat[:, j] += base
+        return self._values(gamma).ravel().take(flat)
 
     def window(self, deadline: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
         users = self.users if users is None else users
@@ -222,23 +243,27 @@ def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
     None) or over length 0 and each user's window. Returns the solution, the lengths of its integer
     plan and of the plan with the fractional user rounded up, and the LP plan's ratio."""
     if window is None:
-        need = cell.prices.at(deadline)[0]
-        levels = np.broadcast_to(np.arange(cell.top + 1), need.shape)
-        v = (cell.g - gamma * cell.v1 * levels)[None]
-        w = need[None]
+        levels = None  # every length: a pick is its length
+        v, w = cell._values(gamma)[None], cell.prices.at(deadline)
     else:
         parts = _halves(lambda rows: cell.window(deadline, window[rows], cell.users[rows])[0], cell.k)
         need = cell.window(deadline, window)[0] if parts is None else np.concatenate(parts)
-        levels = np.minimum(window[:, None] + np.arange(WIDTH), cell.top)
-        v = np.concatenate([cell.g[:, :1], cell.values(gamma, window)], axis=1)[None]
-        w = np.concatenate([np.zeros((cell.k, 1)), need], axis=1)[None]
-        levels = np.concatenate([np.zeros((cell.k, 1), dtype=levels.dtype), levels], axis=1)
+        levels = _levels(window, WIDTH, cell.top, first=1)  # length 0, then the window
+        v, w = np.empty(levels.shape), np.zeros(levels.shape)
+        v[:, 0] = cell.g0
+        v[:, 1:] = cell.values(gamma, window)
+        w[:, 1:] = need
+        v, w = v[None], w[None]
     sol = knapsack.solve(v, w, cell.budget)
-    pick, pick_up = sol.levels[0][:, None], sol.rounded_up[0][:, None]
-    lengths = np.take_along_axis(levels, pick, axis=1)[:, 0]
-    up = np.take_along_axis(levels, pick_up, axis=1)[:, 0]
+    # Each user's pick as a flat entry of the (K, options) tables (take_along_axis is slower).
+    row = np.arange(cell.k) * v.shape[2]
+    pick, pick_up = row + sol.levels[0], row + sol.rounded_up[0]
+    if levels is None:
+        lengths, up = sol.levels[0], sol.rounded_up[0]
+    else:
+        lengths, up = levels.ravel().take(pick), levels.ravel().take(pick_up)
     # The LP's total draft length: the integer plan's, and the fractional user's share of its step.
-    value, value_up = np.take_along_axis(v[0], pick, 1).sum(), np.take_along_axis(v[0], pick_up, 1).sum()
+    value, value_up = v[0].ravel().take(pick).sum(), v[0].ravel().take(pick_up).sum()
     share = (float(sol.lp_value[0]) - value) / (value_up - value) if value_up > value else 0.0
     total = float(lengths.sum()) + min(max(share, 0.0), 1.0) * float(up.sum() - lengths.sum())
     ratio = (float(sol.lp_value[0]) + gamma * cell.v1 * total) / (deadline + cell.fixed + cell.v1 * total)
@@ -517,7 +542,7 @@ def _user_bounds_of(cell: _Cell, users: np.ndarray, pa: _Point, pb: _Point, a, b
     best = g0 - mu * a  # length 0: no band, its value
     per_user = np.ndim(a) > 0
     # The lengths of b's window that can lead somewhere in [a, b] (most users have one).
-    flat = np.flatnonzero(pb.value >= floor[:, None])
+    flat = np.flatnonzero(_at_least(pb.value, floor))
     if flat.size:
         user = flat // width
         j = flat - user * width
@@ -620,7 +645,7 @@ def _steady(cell: _Cell, pa: _Point, pb: _Point, a: float, b: float) -> _Steady:
     width = pb.value.shape[1]
     floor = pa.phi
     g0 = cell.g0
-    candidates = pb.value >= floor[:, None]
+    candidates = _at_least(pb.value, floor)
     in_window = candidates[:, 0].astype(np.intp)  # (by columns: a sum along rows of 3 is slow)
     for column in range(1, width):
         in_window += candidates[:, column]
