@@ -324,14 +324,19 @@ def test_resource_blocks_with_users_off_the_uplink_match_exhaustive_search(seed)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_the_longest_deadline_is_found_from_the_homogeneous_goodputs(seed):
-    """D_hi's root search starts at L_max's deadline recovered from the homogeneous plan's goodput
-    per common length: that guess is the equal-finish root to rounding (a wrong formula would only
-    slow the search, so this pins it), and D_hi is the same with or without it."""
-    from multispin_cli.planners.heterogeneous import _deadline_range, _longest_common_deadline
+def test_the_common_lengths_deadlines_are_recovered_from_the_homogeneous_goodputs(seed):
+    """D_hi's root search starts at L_max's deadline, and the city-scale search (when the start plan
+    drafts nothing) at the best drafting common length's, both recovered from the homogeneous
+    plan's goodput per common length: each is that length's equal-finish root to rounding (a wrong
+    formula would only slow the searches, so this pins it), and D_hi is the same with or without."""
+    from multispin_cli.planners.heterogeneous import _deadline_range, _guesses
+    from multispin_cli.planners.homogeneous import common_length_deadlines
 
     system = busy_cell(np.random.default_rng(seed), 50 * (seed + 1), batching="padded" if seed % 2 else "ragged")
+    hom = plan_homogeneous(system)
+    longest, drafting = _guesses(system, hom)
     root, _ = equal_finish_split(system, np.full(system.users, system.max_draft_length))
-    guess = _longest_common_deadline(system, plan_homogeneous(system))
-    assert guess == pytest.approx(float(root), rel=1e-12)
-    assert _deadline_range(system, near=guess)[1] == pytest.approx(_deadline_range(system)[1], rel=1e-14)
+    assert longest == pytest.approx(float(root), rel=1e-12)
+    best = int(np.argmax(hom.goodput_by_length[1:])) + 1
+    assert drafting == pytest.approx(float(common_length_deadlines(system)[best]), rel=1e-12)
+    assert _deadline_range(system, near=longest)[1] == pytest.approx(_deadline_range(system)[1], rel=1e-14)

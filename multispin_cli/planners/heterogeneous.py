@@ -155,18 +155,33 @@ def _deadline_range(system: System, near: float | None = None) -> tuple[float, f
     return d_lo, max(float(d_hi), d_lo)
 
 
-def _longest_common_deadline(system: System, start: Plan) -> float | None:
-    """The common length L_max's deadline, from the start plan's goodput at each common length (the
-    homogeneous planner's, where it has them; to rounding): D_hi's root search starts there, a
-    step or two from the root instead of about nine."""
+def _common_deadlines(system: System, start: Plan) -> np.ndarray | None:
+    """Each common length's equal-finish deadline (s), recovered from the start plan's goodput at
+    each common length (the homogeneous planner's, where it has them; to rounding): starting
+    points for root searches and the city-scale search, where computing them again costs a
+    common-length solve. None where the start plan has no such goodputs."""
     by_length = start.goodput_by_length
-    if by_length is None or by_length.size != system.max_draft_length + 1 or not by_length[-1] > 0:
+    if by_length is None or by_length.size != system.max_draft_length + 1:
         return None
-    top = system.max_draft_length
-    tokens = float(system.tokens_per_round[:, top].sum())
-    verify = float(np.asarray(system.verify(np.array([system.users * (top + 1.0)]))).ravel()[0])
-    deadline = tokens / float(by_length[-1]) - verify - system.server_fixed_s
-    return deadline if np.isfinite(deadline) and deadline > 0 else None
+    levels = np.arange(system.max_draft_length + 1)
+    tokens = system.tokens_per_round.sum(axis=0)
+    verify = np.asarray(system.verify(system.users * (levels + 1.0)), dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        deadlines = tokens / by_length - verify - system.server_fixed_s
+    return np.where(np.isfinite(deadlines) & (deadlines > 0), deadlines, np.nan)
+
+
+def _guesses(system: System, start: Plan) -> tuple[float | None, float | None]:
+    """From :func:`_common_deadlines`: L_max's deadline (where D_hi's root search starts, a step
+    or two from the root instead of about nine) and the best drafting common length's (where
+    the city-scale search starts when the start plan drafts nothing)."""
+    deadlines = _common_deadlines(system, start)
+    if deadlines is None:
+        return None, None
+    longest = float(deadlines[-1]) if np.isfinite(deadlines[-1]) else None
+    drafting = np.where(np.isfinite(deadlines[1:]), start.goodput_by_length[1:], -np.inf)
+    best = int(np.argmax(drafting)) + 1 if drafting.size and np.isfinite(drafting.max()) else None
+    return longest, (None if best is None else float(deadlines[best]))
 
 
 def _initial_points(d_lo: float, d_hi: float, near: float) -> np.ndarray:
@@ -496,7 +511,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, intervals_o
 
     searchable = max_len > 0 and bool((system.channel.max_rate_bps > 0).any())
     if searchable:
-        d_lo, d_hi = _deadline_range(system, near=_longest_common_deadline(system, start))
+        longest, drafting = _guesses(system, start)
+        d_lo, d_hi = _deadline_range(system, near=longest)
         searchable = bool(np.isfinite(d_lo) and np.isfinite(d_hi))
         if not searchable:
             # No finite range of deadlines to search (a user the split cannot serve at L_max with
@@ -507,7 +523,8 @@ def plan_heterogeneous(system: System, *, start: Plan | None = None, intervals_o
         # City scale: a few LPs find the plan, one price proves it (planners/price_sweep.py); where
         # that proof does not close, the interval search below runs as for any cell.
         large = price_sweep.plan_large(system, lengths=best.lengths, goodput=best.value, deadline=best.deadline,
-                                       bandwidth=best.bandwidth, d_lo=d_lo, d_hi=d_hi, tolerance=BOUND_TOLERANCE)
+                                       bandwidth=best.bandwidth, d_lo=d_lo, d_hi=d_hi, tolerance=BOUND_TOLERANCE,
+                                       drafting_deadline=drafting)
         if large is not None:
             best.lengths, best.value, best.deadline, best.bandwidth = (large.lengths, large.goodput, large.deadline,
                                                                        large.bandwidth)

@@ -888,11 +888,14 @@ class _Best:
             self.deadline, self.bandwidth = float(deadline[i]), bandwidth[i]
 
 
-def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float) -> float:
+def _start_deadline(cell: _Cell, deadline: float, d_lo: float, d_hi: float, drafting: float | None = None) -> float:
     """Where the search starts: the start plan's deadline, or (when nobody drafts in it) the best
-    common length's (L >= 1) equal-finish deadline."""
+    common length's (L >= 1) equal-finish deadline: ``drafting`` where the caller knows it, else
+    solved here."""
     if d_lo < deadline < d_hi:
         return deadline
+    if drafting is not None and d_lo < drafting < d_hi:
+        return drafting
     common = common_length_deadlines(cell.system)
     if common is not None:
         levels = np.arange(1, cell.top + 1)
@@ -927,8 +930,10 @@ def _lp_near(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.n
 
 
 def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
-               d_lo: float, d_hi: float, tolerance: float) -> LargeResult | None:
+               d_lo: float, d_hi: float, tolerance: float, drafting_deadline: float | None = None) -> LargeResult | None:
     """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
+    ``drafting_deadline``: the best drafting common length's deadline, where the search starts
+    when nobody drafts in the start plan (solved here where not given).
 
     Where the proof does not close, the whole cell's LP is solved at the deadlines it points to (a
     better plan is most likely there) and the proof runs again with the better plan; where no
@@ -942,7 +947,7 @@ def plan_large(system: System, *, lengths, goodput: float, deadline: float, band
     if (order != np.arange(system.users)).any():
         found = plan_large(system.take(order), lengths=np.asarray(lengths)[order], goodput=goodput,
                            deadline=deadline, bandwidth=np.asarray(bandwidth)[order], d_lo=d_lo, d_hi=d_hi,
-                           tolerance=tolerance)
+                           tolerance=tolerance, drafting_deadline=drafting_deadline)
         if found is None:
             return None
         back = np.empty_like(order)
@@ -951,7 +956,7 @@ def plan_large(system: System, *, lengths, goodput: float, deadline: float, band
     cell = _Cell(system)
     best = _Best(system, np.asarray(lengths, dtype=np.int64), goodput, deadline, bandwidth)
     sample = _Cell(_sample(system, SAMPLE)) if cell.k > SAMPLE else cell
-    lam, _ = _search(cell, sample, _start_deadline(sample, deadline, d_lo, d_hi), best, (d_lo, d_hi))
+    lam, _ = _search(cell, sample, _start_deadline(sample, deadline, d_lo, d_hi, drafting_deadline), best, (d_lo, d_hi))
     for _ in range(PROOF_ROUNDS):
         gamma = best.value * (1.0 + tolerance)
         start = _centred(np.maximum(best.lengths, 1), cell.top, PROOF_WIDTH)
