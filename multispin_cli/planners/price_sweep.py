@@ -802,20 +802,26 @@ def certify(cell: _Cell, lam: float, gamma: float, d_lo: float, d_hi: float, sta
         # it goes (a sliver).
         grid = np.append(grid[grid * (1 + SAME_DEADLINE) < long], long)
     high = float(grid[-1]) if near is None else min(float(grid[-1]), near * np.exp(NEAR_GRID[2]))
-    short = _short_closed(cell, gamma, rest, d_lo, high)
-    if short >= grid[-1]:
-        return []
-    if short > grid[0]:
-        grid = np.concatenate([[short], grid[grid > short * (1 + SAME_DEADLINE)]])
-    todo = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)]
+
+    def from_short(points: np.ndarray) -> list[tuple[float, float]]:
+        """The intervals of ``points`` from where the short deadlines close on."""
+        short = _short_closed(cell, gamma, rest, d_lo, high)
+        if short >= points[-1]:
+            return []
+        if short > points[0]:
+            points = np.concatenate([[short], points[points > short * (1 + SAME_DEADLINE)]])
+        return [(float(points[i]), float(points[i + 1])) for i in range(points.size - 1)]
+
     middle = int(np.searchsorted(grid, near)) if near is not None else 0
-    if cell.k >= THREADED_PROOF and 1 <= middle < len(todo) and _second_thread():
-        # (each half may price half of MAX_POINTS deadlines)
-        parts = _both(lambda part: _close(cell, lam, gamma, part, start, rest, MAX_POINTS // 2),
-                      (todo[:middle], todo[middle:]))
+    if cell.k >= THREADED_PROOF and 1 <= middle < grid.size - 1 and _second_thread():
+        # Below the plan's deadline (the short ladder first) and above it, each on a thread of its
+        # own, each may price half of MAX_POINTS deadlines.
+        upper = [(float(grid[i]), float(grid[i + 1])) for i in range(middle, grid.size - 1)]
+        parts = _both(lambda todo: _close(cell, lam, gamma, todo() if callable(todo) else todo, start, rest,
+                                          MAX_POINTS // 2), (lambda: from_short(grid[:middle + 1]), upper))
         stuck = parts[0] + parts[1]
     else:
-        stuck = _close(cell, lam, gamma, todo, start, rest, MAX_POINTS)
+        stuck = _close(cell, lam, gamma, from_short(grid), start, rest, MAX_POINTS)
     return sorted(stuck, key=lambda s: -s[2])
 
 
