@@ -440,6 +440,28 @@ def test_summing_the_steady_users_never_closes_an_interval_with_a_positive_dual(
     assert closed >= 3  # the test's strength: it closes what is clearly below (not a bound of +inf)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summing_the_steady_users_closes_whatever_the_users_one_by_one_close(seed, monkeypatch):
+    """The proof goes straight to the interval test that sums the steady users: its first round (no
+    prices inside the interval) is never above the bound with every user one by one, so it closes
+    every interval that bound closes; on a range of intervals and gammas around the plan's."""
+    system, cell, d_star, goodput, lam, lengths = _planned(2500, seed)
+    start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
+    monkeypatch.setattr(price_sweep, "MOVER_PIECES", 0)  # the first round alone
+    one_by_one = summed = 0
+    for gamma in goodput * np.array([1.0005, 1.001, 1.003, 1.01]):
+        for low, high in ((1.0, 1.06), (0.94, 1.0), (1.0, 1.13), (0.88, 1.0), (1.13, 1.27), (0.7, 0.8), (1.3, 1.6)):
+            a, b = d_star * low, d_star * high
+            pa = price_sweep._point(cell, a, lam, gamma, start)
+            pb = price_sweep._point(cell, b, lam, gamma, pa.start)
+            closes = price_sweep._interval_bound(cell, pa, pb, a, b, lam, gamma) <= 0.0
+            refined = price_sweep._refined(cell, pa, pb, a, b, lam, gamma)
+            assert refined or not closes, (gamma / goodput, low, high)
+            one_by_one += closes
+            summed += refined
+    assert one_by_one >= 5 and summed > one_by_one  # (both close some; the sum closes more)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_deadlines_closed_without_prices_hold_no_dual_above_zero(seed):
     """The long tail (from :func:`_long_closed` on) and the short one (up to :func:`_short_closed`)

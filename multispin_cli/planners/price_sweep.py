@@ -857,13 +857,21 @@ def _close(cell: _Cell, lam: float, gamma: float, todo: list[tuple[float, float]
             if a not in points and (pb := at(b)) is not None and float(pb.phi.sum()) - gamma * a - rest <= 0.0:
                 continue
             pa, pb = at(a), at(b)
-            bound = np.inf if pa is None or pb is None else _interval_bound(cell, pa, pb, a, b, lam, gamma)
-            # The dual itself above 0 at an end: no bound on any part of [a, b] that holds that end
-            # can close it with this price (the range needs a better plan or a price of its own).
-            hopeless = bound > 0.0 and pa is not None and pb is not None and max(
-                float(pa.phi.sum()) - gamma * a, float(pb.phi.sum()) - gamma * b) > rest
-            if bound > 0.0 and not hopeless and pa is not None and _refined(cell, pa, pb, a, b, lam, gamma):
+            hopeless = False
+            if pa is None or pb is None:
+                bound = np.inf
+            elif max(float(pa.phi.sum()) - gamma * a, float(pb.phi.sum()) - gamma * b) > rest:
+                # The dual itself above 0 at an end: no bound on any part of [a, b] that holds that
+                # end can close it with this price (the range needs a better plan or a price of its
+                # own); the users' bound one by one only for the record (and rounding).
+                bound = _interval_bound(cell, pa, pb, a, b, lam, gamma)
+                hopeless = bound > 0.0
+            elif _refined(cell, pa, pb, a, b, lam, gamma):
+                # The steady users summed, the movers one by one: its first round is never above the
+                # bound with every user one by one, which is therefore not computed first.
                 bound = 0.0
+            else:
+                bound = _interval_bound(cell, pa, pb, a, b, lam, gamma)  # (to rounding, above 0)
             if bound > 0.0:
                 if hopeless or b <= a * (1 + NARROWEST) or priced > most_points or pa is None or pb is None:
                     stuck.append((a, b, bound))
