@@ -110,6 +110,9 @@ def test_power_limited_inverse_of_a_table_is_that_of_its_entries_one_by_one(rows
                   for i in range(rows) for j in range(width)]
     np.testing.assert_array_equal(need.ravel(), [n[0] for n, _ in one_by_one])
     np.testing.assert_array_equal(slope.ravel(), [s[0] for _, s in one_by_one])
+    alone, none = power_limited_inverse(rate, q, 6.0, derivative=False)  # the need alone: the same numbers
+    assert none is None
+    np.testing.assert_array_equal(alone, power_limited_inverse(rate, q, 6.0)[0])
 
 
 def test_power_limited_rate_is_bounded_and_unreachable_beyond():

@@ -58,6 +58,9 @@ def test_windows_price_what_every_length_costs(seed, in_order, idle):
         ref_slope = slope[0][users[:, None], np.minimum(levels, system.max_draft_length)]
         assert np.isinf(w_need[~inside]).all()
         np.testing.assert_array_equal(w_need[inside], ref[inside])
+        alone, none = prices.window(deadline, users, first, price_sweep.WIDTH, derivative=False)
+        assert none is None
+        np.testing.assert_array_equal(alone, w_need)  # (the LPs' needs, without their slopes)
         finite = inside & np.isfinite(ref) & np.isfinite(ref_slope)  # (an infinite need's slope: no use)
         np.testing.assert_array_equal(w_slope[finite], ref_slope[finite])
 

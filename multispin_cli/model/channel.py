@@ -182,8 +182,10 @@ class Channel:
         return np.where(rate <= 0, 0.0, blocks)
 
 
-def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("inf")) -> tuple[np.ndarray, np.ndarray]:
-    """Least bandwidth W with ``W log2(1 + q / W) >= rate`` (at most ``cap`` bit/s/Hz), and dW/dR.
+def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("inf"), *,
+                          derivative: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Least bandwidth W with ``W log2(1 + q / W) >= rate`` (at most ``cap`` bit/s/Hz), and dW/dR
+    (None without ``derivative``: a caller that needs only W skips it).
 
     ``q`` is the user's SNR bandwidth (divided by the gap for ``shannon-gap``); flat arrays of the
     power-limited users only. Infinite where the rate is out of reach (``R >= q / ln 2``).
@@ -208,7 +210,7 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
             if ((x > 0) & (x < np.inf)).all():
                 with np.errstate(divide="ignore", invalid="ignore"):
                     need = q / x
-                    slope = LN2 / (np.log1p(x) - x / (1.0 + x))
+                    slope = LN2 / (np.log1p(x) - x / (1.0 + x)) if derivative else None
                 return _capped(rate, need, slope, cap)
     # Only the rates in reach take a root: late and unreachable lengths, often most of a window's
     # entries at short deadlines, are 0 (nothing to send) or inf without one. The table covers the
@@ -216,7 +218,7 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
     need = np.full(np.shape(a), np.inf)  # (C order: written below through its flat view)
     with np.errstate(invalid="ignore"):
         np.copyto(need, 0.0, where=a <= 0)  # (NaN: inf)
-    slope = need.copy()
+    slope = need.copy() if derivative else None
     at = np.flatnonzero(reach)
     if at.size:
         a_at = a.ravel().take(at)
@@ -234,7 +236,8 @@ def power_limited_inverse(rate: np.ndarray, q: np.ndarray, cap: float = float("i
         ok = np.isfinite(x) & (x > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             need.ravel()[at] = np.where(ok, q_at / x, np.inf)
-            slope.ravel()[at] = np.where(ok, LN2 / (np.log1p(x) - x / (1.0 + x)), np.inf)
+            if derivative:
+                slope.ravel()[at] = np.where(ok, LN2 / (np.log1p(x) - x / (1.0 + x)), np.inf)
     return _capped(rate, need, slope, cap)
 
 
@@ -245,7 +248,7 @@ def _capped(rate: np.ndarray, need: np.ndarray, slope: np.ndarray, cap: float):
             capped = rate / cap
         binds = capped > need
         need = np.where(binds, capped, need)
-        slope = np.where(binds, 1.0 / cap, slope)
+        slope = None if slope is None else np.where(binds, 1.0 / cap, slope)
     return need, slope
 
 

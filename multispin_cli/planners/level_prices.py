@@ -91,7 +91,7 @@ class LevelPrices:
             d_rate = None
             if f < need.shape[1]:
                 q = self._q[max(0, rows.start - self._fixed):rows.stop - self._fixed]
-                need[:, f:], d_rate = power_limited_inverse(rate[:, f:], q, self._cap)
+                need[:, f:], d_rate = power_limited_inverse(rate[:, f:], q, self._cap, derivative=derivative)
             need[late] = np.inf
             if derivative:
                 # dW/dD = dW/dR * dR/dD with dR/dD = -R / slack (R = bits / slack).
@@ -105,12 +105,12 @@ class LevelPrices:
                 slope[np.isfinite(need) & ~np.isfinite(slope)] = np.nan
         return need, slope
 
-    def window(self, deadline: float, users: np.ndarray, first: np.ndarray, width: int):
-        """Needs and dW/dD (each (n, width)) of ``users`` at the lengths ``first .. first + width - 1``,
-        at one deadline (or one per user, (n, 1)): a few lengths per user where :meth:`at` prices them
-        all (large cells only look near each user's best length). Lengths beyond L_max need ``inf``.
-        Smooth systems only."""
-        return self._window(deadline, *self._window_index(users, first, width))
+    def window(self, deadline: float, users: np.ndarray, first: np.ndarray, width: int, *, derivative: bool = True):
+        """Needs and dW/dD (each (n, width); None without ``derivative``) of ``users`` at the lengths
+        ``first .. first + width - 1``, at one deadline (or one per user, (n, 1)): a few lengths per
+        user where :meth:`at` prices them all (large cells only look near each user's best length).
+        Lengths beyond L_max need ``inf``. Smooth systems only."""
+        return self._window(deadline, *self._window_index(users, first, width), derivative=derivative)
 
     def terms(self, deadline, users: np.ndarray, first: np.ndarray, width: int, values: np.ndarray, lam: float):
         """``values[user, l] - lam W(l, D)`` and its derivative in D (>= 0) at the windows of
@@ -168,8 +168,10 @@ class LevelPrices:
         sends = self._sends_from_one and (first.size == 0 or int(first.min()) >= 1)
         return rows, levels, beyond, sends
 
-    def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray, sends: bool):
-        """Needs and dW/dD at the flat entries (rows and entries from :meth:`_window_index`)."""
+    def _window(self, deadline, rows: np.ndarray, flat: np.ndarray, beyond: np.ndarray, sends: bool,
+                derivative: bool = True):
+        """Needs and dW/dD (None without ``derivative``) at the flat entries (rows and entries from
+        :meth:`_window_index`)."""
         if self._row_efficiency is None:  # per row: the fixed-SNR users' efficiency (1 for the others)
             self._row_efficiency = np.concatenate([self._efficiency[:, 0], np.ones(self.users - self._fixed)])
         bits, device = self._bits.ravel().take(flat), self._device.ravel().take(flat)
@@ -192,7 +194,7 @@ class LevelPrices:
             efficiency = self._row_efficiency[rows]
             for step in range(rate.shape[1]):  # (by columns, as in _window_index)
                 np.divide(rate[:, step], efficiency, out=need[:, step])
-            slope = need / slack
+            slope = need / slack if derivative else None
             if bool((rows[1:] > rows[:-1]).all()):
                 # Rows in order (the usual case): the power-limited ones are a tail, priced in place.
                 limited = slice(int(np.searchsorted(rows, self._fixed)), None)
@@ -201,8 +203,13 @@ class LevelPrices:
             q = self._q[rows[limited] - self._fixed]
             if q.size:
                 r = rate[limited]
-                need[limited], d_rate = power_limited_inverse(r, q, self._cap)
-                slope[limited] = d_rate * r / slack[limited]
+                need[limited], d_rate = power_limited_inverse(r, q, self._cap, derivative=derivative)
+                if derivative:
+                    slope[limited] = d_rate * r / slack[limited]
+            if not derivative:
+                if late.any():
+                    np.copyto(need, np.inf, where=late)
+                return need, None
             np.negative(slope, out=slope)
             # (np.copyto: boolean-mask assignment is several times slower; a masked copy only where
             # the mask holds anything: near the plan's deadline most windows have no late entry)

@@ -220,8 +220,9 @@ class _Cell:
         return self._values(gamma).ravel().take(flat)
 
     def window(self, deadline: float, start: np.ndarray, users: np.ndarray | None = None, width: int = WIDTH):
+        """The needs at the windows (n, width), without their derivative."""
         users = self.users if users is None else users
-        return self.prices.window(deadline, users, start, width)
+        return self.prices.window(deadline, users, start, width, derivative=False)[0]
 
     def terms(self, deadline, start: np.ndarray, users: np.ndarray, width: int, lam: float, gamma: float):
         """``G - gamma v1 l - lam W`` at the windows (n, width) and its derivative in D (>= 0)."""
@@ -246,8 +247,8 @@ def _lp(cell: _Cell, deadline: float, gamma: float, window: np.ndarray | None):
         levels = None  # every length: a pick is its length
         v, w = cell._values(gamma)[None], cell.prices.at(deadline)
     else:
-        parts = _halves(lambda rows: cell.window(deadline, window[rows], cell.users[rows])[0], cell.k)
-        need = cell.window(deadline, window)[0] if parts is None else np.concatenate(parts)
+        parts = _halves(lambda rows: cell.window(deadline, window[rows], cell.users[rows]), cell.k)
+        need = cell.window(deadline, window) if parts is None else np.concatenate(parts)
         levels = _levels(window, WIDTH, cell.top, first=1)  # length 0, then the window
         v, w = np.empty(levels.shape), np.zeros(levels.shape)
         v[:, 0] = cell.g0
