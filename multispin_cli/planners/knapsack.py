@@ -127,6 +127,8 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
 
     def row_cumsum(x):
         total = np.cumsum(x)
+        if b == 1:  # (one knapsack: the running sum itself)
+            return total
         before = np.concatenate([[0.0], total])[starts]
         return total - before[row]
 
@@ -136,16 +138,17 @@ def solve(values: np.ndarray, weights: np.ndarray, budget: float) -> KnapsackSol
     over = ~taken
     first_over = np.full(b, -1)
     idx_over = np.nonzero(over)[0]
-    if idx_over.size:
+    if idx_over.size:  # the first in each row (rows are in order)
         r_over = row[idx_over]
-        uniq, pos = np.unique(r_over, return_index=True)
-        first_over[uniq] = idx_over[pos]
+        pos = np.flatnonzero(np.concatenate([[True], r_over[1:] != r_over[:-1]]))
+        first_over[r_over[pos]] = idx_over[pos]
     has_crit = first_over >= 0
     crit = np.maximum(first_over, 0)
     spent = np.where(has_crit, cum[crit] - weight[crit], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(has_crit, (budget - spent) / weight[crit], 0.0)
-    frac = np.clip(np.nan_to_num(frac), 0.0, 1.0)
+    frac = np.minimum(np.maximum(frac, 0.0), 1.0)  # (inf to 1; NaN, where nothing is left, to 0)
+    frac[np.isnan(frac)] = 0.0
     base = values[..., 0].sum(axis=-1)
     lp_value = base + np.bincount(row[taken], gain[taken], minlength=b) + frac * np.where(has_crit, gain[crit], 0.0)
     lp_levels = np.bincount(row[taken], steps[taken], minlength=b) + frac * np.where(has_crit, steps[crit], 0)
