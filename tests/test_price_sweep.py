@@ -448,7 +448,7 @@ def test_summing_the_steady_users_closes_whatever_the_users_one_by_one_close(see
     """The proof goes straight to the interval test that sums the steady users: its first round (no
     prices inside the interval) is never above the bound with every user one by one, so it closes
     every interval that bound closes; on a range of intervals and gammas around the plan's."""
-    system, cell, d_star, goodput, lam, lengths = _planned(2500, seed)
+    _, cell, d_star, goodput, lam, lengths = _planned(2500, seed)
     start = price_sweep._centred(np.maximum(lengths, 1), cell.top, price_sweep.PROOF_WIDTH)
     monkeypatch.setattr(price_sweep, "MOVER_PIECES", 0)  # the first round alone
     one_by_one = summed = 0

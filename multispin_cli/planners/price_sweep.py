@@ -945,7 +945,8 @@ def _lp_near(cell: _Cell, deadline: float, lam: float, gamma: float, start: np.n
 
 
 def plan_large(system: System, *, lengths, goodput: float, deadline: float, bandwidth,
-               d_lo: float, d_hi: float, tolerance: float, drafting_deadline: float | None = None) -> LargeResult | None:
+               d_lo: float, d_hi: float, tolerance: float,
+               drafting_deadline: float | None = None) -> LargeResult | None:
     """Search from a plan (the homogeneous one), then prove the best found within ``tolerance``.
     ``drafting_deadline``: the best drafting common length's deadline, where the search starts
     when nobody drafts in the start plan (solved here where not given).
